@@ -1,0 +1,52 @@
+"""The one exception handler: domain errors and framework errors to plain-text HTTP bodies.
+
+Microsoft's server answers errors with the message as a plain-text body; clients such as
+dicomweb-client surface that text, so we do the same.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, HttpResponse
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.views import set_rollback
+
+from dicomsvc.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+TEXT = "text/plain; charset=utf-8"
+
+
+def error_response(status: int, message: str) -> HttpResponse:
+    return HttpResponse(message, status=status, content_type=TEXT)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
+    if isinstance(exc, ApplicationError):
+        set_rollback()
+        return error_response(exc.status_code, exc.message)
+    if isinstance(exc, Http404):
+        return error_response(404, str(exc) or "The specified resource cannot be found.")
+    if isinstance(exc, PermissionDenied):
+        return error_response(403, "Authorization failed.")
+    if isinstance(exc, DjangoValidationError):
+        set_rollback()
+        return error_response(400, "; ".join(exc.messages))
+    if isinstance(exc, drf_exceptions.ParseError):
+        return error_response(400, "The syntax of the request body is invalid.")
+    if isinstance(exc, drf_exceptions.UnsupportedMediaType):
+        return error_response(415, f"The specified content type '{exc.detail}' is not supported.")
+    if isinstance(exc, drf_exceptions.APIException):
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        return error_response(exc.status_code, detail)
+    return None
+
+
+def not_found_view(request: Any, exception: Exception | None = None) -> HttpResponse:
+    """Unknown routes answer in the API's plain-text style rather than an HTML page."""
+    return error_response(404, "The requested resource was not found.")

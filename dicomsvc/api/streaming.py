@@ -1,0 +1,60 @@
+"""Async streaming of multipart/related bodies, so ASGI never buffers a whole response.
+
+Django consumes a *synchronous* iterator into a list before sending it under ASGI; an
+async generator is streamed chunk by chunk. Blocking reads run in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import AsyncIterator, BinaryIO, Callable
+
+CHUNK = 1024 * 1024
+
+
+def new_boundary() -> str:
+    return uuid.uuid4().hex
+
+
+def multipart_content_type(payload_type: str, boundary: str) -> str:
+    return f'multipart/related; type="{payload_type}"; boundary={boundary}'
+
+
+async def file_chunks(opener: Callable[[], BinaryIO]) -> AsyncIterator[bytes]:
+    fileobj = await asyncio.to_thread(opener)
+    try:
+        while True:
+            data = await asyncio.to_thread(fileobj.read, CHUNK)
+            if not data:
+                return
+            yield data
+    finally:
+        await asyncio.to_thread(fileobj.close)
+
+
+PartSource = tuple[str, Callable[[], AsyncIterator[bytes]]]
+
+
+async def multipart_stream(parts: list[PartSource], boundary: str) -> AsyncIterator[bytes]:
+    """`--b CRLF headers CRLF CRLF body CRLF` per part, then `--b--`."""
+    delimiter = f"--{boundary}\r\n".encode()
+    for content_type, body in parts:
+        yield delimiter + f"Content-Type: {content_type}\r\n\r\n".encode()
+        async for chunk in body():
+            yield chunk
+        yield b"\r\n"
+    yield f"--{boundary}--".encode()
+
+
+def bytes_source(producer: Callable[[], bytes]) -> Callable[[], AsyncIterator[bytes]]:
+    async def generate() -> AsyncIterator[bytes]:
+        data = await asyncio.to_thread(producer)
+        for start in range(0, len(data), CHUNK):
+            yield data[start : start + CHUNK]
+
+    return generate
+
+
+def file_source(opener: Callable[[], BinaryIO]) -> Callable[[], AsyncIterator[bytes]]:
+    return lambda: file_chunks(opener)

@@ -1,0 +1,81 @@
+"""ASGI entry point (uvicorn / gunicorn with uvicorn workers).
+
+Wrapped in a body-size guard: a body larger than DICOM_MAX_STOW_BYTES is refused with 413
+as soon as its Content-Length is known, or as soon as a chunked body crosses the limit,
+before Django spools it to disk.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Awaitable, Callable
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dicomsvc.settings")
+
+from django.conf import settings  # noqa: E402
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+django_application = get_asgi_application()
+
+from partitions.checks import partitions_guard  # noqa: E402
+
+partitions_guard()
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+async def _send_413(send: Send, limit: int) -> None:
+    body = f"The request exceeded the allowed limit of {limit} bytes.".encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: Callable[..., Awaitable[None]], limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await _send_413(send, self.limit)
+                return
+        received = 0
+        exceeded = False
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    exceeded = True
+                    # Django treats a disconnect as an aborted request and answers nothing.
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        await self.app(scope, limited_receive, tracking_send)
+        if exceeded and not started:
+            await _send_413(send, self.limit)
+
+
+application = BodyLimitMiddleware(django_application, settings.DICOM_MAX_STOW_BYTES)

@@ -1,0 +1,174 @@
+"""Django settings, read from environment variables (see .env.example for the full list)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dicomsvc.env import (
+    database_from_url,
+    env_bool,
+    env_choice,
+    env_int,
+    env_list,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# --- Service -----------------------------------------------------------------------------
+PORT = env_int("PORT", 8000, minimum=1)
+DICOM_DATA_DIR = Path(env_str("DICOM_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+DICOM_PUBLIC_BASE_URL = env_str("DICOM_PUBLIC_BASE_URL", f"http://127.0.0.1:{PORT}").rstrip("/")
+DICOM_ENABLE_DATA_PARTITIONS = env_bool("DICOM_ENABLE_DATA_PARTITIONS", False)
+# Microsoft caps one STOW file at 2 GB (2147483647 bytes); we apply the cap to the whole body.
+DICOM_MAX_STOW_BYTES = env_int("DICOM_MAX_STOW_BYTES", 2 * 1024**3, minimum=1)
+# Transcoding, frame extraction without a frame index and rendering read the whole dataset.
+DICOM_MAX_TRANSCODE_BYTES = env_int("DICOM_MAX_TRANSCODE_BYTES", 100 * 1024**2, minimum=1)
+# A row left in "creating" by a crashed request blocks its UIDs (45071) only this long.
+DICOM_STALE_CREATING_SECONDS = env_int("DICOM_STALE_CREATING_SECONDS", 600, minimum=1)
+DICOM_STORAGE_BACKEND = env_choice("DICOM_STORAGE_BACKEND", "local", ("local", "s3"))
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-insecure-secret-key-change-me")
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+
+# --- Django ------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "dicomsvc",
+    "partitions",
+    "studies",
+    "changefeed",
+    "operations",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "dicomsvc.urls"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+ASGI_APPLICATION = "dicomsvc.asgi.application"
+
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{DICOM_DATA_DIR / 'db.sqlite3'}")
+DATABASES = {"default": database_from_url("DATABASE_URL", DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DICOM_DATA_DIR / "static"
+
+# Request bodies above this spill to a temporary file (Django's ASGI handler and upload
+# handlers both honour it), so a large STOW never sits whole in memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024**2
+FILE_UPLOAD_TEMP_DIR = None
+DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024**2
+
+# --- Blob storage ------------------------------------------------------------------------
+DICOM_S3_BUCKET = env_str("DICOM_S3_BUCKET", "dicom")
+DICOM_S3_ENDPOINT_URL = env_str("DICOM_S3_ENDPOINT_URL", "")
+DICOM_S3_REGION = env_str("DICOM_S3_REGION", "us-east-1")
+
+if DICOM_STORAGE_BACKEND == "s3":
+    _dicom_storage: dict[str, object] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": DICOM_S3_BUCKET,
+            "endpoint_url": DICOM_S3_ENDPOINT_URL or None,
+            "region_name": DICOM_S3_REGION,
+            "file_overwrite": True,
+            "default_acl": None,
+            "querystring_auth": False,
+        },
+    }
+else:
+    _dicom_storage = {
+        "BACKEND": "studies.blobstore.DurableFileSystemStorage",
+        "OPTIONS": {"location": str(DICOM_DATA_DIR / "blobs")},
+    }
+
+STORAGES = {
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(DICOM_DATA_DIR / "media")},
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "dicom": _dicom_storage,
+}
+
+# --- REST framework ----------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "EXCEPTION_HANDLER": "dicomsvc.api.errors.exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "dicomsvc.api.negotiation.PassThroughNegotiation",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "UNAUTHENTICATED_USER": None,
+}
+
+# --- Celery ------------------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+_broker_dir = DICOM_DATA_DIR / "broker"
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
+    {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+    if CELERY_BROKER_URL.startswith("filesystem")
+    else {"visibility_timeout": 3600}
+)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ALWAYS_EAGER = False
+
+# --- Admin bootstrap (make run) -------------------------------------------------------------
+DJANGO_SUPERUSER_USERNAME = env_str("DJANGO_SUPERUSER_USERNAME", "")
+DJANGO_SUPERUSER_EMAIL = env_str("DJANGO_SUPERUSER_EMAIL", "")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO").upper()},
+}

@@ -1,0 +1,30 @@
+"""Root routes: admin, health, and the DICOMweb API under /v{n}/ (and /v{n}/partitions/{name}/)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path, register_converter
+
+from dicomsvc.api.converters import ApiVersionConverter, SegmentConverter
+from dicomsvc.health import health_check
+
+register_converter(ApiVersionConverter, "ver")
+register_converter(SegmentConverter, "seg")
+
+# Resources that live in a partition: served at /v{n}/... and /v{n}/partitions/{name}/...
+partitioned = [
+    path("", include("studies.urls")),
+]
+# Resources at the base URI only.
+global_routes = [
+    path("", include("partitions.urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("health/check", health_check),
+    path("v<ver:version>/partitions/<seg:partition_name>/", include(partitioned)),
+    path("v<ver:version>/", include(global_routes + partitioned)),
+]
+
+handler404 = "dicomsvc.api.errors.not_found_view"

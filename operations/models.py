@@ -1,0 +1,62 @@
+"""Long-running operations (bulk update, export, reindex) executed by Celery workers."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+from partitions.models import Partition
+
+
+class OperationType(models.TextChoices):
+    UPDATE = "update"
+    EXPORT = "export"
+    REINDEX = "reindex"
+
+
+class OperationStatus(models.TextChoices):
+    NOT_STARTED = "notStarted"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+ACTIVE_STATUSES = (OperationStatus.NOT_STARTED, OperationStatus.RUNNING)
+
+
+class Operation(models.Model):
+    """A persisted job: the row is committed before its task is enqueued.
+
+    `checkpoint` lets a redelivered task resume where a killed worker stopped.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(max_length=16, choices=OperationType.choices)
+    status = models.CharField(max_length=16, choices=OperationStatus.choices, default=OperationStatus.NOT_STARTED)
+    partition = models.ForeignKey(Partition, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    percent_complete = models.IntegerField(null=True, blank=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    checkpoint = models.JSONField(default=dict, blank=True)
+    results = models.JSONField(null=True, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+    resources = models.JSONField(null=True, blank=True)
+    created_time = models.DateTimeField(auto_now_add=True)
+    last_updated_time = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_time"]
+        indexes = [models.Index(fields=["type", "status"], name="operation_type_status")]
+        constraints = [
+            # At most one unfinished bulk update per server (reference §11).
+            models.UniqueConstraint(
+                fields=["type"],
+                condition=Q(type="update", status__in=["notStarted", "running"]),
+                name="one_active_update",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id} ({self.status})"

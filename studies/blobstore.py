@@ -1,0 +1,99 @@
+"""Blob storage for instance files, keyed by partition and watermark.
+
+Blobs are written before the row that points at them and removed after that row is gone.
+The local backend fsyncs each file so a committed row never points at a lost write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from typing import Any, BinaryIO, Iterator
+
+from django.core.files import File
+from django.core.files.storage import FileSystemStorage, Storage, storages
+
+from studies.dicom.streams import CHUNK
+
+logger = logging.getLogger(__name__)
+
+
+class DurableFileSystemStorage(FileSystemStorage):
+    """FileSystemStorage that fsyncs each new file and its directory."""
+
+    def _save(self, name: str, content: Any) -> str:
+        saved = super()._save(name, content)
+        path = self.path(saved)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        dir_fd = os.open(os.path.dirname(path), os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return saved
+
+
+def storage() -> Storage:
+    return storages["dicom"]
+
+
+def blob_name(*, partition_key: int, watermark: int) -> str:
+    # A short hash prefix spreads files over 4096 directories (and S3 key prefixes).
+    spread = hashlib.sha1(str(watermark).encode()).hexdigest()[:3]
+    return f"{partition_key}/{spread}/{watermark}.dcm"
+
+
+class _Chunked(File):
+    """A django File over any readable stream, read in 1 MB chunks."""
+
+    def __init__(self, stream: BinaryIO, size: int) -> None:
+        super().__init__(stream, name="blob.dcm")
+        self._size = size
+
+    @property
+    def size(self) -> int:  # type: ignore[override]
+        return self._size
+
+    def chunks(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        self.file.seek(0)
+        while True:
+            data = self.file.read(chunk_size or CHUNK)
+            if not data:
+                return
+            yield data
+
+
+def blob_write(*, name: str, stream: BinaryIO, size: int) -> None:
+    saved = storage().save(name, _Chunked(stream, size))
+    if saved != name:
+        # Names embed a never-reused watermark; a different name means a stray file was
+        # already there. Remove our copy and refuse rather than point a row at it.
+        storage().delete(saved)
+        raise OSError(f"blob {name} already exists")
+
+
+def blob_open(*, name: str) -> BinaryIO:
+    return storage().open(name, "rb")
+
+
+def blob_delete(*, name: str) -> bool:
+    """Remove a blob; False (logged) when the store refused, so the caller can queue a retry."""
+    try:
+        storage().delete(name)
+        return True
+    except Exception:  # any backend error; the orphan queue retries later
+        logger.exception("could not delete blob %s", name)
+        return False
+
+
+def blob_exists(*, name: str) -> bool:
+    return storage().exists(name)
+
+
+def blob_size(*, name: str) -> int:
+    return storage().size(name)

@@ -1,0 +1,104 @@
+"""DICOM JSON (PS3.18 F.2) for metadata: bulk-data VRs left out, per-attribute errors collected."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydicom.datadict import dictionary_VR
+from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag, Tag
+
+from studies.dicom.vr import vr_validate
+
+BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+
+
+def tag_key(tag: int) -> str:
+    return f"{tag:08X}"
+
+
+def tag_label(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def element_vr(ds: Dataset, tag: BaseTag) -> str:
+    """The VR without converting the value (deferred values stay unread)."""
+    raw = ds.get_item(tag)
+    vr = getattr(raw, "VR", None)
+    if vr:
+        return str(vr)
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return "UN"
+
+
+def _string_values(element: Any) -> list[str]:
+    value = element.value
+    if value is None or value == "":
+        return []
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+class ElementErrors:
+    """Attributes that failed VR validation: tag -> reason (first failure only)."""
+
+    def __init__(self) -> None:
+        self.reasons: dict[int, str] = {}
+
+    def add(self, tag: int, reason: str) -> None:
+        self.reasons.setdefault(tag, reason)
+
+
+def _element_json(
+    ds: Dataset, tag: BaseTag, vr: str, errors: ElementErrors, top_tag: int, validate: bool
+) -> dict[str, Any] | None:
+    element = ds[tag]
+    if vr == "SQ":
+        items = []
+        for item in element.value or []:
+            items.append(dataset_json_dict(item, errors=errors, top_tag=top_tag, validate=validate))
+        out: dict[str, Any] = {"vr": "SQ"}
+        if items:
+            out["Value"] = items
+        return out
+    if validate and vr in ("PN", "UI", "DA", "TM", "DT", "CS", "SH", "LO", "AE", "AS", "IS", "DS"):
+        for value in _string_values(element):
+            reason = vr_validate(vr, value)
+            if reason:
+                errors.add(top_tag, reason)
+                return None
+    return element.to_json_dict(bulk_data_element_handler=None, bulk_data_threshold=2**62)
+
+
+def dataset_json_dict(
+    ds: Dataset, *, errors: ElementErrors, top_tag: int | None = None, validate: bool = True
+) -> dict[str, Any]:
+    """DICOM JSON of `ds`; with `validate`, invalid attributes are reported in `errors` and left out.
+
+    Values pydicom cannot decode at all are always reported and left out.
+    """
+    out: dict[str, Any] = {}
+    for tag in ds.keys():
+        tag = Tag(tag)
+        if tag.group == 0x0002 or tag.element == 0x0000:
+            continue  # file meta lives apart; group lengths are retired
+        vr = element_vr(ds, tag)
+        if vr in BULK_VRS:
+            continue
+        owner = top_tag if top_tag is not None else int(tag)
+        try:
+            value = _element_json(ds, tag, vr, errors, owner, validate)
+        except Exception as exc:  # pydicom raises many types for malformed values
+            errors.add(owner, f"Value cannot be decoded: {exc}")
+            continue
+        if value is not None:
+            out[tag_key(tag)] = value
+    return out
+
+
+def json_dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))

@@ -1,0 +1,324 @@
+"""Reading one STOW part: P10 normalisation, attribute extraction, metadata and frame index.
+
+Large values (pixel data above all) are deferred by pydicom and never loaded: only their
+position in the file is recorded, for the frame index.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.tag import Tag
+
+from studies.dicom.dicomjson import ElementErrors, dataset_json_dict, element_vr, json_dumps
+from studies.dicom.streams import ConcatReader
+from studies.dicom.uids import uid_normalize
+from studies.dicom.vr import parse_da, vr_validate
+
+PREAMBLE = b"\x00" * 128 + b"DICM"
+DEFER_SIZE = 64 * 1024
+PIXEL_DATA = Tag(0x7FE0, 0x0010)
+UNDEFINED_LENGTH = 0xFFFFFFFF
+ITEM = 0xFFFEE000
+SEQ_DELIM = 0xFFFEE0DD
+IMPLICIT_VR_LE = "1.2.840.10008.1.2"
+EXPLICIT_VR_BE = "1.2.840.10008.1.2.2"
+
+
+class NotDicom(Exception):
+    """The bytes are not a DICOM Part 10 file."""
+
+
+# Attributes indexed as columns: keyword -> (tag, VR, level).
+INDEXED = {
+    "PatientID": (0x00100020, "LO", "study"),
+    "PatientName": (0x00100010, "PN", "study"),
+    "PatientBirthDate": (0x00100030, "DA", "study"),
+    "StudyDate": (0x00080020, "DA", "study"),
+    "StudyDescription": (0x00081030, "LO", "study"),
+    "AccessionNumber": (0x00080050, "SH", "study"),
+    "ReferringPhysicianName": (0x00080090, "PN", "study"),
+    "Modality": (0x00080060, "CS", "series"),
+    "PerformedProcedureStepStartDate": (0x00400244, "DA", "series"),
+    "ManufacturerModelName": (0x00081090, "LO", "series"),
+    "SOPClassUID": (0x00080016, "UI", "instance"),
+}
+REQUIRED_UIDS = {
+    "SOPClassUID": 0x00080016,
+    "StudyInstanceUID": 0x0020000D,
+    "SeriesInstanceUID": 0x0020000E,
+    "SOPInstanceUID": 0x00080018,
+}
+
+
+def p10_normalize(part: BinaryIO) -> ConcatReader:
+    """The bytes to store: a 128-byte preamble, `DICM`, then file meta and dataset.
+
+    A standard P10 file is stored byte for byte, preamble included (a TIFF/DICOM dual-format
+    preamble is legal, PS3.10 §7.5, and an archive must return what it was given). `DICM`
+    without preamble, and file meta without `DICM` (what pydicom writes for a dataset made
+    in memory), get a zeroed preamble and `DICM` in front.
+    """
+    part.seek(0)
+    head = part.read(136)
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return ConcatReader(b"", part, 0)
+    if head[:4] == b"DICM":
+        return ConcatReader(PREAMBLE, part, 4)
+    if len(head) >= 8 and head[:2] == b"\x02\x00":
+        return ConcatReader(PREAMBLE, part, 0)
+    raise NotDicom("The DICOM instance is invalid: it is not a DICOM Part 10 file (no File Meta Information).")
+
+
+def pn_search_form(value: str) -> str:
+    """Case- and accent-folded words of a person name, for matching."""
+    decomposed = unicodedata.normalize("NFKD", value)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    words = stripped.replace("^", " ").replace("=", " ").casefold().split()
+    return " ".join(words)
+
+
+@dataclass
+class ParsedInstance:
+    stream: ConcatReader
+    dataset: Dataset
+    transfer_syntax_uid: str
+    uids: dict[str, str]
+    raw_uids: dict[str, str]
+    missing: list[str]
+    indexed: dict[str, Any]
+    invalid: dict[int, str]
+    multi_valued: list[str]
+    patient_id_present: bool
+    metadata: dict[str, Any]
+    number_of_frames: int
+    instance_number: int | None
+    frame_index: list[list[list[int]]] | None
+    warnings: list[int] = field(default_factory=list)
+
+    @property
+    def metadata_text(self) -> str:
+        return json_dumps(self.metadata)
+
+    @property
+    def frame_index_text(self) -> str:
+        return json.dumps(self.frame_index, separators=(",", ":")) if self.frame_index else ""
+
+
+def _first_string(ds: Dataset, tag: int) -> tuple[list[str], bool]:
+    """All string values of an attribute and whether it is present at all."""
+    if tag not in ds:
+        return [], False
+    value = ds[tag].value
+    if value is None or value == "":
+        return [], True
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return [str(v) for v in value], True
+    return [str(value)], True
+
+
+def _int_value(ds: Dataset, keyword: str, default: int | None) -> int | None:
+    try:
+        value = ds.get(keyword)
+        return int(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        return default
+
+
+def instance_parse(part: BinaryIO, *, validate_all: bool) -> ParsedInstance:
+    """Read a STOW part. Raises NotDicom when it cannot be read as DICOM P10."""
+    stream = p10_normalize(part)
+    try:
+        stream.seek(0)
+        ds = pydicom.dcmread(stream, defer_size=DEFER_SIZE, force=False)
+        ts = str(ds.file_meta.get("TransferSyntaxUID", "") or "")
+        if not ts:
+            raise NotDicom("The DICOM instance is invalid: File Meta Information has no TransferSyntaxUID.")
+        keys = list(ds.keys())  # forces the parse of the whole top level
+    except NotDicom:
+        raise
+    except (InvalidDicomError, EOFError, OSError, ValueError, struct.error, KeyError, TypeError) as exc:
+        raise NotDicom(f"The DICOM instance is invalid: {exc}") from exc
+    del keys
+
+    uids: dict[str, str] = {}
+    raw_uids: dict[str, str] = {}
+    missing: list[str] = []
+    for keyword, tag in REQUIRED_UIDS.items():
+        try:
+            values, _ = _first_string(ds, tag)
+        except Exception:
+            values = []
+        raw = values[0] if values else ""
+        raw_uids[keyword] = raw
+        if not uid_normalize(raw):
+            missing.append(keyword)
+        uids[keyword] = uid_normalize(raw)
+
+    invalid: dict[int, str] = {}
+    indexed: dict[str, Any] = {}
+    multi_valued: list[str] = []
+    for keyword, (tag, vr, _level) in INDEXED.items():
+        try:
+            values, _present = _first_string(ds, tag)
+        except Exception as exc:
+            invalid[tag] = f"Value cannot be decoded: {exc}"
+            continue
+        if len(values) > 1:
+            multi_valued.append(keyword)
+        value = values[0] if values else ""
+        reason = vr_validate(vr, value)
+        if reason:
+            invalid[tag] = reason
+            continue
+        indexed[keyword] = value
+    for keyword, tag in REQUIRED_UIDS.items():
+        if keyword not in missing:
+            reason = vr_validate("UI", raw_uids[keyword])
+            if reason:
+                invalid[tag] = reason
+
+    try:
+        _values, patient_id_present = _first_string(ds, 0x00100020)
+    except Exception:
+        patient_id_present = 0x00100020 in ds
+
+    errors = ElementErrors()
+    metadata = dataset_json_dict(ds, errors=errors, validate=validate_all)
+    for tag, reason in errors.reasons.items():
+        invalid.setdefault(tag, reason)
+    for tag in invalid:
+        metadata.pop(f"{tag:08X}", None)
+
+    frames = _int_value(ds, "NumberOfFrames", None)
+    has_pixels = PIXEL_DATA in ds
+    number_of_frames = (frames if frames and frames > 0 else 1) if has_pixels else 0
+    frame_index = _frame_index(ds, stream, ts, number_of_frames) if has_pixels else None
+
+    return ParsedInstance(
+        stream=stream,
+        dataset=ds,
+        transfer_syntax_uid=ts,
+        uids=uids,
+        raw_uids=raw_uids,
+        missing=missing,
+        indexed=indexed,
+        invalid=invalid,
+        multi_valued=multi_valued,
+        patient_id_present=patient_id_present,
+        metadata=metadata,
+        number_of_frames=number_of_frames,
+        instance_number=_int_value(ds, "InstanceNumber", None),
+        frame_index=frame_index,
+    )
+
+
+def _frame_index(ds: Dataset, stream: BinaryIO, ts: str, frames: int) -> list[list[list[int]]] | None:
+    """[[offset, length], ...] fragments per frame, positions in the stored file; None if unknown."""
+    raw = ds.get_item(PIXEL_DATA)
+    value_tell = getattr(raw, "value_tell", None)
+    length = getattr(raw, "length", None)
+    if value_tell is None or length is None or ts == EXPLICIT_VR_BE:
+        return None
+    if length != UNDEFINED_LENGTH:
+        try:
+            rows = int(ds.Rows)
+            cols = int(ds.Columns)
+            samples = int(ds.get("SamplesPerPixel", 1) or 1)
+            bits = int(ds.BitsAllocated)
+        except (AttributeError, TypeError, ValueError):
+            return None
+        if bits % 8:
+            return None  # 1-bit frames are not byte aligned
+        frame_size = rows * cols * samples * bits // 8
+        if frame_size <= 0 or frame_size * frames > length:
+            return None
+        return [[[value_tell + i * frame_size, frame_size]] for i in range(frames)]
+    return _encapsulated_index(stream, value_tell, frames)
+
+
+def _encapsulated_index(stream: BinaryIO, pos: int, frames: int) -> list[list[list[int]]] | None:
+    fragments: list[list[int]] = []
+    offsets: list[int] = []
+    first = True
+    while True:
+        stream.seek(pos)
+        header = stream.read(8)
+        if len(header) < 8:
+            return None
+        group, elem, item_len = struct.unpack("<HHI", header)
+        tag = (group << 16) | elem
+        if tag == SEQ_DELIM:
+            break
+        if tag != ITEM or item_len == UNDEFINED_LENGTH:
+            return None
+        if first:
+            stream.seek(pos + 8)
+            table = stream.read(item_len)
+            offsets = list(struct.unpack(f"<{item_len // 4}I", table[: item_len // 4 * 4]))
+            first = False
+        else:
+            fragments.append([pos + 8, item_len])
+        pos += 8 + item_len
+    if not fragments:
+        return None
+    if len(fragments) == frames:
+        return [[fragment] for fragment in fragments]
+    if frames == 1:
+        return [fragments]
+    if len(offsets) == frames:
+        # Basic Offset Table: byte offsets of each frame's first item, from the first fragment item.
+        base = fragments[0][0] - 8
+        starts = [base + offset for offset in offsets]
+        grouped: list[list[list[int]]] = [[] for _ in range(frames)]
+        for fragment in fragments:
+            item_pos = fragment[0] - 8
+            index = max(i for i, start in enumerate(starts) if start <= item_pos)
+            grouped[index].append(fragment)
+        return grouped if all(grouped) else None
+    return None
+
+
+def parsed_indexed_columns(parsed: ParsedInstance) -> dict[str, Any]:
+    """Column values for study, series and instance rows."""
+    values = parsed.indexed
+    patient_name = values.get("PatientName", "")
+    referring = values.get("ReferringPhysicianName", "")
+    return {
+        "study": {
+            "patient_id": values.get("PatientID", ""),
+            "patient_name": patient_name,
+            "patient_name_search": pn_search_form(patient_name),
+            "patient_birth_date": parse_da(values.get("PatientBirthDate", "")),
+            "study_date": parse_da(values.get("StudyDate", "")),
+            "study_description": values.get("StudyDescription", ""),
+            "accession_number": values.get("AccessionNumber", ""),
+            "referring_physician_name": referring,
+            "referring_physician_name_search": pn_search_form(referring),
+        },
+        "series": {
+            "modality": values.get("Modality", ""),
+            "performed_procedure_step_start_date": parse_da(values.get("PerformedProcedureStepStartDate", "")),
+            "manufacturer_model_name": values.get("ManufacturerModelName", ""),
+        },
+    }
+
+
+def read_stored(fileobj: BinaryIO, *, stop_before_pixels: bool = False) -> Dataset:
+    fileobj.seek(0)
+    return pydicom.dcmread(fileobj, stop_before_pixels=stop_before_pixels)
+
+
+def empty_stream() -> BinaryIO:
+    return io.BytesIO(b"")
+
+
+__all__ = ["NotDicom", "ParsedInstance", "instance_parse", "element_vr"]

@@ -1,0 +1,23 @@
+"""DICOMweb resource routes, mounted under /v{n}/ and /v{n}/partitions/{name}/."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from studies.views.retrieve import FramesView, InstanceView, MetadataView, SeriesView, StudyView
+from studies.views.stow import StudiesView
+
+STUDY = "studies/<seg:study>"
+SERIES = f"{STUDY}/series/<seg:series>"
+INSTANCE = f"{SERIES}/instances/<seg:instance>"
+
+urlpatterns = [
+    path("studies", StudiesView.as_view()),
+    path(STUDY, StudyView.as_view()),
+    path(f"{STUDY}/metadata", MetadataView.as_view()),
+    path(SERIES, SeriesView.as_view()),
+    path(f"{SERIES}/metadata", MetadataView.as_view()),
+    path(INSTANCE, InstanceView.as_view()),
+    path(f"{INSTANCE}/metadata", MetadataView.as_view()),
+    path(f"{INSTANCE}/frames/<seg:frames>", FramesView.as_view()),
+]

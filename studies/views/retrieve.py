@@ -1,0 +1,188 @@
+"""WADO-RS (instances, metadata, frames) and DELETE views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpResponse, StreamingHttpResponse
+from rest_framework.request import Request
+
+from dicomsvc.api.mediatypes import accept_headers, accepts_dicom_json
+from dicomsvc.api.streaming import (
+    PartSource,
+    bytes_source,
+    file_source,
+    multipart_content_type,
+    multipart_stream,
+    new_boundary,
+)
+from dicomsvc.errors import FrameNotFound, InvalidFrames, NotAcceptable
+from studies.blobstore import blob_open
+from studies.dicom.accept import DICOM, OCTET, ORIGINAL, negotiate, negotiate_frames
+from studies.dicom.frames import frames_read
+from studies.dicom.transcode import ELE, transcode_check, transcode_to_ele
+from studies.dicom.uids import uid_require
+from studies.selectors import (
+    StoredVersion,
+    instance_frame_source_get,
+    instance_metadata_list,
+    instance_versions_list,
+)
+from studies.services import instances_delete
+from studies.views.stow import StowMixin
+
+DICOM_JSON = "application/dicom+json"
+
+
+def _uids(kwargs: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    study = uid_require(name="StudyInstanceUID", value=kwargs["study"])
+    series = uid_require(name="SeriesInstanceUID", value=kwargs["series"]) if "series" in kwargs else None
+    instance = uid_require(name="SOPInstanceUID", value=kwargs["instance"]) if "instance" in kwargs else None
+    return study, series, instance
+
+
+def _wants_original(request: Request) -> bool:
+    return request.META.get("HTTP_MSDICOM_REQUEST_ORIGINAL", "").strip().lower() == "true"
+
+
+def _version_source(version: StoredVersion, target: str) -> tuple[str, Any]:
+    if target == ORIGINAL or version.transfer_syntax_uid == ELE:
+        return version.transfer_syntax_uid, file_source(lambda: blob_open(name=version.blob_name))
+
+    def produce() -> bytes:
+        with blob_open(name=version.blob_name) as fileobj:
+            return transcode_to_ele(fileobj)
+
+    return ELE, bytes_source(produce)
+
+
+class RetrieveMixin(StowMixin):
+    """GET of DICOM instances and DELETE on the same path."""
+
+    level = "study"
+
+    def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
+        study, series, instance = _uids(kwargs)
+        negotiated = negotiate(accept_headers(request), payload=DICOM, allow_single=instance is not None)
+        versions = instance_versions_list(
+            partition=self.partition,
+            study=study,
+            series=series,
+            instance=instance,
+            original=_wants_original(request),
+        )
+        if negotiated.transfer_syntax != ORIGINAL:
+            for version in versions:
+                transcode_check(
+                    transfer_syntax_uid=version.transfer_syntax_uid,
+                    file_size=version.file_size,
+                    has_pixels=version.number_of_frames > 0,
+                    limit=settings.DICOM_MAX_TRANSCODE_BYTES,
+                )
+        sources = [_version_source(version, negotiated.transfer_syntax) for version in versions]
+        if not negotiated.multipart:
+            ts, source = sources[0]
+            response = StreamingHttpResponse(source(), content_type=f"{DICOM}; transfer-syntax={ts}")
+            return response
+        boundary = new_boundary()
+        parts: list[PartSource] = [(f"{DICOM}; transfer-syntax={ts}", source) for ts, source in sources]
+        return StreamingHttpResponse(
+            multipart_stream(parts, boundary), content_type=multipart_content_type(DICOM, boundary)
+        )
+
+    def delete(self, request: Request, **kwargs: Any) -> HttpResponse:
+        study, series, instance = _uids(kwargs)
+        instances_delete(
+            partition=self.partition,
+            study_instance_uid=study,
+            series_instance_uid=series,
+            sop_instance_uid=instance,
+        )
+        return HttpResponse(status=204)
+
+
+class StudyView(RetrieveMixin):
+    """`/studies/{study}`: WADO (GET), STOW into the study (POST), DELETE."""
+
+    def post(self, request: Request, **kwargs: Any) -> HttpResponse:
+        return self.stow(request, kwargs["study"])
+
+
+class SeriesView(RetrieveMixin):
+    """`/studies/{study}/series/{series}`: WADO (GET), DELETE."""
+
+
+class InstanceView(RetrieveMixin):
+    """`/studies/{study}/series/{series}/instances/{instance}`: WADO (GET), DELETE."""
+
+
+class MetadataView(StowMixin):
+    """`.../metadata` at study, series and instance level."""
+
+    def get(self, request: Request, **kwargs: Any) -> HttpResponse:
+        study, series, instance = _uids(kwargs)
+        if not accepts_dicom_json(request):
+            raise NotAcceptable()
+        result = instance_metadata_list(
+            partition=self.partition,
+            study=study,
+            series=series,
+            instance=instance,
+            original=_wants_original(request),
+        )
+        if_none_match = request.META.get("HTTP_IF_NONE_MATCH", "").strip().strip('"')
+        if if_none_match and if_none_match.lower() == result.etag.lower():
+            return HttpResponse(status=304)
+        body = "[" + ",".join(result.documents) + "]"
+        response = HttpResponse(body.encode("utf-8"), content_type=DICOM_JSON)
+        response["ETag"] = result.etag
+        return response
+
+
+def parse_frames(text: str) -> list[int]:
+    numbers = []
+    for piece in text.split(","):
+        piece = piece.strip()
+        if not piece.lstrip("-").isdigit():
+            raise InvalidFrames()
+        number = int(piece)
+        if number <= 0:
+            raise InvalidFrames()
+        numbers.append(number)
+    if not numbers:
+        raise InvalidFrames()
+    return numbers
+
+
+class FramesView(StowMixin):
+    """`.../instances/{instance}/frames/{1,2,...}`."""
+
+    def get(self, request: Request, **kwargs: Any) -> HttpResponse:
+        study, series, instance = _uids(kwargs)
+        numbers = parse_frames(kwargs["frames"])
+        negotiated = negotiate_frames(accept_headers(request), frame_count=len(numbers))
+        source = instance_frame_source_get(partition=self.partition, study=study, series=series, instance=instance)
+        if any(number > source.number_of_frames for number in numbers):
+            raise FrameNotFound()
+        with blob_open(name=source.blob_name) as fileobj:
+            frames, ts = frames_read(
+                fileobj,
+                transfer_syntax_uid=source.transfer_syntax_uid,
+                frame_index_text=source.frame_index,
+                numbers=numbers,
+                target=negotiated.transfer_syntax,
+                file_size=source.file_size,
+                limit=settings.DICOM_MAX_TRANSCODE_BYTES,
+            )
+        part_type = f"{OCTET}; transfer-syntax={ts}"
+        if not negotiated.multipart:
+            return HttpResponse(frames[0], content_type=part_type)
+        boundary = new_boundary()
+        chunks = []
+        for frame in frames:
+            chunks.append(f"--{boundary}\r\nContent-Type: {part_type}\r\n\r\n".encode())
+            chunks.append(frame)
+            chunks.append(b"\r\n")
+        chunks.append(f"--{boundary}--".encode())
+        return HttpResponse(b"".join(chunks), content_type=multipart_content_type(OCTET, boundary))
