@@ -18,6 +18,7 @@ partitioned = [
 # Resources at the base URI only.
 global_routes = [
     path("", include("partitions.urls")),
+    path("", include("operations.urls")),
 ]
 
 urlpatterns = [
