@@ -108,3 +108,17 @@ def response_bytes(response) -> bytes:  # noqa: ANN001
             return async_to_sync(collect)()
         return b"".join(response.streaming_content)
     return response.content
+
+
+MULTIPART_DICOM = 'multipart/related; type="application/dicom"; boundary=XBOUNDARYX'
+DICOM_JSON = "application/dicom+json"
+
+
+def stow(client, parts: list[bytes], *, url: str = "/v2/studies", **headers: str):  # noqa: ANN001, ANN201
+    headers.setdefault("HTTP_ACCEPT", DICOM_JSON)
+    return client.post(url, data=multipart_body(parts), content_type=MULTIPART_DICOM, **headers)
+
+
+def instance_url(data: bytes, prefix: str = "/v2") -> str:
+    st, se, sop = uids_of(data)
+    return f"{prefix}/studies/{st}/series/{se}/instances/{sop}"

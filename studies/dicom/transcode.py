@@ -47,7 +47,7 @@ def transcode_to_ele(fileobj: BinaryIO) -> bytes:
     source = str(ds.file_meta.TransferSyntaxUID)
     try:
         if "PixelData" in ds and UID(source).is_compressed:
-            ds.decompress()
+            ds.decompress(generate_instance_uid=False)
         elif "PixelData" in ds and source == "1.2.840.10008.1.2.2" and int(ds.BitsAllocated) > 8:
             array = ds.pixel_array
             ds.PixelData = np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"))).tobytes()
@@ -56,5 +56,8 @@ def transcode_to_ele(fileobj: BinaryIO) -> bytes:
         raise TranscodingNotSupported() from exc
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     out = io.BytesIO()
-    ds.save_as(out, implicit_vr=False, little_endian=True, enforce_file_format=True)
+    # force_encoding: pydicom otherwise refuses to turn a big endian dataset little endian.
+    # Without enforce_file_format the preamble and file meta are written only when present.
+    ds.preamble = ds.preamble or b"\x00" * 128
+    pydicom.dcmwrite(out, ds, implicit_vr=False, little_endian=True, force_encoding=True)
     return out.getvalue()
