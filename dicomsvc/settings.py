@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from dicomsvc.env import (
@@ -80,6 +82,10 @@ ASGI_APPLICATION = "dicomsvc.asgi.application"
 
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{DICOM_DATA_DIR / 'db.sqlite3'}")
 DATABASES = {"default": database_from_url("DATABASE_URL", DATABASE_URL)}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Tests use a file, not Django's shared-cache in-memory database: shared cache takes
+    # table locks that ignore the busy timeout, so concurrency tests would fail spuriously.
+    DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"dicomsvc-test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
