@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from changefeed.models import ChangeFeedEntry
 from partitions.models import Partition
+from partitions.services import partition_default
 from studies.blobstore import blob_name, storage
 from studies.dicom.streams import FileSlice
 from studies.models import Instance, InstanceStatus, Study
@@ -106,7 +107,7 @@ def test_cleanup_command_removes_stale_creating_rows(settings):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_stows_of_one_instance_store_it_once():
     data = dicom_bytes()
-    partition = Partition.objects.get(partition_key=1)
+    partition = partition_default()
     barrier = threading.Barrier(2)
     results: list[int | None] = []
     errors: list[BaseException] = []
