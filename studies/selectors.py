@@ -26,9 +26,10 @@ class StoredVersion:
     number_of_frames: int
 
 
-def _scope(
+def instance_scope(
     *, partition: Partition, study: str, series: str | None, instance: str | None
 ) -> Q:
+    """Visible (CREATED) instances of a study, a series or one instance in a partition."""
     filters = Q(partition=partition, study_instance_uid=study, status=InstanceStatus.CREATED)
     if series is not None:
         filters &= Q(series_instance_uid=series)
@@ -37,7 +38,8 @@ def _scope(
     return filters
 
 
-def _not_found(series: str | None, instance: str | None) -> Exception:
+def instance_not_found(series: str | None, instance: str | None) -> Exception:
+    """The 404 naming the most specific level that was asked for."""
     if instance is not None:
         return InstanceNotFound()
     if series is not None:
@@ -55,7 +57,7 @@ def instance_versions_list(
 ) -> list[StoredVersion]:
     """The blobs of a study, series or instance: latest versions, or originals on request."""
     rows = (
-        Instance.objects.filter(_scope(partition=partition, study=study, series=series, instance=instance))
+        Instance.objects.filter(instance_scope(partition=partition, study=study, series=series, instance=instance))
         .order_by("series_instance_uid", "instance_number", "watermark")
         .values_list(
             "study_instance_uid",
@@ -86,7 +88,7 @@ def instance_versions_list(
             )
         )
     if not versions:
-        raise _not_found(series, instance)
+        raise instance_not_found(series, instance)
     return versions
 
 
@@ -106,12 +108,12 @@ def instance_metadata_list(
 ) -> MetadataResult:
     """Stored DICOM JSON texts and the ETag (watermark, or `{max watermark}-{count}`)."""
     rows = list(
-        Instance.objects.filter(_scope(partition=partition, study=study, series=series, instance=instance))
+        Instance.objects.filter(instance_scope(partition=partition, study=study, series=series, instance=instance))
         .order_by("series_instance_uid", "instance_number", "watermark")
         .values_list("watermark", "original_watermark", "metadata", "original_metadata")
     )
     if not rows:
-        raise _not_found(series, instance)
+        raise instance_not_found(series, instance)
     documents = []
     watermarks = []
     for watermark, original_watermark, metadata, original_metadata in rows:
@@ -139,7 +141,7 @@ class FrameSource:
 def instance_frame_source_get(*, partition: Partition, study: str, series: str, instance: str) -> FrameSource:
     """Where frames come from: the original file (pixel data never changes on update)."""
     row = (
-        Instance.objects.filter(_scope(partition=partition, study=study, series=series, instance=instance))
+        Instance.objects.filter(instance_scope(partition=partition, study=study, series=series, instance=instance))
         .values_list(
             "watermark", "original_watermark", "transfer_syntax_uid", "frame_index", "number_of_frames",
             "file_size", "original_file_size",

@@ -12,78 +12,23 @@ from typing import BinaryIO, Iterator
 CHUNK = 1024 * 1024
 
 
-class FileSlice(io.RawIOBase):
-    """Read-only, seekable window [start, end) of an underlying seekable binary file.
+class ConcatReader(io.RawIOBase):
+    """Read-only, seekable view of `prefix` followed by bytes [start, end) of a seekable file.
 
-    Slices of one file share its position, so every read seeks first; readers of one
-    request are sequential, never concurrent.
+    Views of one file share its position, so every read seeks first; readers of one request
+    are sequential, never concurrent.
     """
 
-    def __init__(self, raw: BinaryIO, start: int, end: int) -> None:
-        super().__init__()
-        self._raw = raw
-        self._start = start
-        self._end = end
-        self._pos = 0
-
-    @property
-    def size(self) -> int:
-        return self._end - self._start
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_SET:
-            pos = offset
-        elif whence == io.SEEK_CUR:
-            pos = self._pos + offset
-        elif whence == io.SEEK_END:
-            pos = self.size + offset
-        else:
-            raise ValueError(f"invalid whence {whence}")
-        if pos < 0:
-            raise ValueError("negative seek position")
-        self._pos = pos
-        return pos
-
-    def read(self, size: int = -1) -> bytes:
-        remaining = self.size - self._pos
-        if remaining <= 0:
-            return b""
-        if size is None or size < 0 or size > remaining:
-            size = remaining
-        self._raw.seek(self._start + self._pos)
-        data = self._raw.read(size)
-        self._pos += len(data)
-        return data
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def readall(self) -> bytes:
-        return self.read(-1)
-
-
-class ConcatReader(io.RawIOBase):
-    """Sequential reader over a bytes prefix followed by a seekable file (from its offset 0)."""
-
-    def __init__(self, prefix: bytes, body: BinaryIO, body_offset: int = 0) -> None:
+    def __init__(self, prefix: bytes, body: BinaryIO, body_offset: int = 0, body_end: int | None = None) -> None:
         super().__init__()
         self._prefix = prefix
         self._body = body
         self._body_offset = body_offset
         self._pos = 0
-        body.seek(0, io.SEEK_END)
-        self._size = len(prefix) + body.tell() - body_offset
+        if body_end is None:
+            body.seek(0, io.SEEK_END)
+            body_end = body.tell()
+        self._size = len(prefix) + body_end - body_offset
 
     @property
     def size(self) -> int:
@@ -114,7 +59,7 @@ class ConcatReader(io.RawIOBase):
             size -= len(take)
         if size > 0 and self._pos < self._size:
             self._body.seek(self._body_offset + self._pos - len(self._prefix))
-            data = self._body.read(size)
+            data = self._body.read(min(size, self._size - self._pos))
             out += data
             self._pos += len(data)
         return bytes(out)
@@ -131,3 +76,10 @@ class ConcatReader(io.RawIOBase):
             if not data:
                 return
             yield data
+
+
+class FileSlice(ConcatReader):
+    """Bytes [start, end) of a seekable file, e.g. one multipart part of a spooled body."""
+
+    def __init__(self, raw: BinaryIO, start: int, end: int) -> None:
+        super().__init__(b"", raw, start, end)

@@ -8,10 +8,10 @@ from django.utils import timezone
 
 from changefeed.models import ChangeAction, ChangeFeedEntry
 from changefeed.services import changefeed_append
-from dicomsvc.errors import InstanceNotFound, SeriesNotFound, StudyNotFound
 from partitions.models import Partition
 from studies.blobstore import blob_delete, blob_name
 from studies.models import Instance, InstanceStatus, Series, Study
+from studies.selectors import instance_not_found, instance_scope
 from studies.services.orphans import orphan_record
 
 
@@ -60,11 +60,9 @@ def instances_delete(
     sop_instance_uid: str | None = None,
 ) -> int:
     """Delete a study, a series or one instance (every version). Returns the instance count."""
-    filters = Q(partition=partition, study_instance_uid=study_instance_uid, status=InstanceStatus.CREATED)
-    if series_instance_uid is not None:
-        filters &= Q(series_instance_uid=series_instance_uid)
-    if sop_instance_uid is not None:
-        filters &= Q(sop_instance_uid=sop_instance_uid)
+    filters = instance_scope(
+        partition=partition, study=study_instance_uid, series=series_instance_uid, instance=sop_instance_uid
+    )
 
     with transaction.atomic():
         study = Study.objects.select_for_update().filter(
@@ -81,11 +79,7 @@ def instances_delete(
             )
         )
         if study is None or not rows:
-            if sop_instance_uid is not None:
-                raise InstanceNotFound()
-            if series_instance_uid is not None:
-                raise SeriesNotFound()
-            raise StudyNotFound()
+            raise instance_not_found(series_instance_uid, sop_instance_uid)
         Instance.objects.filter(pk__in=[row[0] for row in rows]).delete()
         _recount(study_id=study.pk)
         changefeed_append(
