@@ -30,6 +30,7 @@ run: migrate
 	wait -n $$worker $$web; stop
 
 test: install
+	$(VENV)/bin/ruff check .
 	$(PY) manage.py makemigrations --check --dry-run >/dev/null
 	$(PY) -m pytest
 

@@ -8,8 +8,9 @@ progress; a redelivered task finds the row already terminal and does nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone

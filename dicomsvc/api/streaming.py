@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import AsyncIterator, Awaitable, BinaryIO, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import BinaryIO
 
 CHUNK = 1024 * 1024
 

@@ -7,7 +7,8 @@ A STOW body is spooled to one temporary file by the ASGI handler; each part is a
 from __future__ import annotations
 
 import io
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 
 CHUNK = 1024 * 1024
 

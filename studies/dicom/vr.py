@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from studies.dicom.uids import UID_INVALID_REASON, uid_is_valid
 

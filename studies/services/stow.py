@@ -6,8 +6,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from dicomsvc.errors import BadRequest, UnsupportedMediaType
 from dicomsvc.api.mediatypes import MediaType
+from dicomsvc.errors import BadRequest, UnsupportedMediaType
 from partitions.models import Partition
 from studies.dicom.dicomjson import tag_label
 from studies.dicom.multipart import Part, multipart_parse
@@ -131,20 +131,20 @@ def _validate(parsed: ParsedInstance, *, api_version: int, study_uid: str | None
         outcome.failure_reason = STUDY_MISMATCH
         outcome.comments.append(_comment(0x0020000D, STUDY_MISMATCH_COMMENT))
         return
-    attribute_errors = [
+    # v1 validates only indexed attributes and fails on them; v2 validates all, drops the
+    # invalid ones from metadata and warns (reference §3.2.5).
+    comments = [
         _comment(tag, f"Dicom element '{_KEYWORD_BY_TAG.get(tag, tag_label(tag))}' failed validation: {reason}")
         for tag, reason in parsed.invalid.items()
         if api_version >= 2 or tag in _INDEXED_TAGS
     ]
-    if api_version < 2:
-        indexed_errors = [c for c, tag in zip(attribute_errors, parsed.invalid) if tag in _INDEXED_TAGS]
-        if attribute_errors:
-            outcome.failure_reason = VALIDATION_FAILURE
-            outcome.comments.extend(indexed_errors or attribute_errors)
+    if not comments:
         return
-    if attribute_errors:
+    outcome.comments.extend(comments)
+    if api_version < 2:
+        outcome.failure_reason = VALIDATION_FAILURE
+    else:
         outcome.warning_reason = WARNING_VALIDATION
-        outcome.comments.extend(attribute_errors)
 
 
 def stow_process(

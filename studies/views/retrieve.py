@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from functools import partial
-from typing import Any, AsyncIterator
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
