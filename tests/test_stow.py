@@ -343,3 +343,14 @@ def test_stow_response_url_uses_public_base_url_not_host(client, settings):
     response = stow(client, [data], HTTP_HOST="evil.example.com")
     url = _sq(response.json(), "00081199")[0]["00081190"]["Value"][0]
     assert url == "https://pacs.example.org/dicom" + instance_url(data)
+
+
+def test_version_prefixes(client):
+    data = dicom_bytes()
+    response = stow(client, [data], url="/v1.0-prerelease/studies")
+    assert response.status_code == 200
+    assert response["api-supported-versions"] == "1.0-prerelease, 1, 2"
+    url = _sq(response.json(), "00081199")[0]["00081190"]["Value"][0]
+    assert url == "http://127.0.0.1:8000" + instance_url(data, prefix="/v1.0-prerelease")
+    assert stow(client, [dicom_bytes()], url="/studies").status_code == 404
+    assert stow(client, [dicom_bytes()], url="/v3/studies").status_code == 404
