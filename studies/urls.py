@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
+from studies.views.rendered import RenderedView
 from studies.views.retrieve import FramesView, InstanceView, MetadataView, SeriesView, StudyView
 from studies.views.stow import StudiesView
 
@@ -20,4 +21,6 @@ urlpatterns = [
     path(INSTANCE, InstanceView.as_view()),
     path(f"{INSTANCE}/metadata", MetadataView.as_view()),
     path(f"{INSTANCE}/frames/<seg:frames>", FramesView.as_view()),
+    path(f"{INSTANCE}/rendered", RenderedView.as_view()),
+    path(f"{INSTANCE}/frames/<seg:frame>/rendered", RenderedView.as_view()),
 ]
