@@ -202,8 +202,8 @@ def test_property_names_are_case_insensitive_and_sources_is_accepted(client, roo
          "The field 'Source' in request body is invalid: property 'source' is given more than once."),
         (lambda v, p: {**export_body(v, p), "destination": {"type": "filesystem"}},
          "The field 'destination.settings' in request body is invalid: a value is required."),
-        (lambda v, p: {**export_body(v, p), "destination": {"type": "filesystem", "settings": {"path": str(p), "mode": "0777"}}},
-         "The field 'destination.settings.mode' in request body is invalid: unknown property."),
+        (lambda v, p: {**export_body(v, p), "destination": {"type": "filesystem", "settings": {"x": 1}}},
+         "The field 'destination.settings.x' in request body is invalid: unknown property."),
         (lambda v, p: [export_body(v, p)], "The syntax of the request body is invalid."),
         (lambda v, p: "{not json", "The syntax of the request body is invalid."),
     ],
@@ -215,6 +215,17 @@ def test_invalid_requests_are_400_naming_the_field(client, root, settings, make_
     assert (response.status_code, response.content.decode()) == (400, message)
     assert response["Content-Type"].startswith("text/plain")
     assert not Operation.objects.exists()
+
+
+def test_a_body_that_is_not_json_is_415(client, root):
+    body = json.dumps(export_body([generate_uid()], root))
+    for content_type in ("text/plain", "application/dicom+json", ""):
+        response = client.generic("POST", "/v2/export", body, content_type=content_type)
+        assert response.status_code == 415, content_type
+        assert response.content.decode() == f"The specified content type '{content_type}' is not supported."
+    response = client.post("/v2/export", data=body, content_type="Application/JSON; charset=utf-8")
+    assert response.status_code == 202
+    assert Operation.objects.count() == 1
 
 
 def test_destinations_outside_the_roots_are_400_and_nothing_is_written(client, root, tmp_path):

@@ -48,8 +48,13 @@ def _version(partition: Partition, row: tuple[str, str, str, int, str, int, int]
 
 
 _COLUMNS = (
-    "study_instance_uid", "series_instance_uid", "sop_instance_uid", "watermark",
-    "transfer_syntax_uid", "file_size", "number_of_frames",
+    "study_instance_uid",
+    "series_instance_uid",
+    "sop_instance_uid",
+    "watermark",
+    "transfer_syntax_uid",
+    "file_size",
+    "number_of_frames",
 )
 
 

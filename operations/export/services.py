@@ -54,8 +54,12 @@ class _Progress:
 
     def dump(self) -> dict[str, Any]:
         return {
-            "total": self.total, "index": self.index, "after": list(self.after) if self.after else None,
-            "done": self.done, "exported": self.exported, "skipped": self.skipped,
+            "total": self.total,
+            "index": self.index,
+            "after": list(self.after) if self.after else None,
+            "done": self.done,
+            "exported": self.exported,
+            "skipped": self.skipped,
         }
 
     def percent(self) -> int:
@@ -95,12 +99,12 @@ class _Export:
         # Error lines reach the destination before the checkpoint that counts them.
         if flush:
             self.sink.flush()
-        results = {"exported": self.progress.exported, "skipped": self.progress.skipped, "errorHref": self.sink.error_href}
+        progress = self.progress
         operation_progress(
             operation_id=self.operation.pk,
-            percent_complete=self.progress.percent(),
-            checkpoint=self.progress.dump(),
-            results=results,
+            percent_complete=progress.percent(),
+            checkpoint=progress.dump(),
+            results={"exported": progress.exported, "skipped": progress.skipped, "errorHref": self.sink.error_href},
         )
 
     def write(self, version: StoredVersion) -> None:

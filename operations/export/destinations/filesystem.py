@@ -33,9 +33,7 @@ def _under_root(real: str) -> bool:
 
 def filesystem_destination_parse(value: Any) -> FilesystemDestination:
     if not settings.DICOM_EXPORT_FILESYSTEM_ROOTS:
-        raise BadRequest(
-            "The export destination 'filesystem' is disabled: DICOM_EXPORT_FILESYSTEM_ROOTS is not set."
-        )
+        raise BadRequest("The export destination 'filesystem' is disabled: DICOM_EXPORT_FILESYSTEM_ROOTS is not set.")
     fields = object_fields(value, field="destination.settings", names={"path": "path"})
     path = required_string(fields, "path", field=PATH)
     if not os.path.isabs(path):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 
 from dicomsvc.errors import BadRequest
@@ -21,6 +22,7 @@ from operations.export.destinations.base import DestinationUnavailable, SourceSt
 from operations.export.fields import FieldInvalid, object_fields, optional_string, required_string
 
 logger = logging.getLogger(__name__)
+_FAILURES = (BotoCoreError, ClientError)
 
 TYPE = "s3"
 FIELD = "destination.settings"
@@ -35,7 +37,7 @@ def _endpoint_normalize(text: str) -> str | None:
     """`scheme://host[:port]` in lower case, or None when `text` is not such a URL."""
     parts = urlsplit(text.strip())
     try:
-        parts.port
+        parts.port  # noqa: B018 -- raises ValueError for a non-numeric or out-of-range port
     except ValueError:
         return None
     if (
@@ -51,7 +53,8 @@ def _endpoint_normalize(text: str) -> str | None:
 
 
 def _allowed_endpoints() -> set[str]:
-    return {normalized for entry in settings.DICOM_EXPORT_S3_ALLOWED_ENDPOINTS if (normalized := _endpoint_normalize(entry))}
+    normalized = (_endpoint_normalize(entry) for entry in settings.DICOM_EXPORT_S3_ALLOWED_ENDPOINTS)
+    return {endpoint for endpoint in normalized if endpoint is not None}
 
 
 def _bucket_allowed(bucket: str) -> bool:
@@ -100,8 +103,11 @@ class S3Destination:
 
     def parameters(self) -> dict[str, Any]:
         return {
-            "type": TYPE, "bucket": self.bucket, "prefix": self.prefix,
-            "endpointUrl": self.endpoint_url, "region": self.region,
+            "type": TYPE,
+            "bucket": self.bucket,
+            "prefix": self.prefix,
+            "endpointUrl": self.endpoint_url,
+            "region": self.region,
         }
 
     def object_url(self, key: str) -> str:
@@ -148,13 +154,13 @@ def _read_full(stream: SourceStream, size: int) -> bytes:
 
 
 class S3Sink:
-    """Objects under `<prefix>/<operation>/`; errors.log is kept in a local spool and re-put on flush,
-    as S3 has no append."""
+    """Objects under `[<prefix>/]<operation>/`.
+
+    S3 has no append: errors.log lines collect in a local spool and the whole log is put
+    again on each flush.
+    """
 
     def __init__(self, *, destination: S3Destination, base: str) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        self._failures = (BotoCoreError, ClientError)
         self._destination = destination
         self._bucket = destination.bucket
         self._base = base
@@ -174,13 +180,11 @@ class S3Sink:
             self._client.put_object(
                 Bucket=self._bucket, Key=self._errors_key, Body=b"", ContentType="application/x-ndjson"
             )
-        except self._failures as exc:
+        except _FAILURES as exc:
             raise self._unavailable(exc) from exc
 
     def _load_earlier_errors(self) -> bool:
         """Lines a killed run already wrote, so the re-put log keeps them; False if there are none."""
-        from botocore.exceptions import ClientError
-
         try:
             earlier = self._client.get_object(Bucket=self._bucket, Key=self._errors_key)["Body"]
         except ClientError as exc:
@@ -204,7 +208,7 @@ class S3Sink:
                 Bucket=self._bucket, Key=key, ContentType="application/dicom"
             )["UploadId"]
             try:
-                parts = []
+                parts: list[dict[str, Any]] = []
                 while chunk:
                     number = len(parts) + 1
                     part = self._client.upload_part(
@@ -218,13 +222,13 @@ class S3Sink:
             except BaseException:
                 self._abort(key, upload_id)
                 raise
-        except self._failures as exc:
+        except _FAILURES as exc:
             raise self._unavailable(exc) from exc
 
     def _abort(self, key: str, upload_id: str) -> None:
         try:
             self._client.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload_id)
-        except self._failures:
+        except _FAILURES:
             logger.warning("export: could not abort the multipart upload of %s", key)
 
     def error_append(self, line: str) -> None:
@@ -239,7 +243,7 @@ class S3Sink:
             self._client.put_object(
                 Bucket=self._bucket, Key=self._errors_key, Body=self._errors, ContentType="application/x-ndjson"
             )
-        except self._failures as exc:
+        except _FAILURES as exc:
             raise self._unavailable(exc) from exc
         self._errors.seek(0, 2)
         self._dirty = False
