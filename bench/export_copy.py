@@ -59,7 +59,8 @@ def _measure(label: str, sink, source: Path, size_mib: int) -> None:  # noqa: AN
         sink.write(name="results/traced.dcm", stream=SourceStream(blob))
     _current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    print(f"{label:<11} {size_mib:>5} MiB  {seconds:7.2f} s  {size_mib / seconds:8.1f} MiB/s  peak {peak / 1024:8.0f} KiB")
+    rate = size_mib / seconds
+    print(f"{label:<11} {size_mib:>5} MiB  {seconds:7.2f} s  {rate:8.1f} MiB/s  peak {peak / 1024:8.0f} KiB")
 
 
 def _wait_for_port() -> None:
