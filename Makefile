@@ -1,4 +1,5 @@
 # Two commands on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -19,13 +20,14 @@ migrate: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py bootstrap_superuser
 
-# Server (uvicorn, ASGI) and a real Celery worker; Ctrl-C stops both.
+# Server (uvicorn, ASGI) and a real Celery worker; Ctrl-C stops both, and so does either one exiting.
 run: migrate
 	@echo "DICOMweb at http://127.0.0.1:$(PORT)/v2/  (admin: http://127.0.0.1:$(PORT)/admin/)"
-	@trap 'kill 0' INT TERM EXIT; \
-	$(VENV)/bin/celery -A dicomsvc worker --loglevel=INFO --concurrency=2 & \
-	$(VENV)/bin/uvicorn dicomsvc.asgi:application --host 127.0.0.1 --port $(PORT) --no-access-log & \
-	wait
+	@$(VENV)/bin/celery -A dicomsvc worker --loglevel=INFO --concurrency=2 & worker=$$!; \
+	$(VENV)/bin/uvicorn dicomsvc.asgi:application --host 127.0.0.1 --port $(PORT) --no-access-log & web=$$!; \
+	stop() { trap - INT TERM; kill -TERM $$worker $$web 2>/dev/null; wait $$worker $$web 2>/dev/null; exit 0; }; \
+	trap stop INT TERM; \
+	wait -n $$worker $$web; stop
 
 test: install
 	$(PY) manage.py makemigrations --check --dry-run >/dev/null

@@ -115,7 +115,9 @@ def database_from_url(name: str, url: str) -> dict[str, object]:
             "PASSWORD": unquote(parts.password or ""),
             "HOST": parts.hostname or "",
             "PORT": str(port or ""),
-            "CONN_MAX_AGE": 60,
+            # Under ASGI each request runs in its own thread: a persistent connection would
+            # never be reused, only leaked. Close at the end of every request instead.
+            "CONN_MAX_AGE": 0,
             "CONN_HEALTH_CHECKS": True,
         }
     raise SettingError(f"{name}: unsupported scheme {parts.scheme!r} (use sqlite:/// or postgres://)")

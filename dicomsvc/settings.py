@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import secrets
+import tempfile
 from pathlib import Path
 
 from dicomsvc.env import (
@@ -30,7 +32,22 @@ DICOM_MAX_TRANSCODE_BYTES = env_int("DICOM_MAX_TRANSCODE_BYTES", 100 * 1024**2, 
 DICOM_STALE_CREATING_SECONDS = env_int("DICOM_STALE_CREATING_SECONDS", 600, minimum=1)
 DICOM_STORAGE_BACKEND = env_choice("DICOM_STORAGE_BACKEND", "local", ("local", "s3"))
 
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-insecure-secret-key-change-me")
+
+
+def _secret_key() -> str:
+    """DJANGO_SECRET_KEY, or a random key kept in the data dir so `make run` needs no setup."""
+    key = env_str("DJANGO_SECRET_KEY", "")
+    if key:
+        return key
+    path = DICOM_DATA_DIR / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
+SECRET_KEY = _secret_key()
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 
@@ -82,6 +99,10 @@ ASGI_APPLICATION = "dicomsvc.asgi.application"
 
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{DICOM_DATA_DIR / 'db.sqlite3'}")
 DATABASES = {"default": database_from_url("DATABASE_URL", DATABASE_URL)}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Tests use a file, not Django's shared-cache in-memory database: shared cache takes
+    # table locks that ignore the busy timeout, so concurrency tests would fail spuriously.
+    DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"dicomsvc-test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

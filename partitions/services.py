@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 
 from dicomsvc.errors import PartitionNotFound
-from partitions.models import Partition
+from partitions.models import DEFAULT_PARTITION_KEY, DEFAULT_PARTITION_NAME, Partition
 from partitions.selectors import partition_get, partition_name_validate
 
 
@@ -22,3 +22,18 @@ def partition_get_or_create(*, name: str) -> Partition:
     except IntegrityError:
         pass  # another request created it first
     return partition_get(name=name)
+
+
+def partition_default() -> Partition:
+    """Microsoft.Default (key 1). A migration creates it; re-created here if a database was
+    emptied without re-running migrations (a flushed test database, a manual TRUNCATE)."""
+    try:
+        return partition_get(name=DEFAULT_PARTITION_NAME)
+    except PartitionNotFound:
+        pass
+    try:
+        with transaction.atomic():
+            Partition.objects.create(partition_key=DEFAULT_PARTITION_KEY, partition_name=DEFAULT_PARTITION_NAME)
+    except IntegrityError:
+        pass
+    return partition_get(name=DEFAULT_PARTITION_NAME)

@@ -270,3 +270,18 @@ def test_metadata_is_json_array_even_for_one_instance(client):
     stow(client, [data])
     body = json.loads(client.get(f"{instance_url(data)}/metadata", HTTP_ACCEPT="application/dicom+json").content)
     assert isinstance(body, list) and len(body) == 1
+
+
+def test_study_part_that_fails_to_decode_is_served_as_stored(client):
+    study = generate_uid()
+    ok = dicom_bytes("MR_small_RLE.dcm", StudyInstanceUID=study)
+    odd = dicom_bytes("JPGExtended.dcm", StudyInstanceUID=study, PatientID="X")
+    assert stow(client, [ok, odd]).status_code == 200
+    response = client.get(f"/v2/studies/{study}", HTTP_ACCEPT='multipart/related; type="application/dicom"')
+    assert response.status_code == 200
+    parts = {body: headers["content-type"] for headers, body in multipart_parts(response["Content-Type"], response_bytes(response))}
+    assert parts[odd] == "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.51"
+    (transcoded,) = [body for body in parts if body != odd]
+    assert parts[transcoded] == f"application/dicom; transfer-syntax={ELE}"
+    # Alone, the same instance answers 406 before any byte is sent.
+    assert client.get(instance_url(odd), HTTP_ACCEPT="application/dicom").status_code == 406

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import AsyncIterator, BinaryIO, Callable
+from typing import AsyncIterator, Awaitable, BinaryIO, Callable
 
 CHUNK = 1024 * 1024
 
@@ -33,28 +33,23 @@ async def file_chunks(opener: Callable[[], BinaryIO]) -> AsyncIterator[bytes]:
         await asyncio.to_thread(fileobj.close)
 
 
-PartSource = tuple[str, Callable[[], AsyncIterator[bytes]]]
+# A part resolves lazily to its Content-Type and body, so a part whose bytes must be
+# computed first (transcoding) can still choose its Content-Type at that moment.
+PartSource = Callable[[], Awaitable[tuple[str, AsyncIterator[bytes]]]]
 
 
 async def multipart_stream(parts: list[PartSource], boundary: str) -> AsyncIterator[bytes]:
     """`--b CRLF headers CRLF CRLF body CRLF` per part, then `--b--`."""
     delimiter = f"--{boundary}\r\n".encode()
-    for content_type, body in parts:
+    for part in parts:
+        content_type, body = await part()
         yield delimiter + f"Content-Type: {content_type}\r\n\r\n".encode()
-        async for chunk in body():
+        async for chunk in body:
             yield chunk
         yield b"\r\n"
     yield f"--{boundary}--".encode()
 
 
-def bytes_source(producer: Callable[[], bytes]) -> Callable[[], AsyncIterator[bytes]]:
-    async def generate() -> AsyncIterator[bytes]:
-        data = await asyncio.to_thread(producer)
-        for start in range(0, len(data), CHUNK):
-            yield data[start : start + CHUNK]
-
-    return generate
-
-
-def file_source(opener: Callable[[], BinaryIO]) -> Callable[[], AsyncIterator[bytes]]:
-    return lambda: file_chunks(opener)
+async def bytes_chunks(data: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), CHUNK):
+        yield data[start : start + CHUNK]

@@ -10,9 +10,9 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from dicomsvc.errors import InvalidQueryString, PartitionNameMissing, PartitionsDisabled
-from partitions.models import DEFAULT_PARTITION_NAME, Partition
+from partitions.models import Partition
 from partitions.selectors import partition_get
-from partitions.services import partition_get_or_create
+from partitions.services import partition_default, partition_get_or_create
 
 SUPPORTED_VERSIONS = "1.0-prerelease, 1, 2"
 
@@ -47,7 +47,7 @@ class DicomView(APIView):
         if not settings.DICOM_ENABLE_DATA_PARTITIONS:
             if name is not None:
                 raise PartitionsDisabled()
-            self.partition = partition_get(name=DEFAULT_PARTITION_NAME)
+            self.partition = partition_default()
             return
         if name is None:
             raise PartitionNameMissing()

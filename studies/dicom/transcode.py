@@ -41,23 +41,32 @@ def transcode_check(*, transfer_syntax_uid: str, file_size: int, has_pixels: boo
 
 
 def transcode_to_ele(fileobj: BinaryIO) -> bytes:
-    """The file re-encoded in Explicit VR Little Endian with decoded pixel data."""
+    """The file re-encoded in Explicit VR Little Endian with decoded pixel data.
+
+    Raises TranscodingNotSupported for anything pydicom cannot decode or re-encode.
+    """
+    try:
+        return _transcode(fileobj)
+    except TranscodingNotSupported:
+        raise
+    except Exception as exc:  # decoders and the writer raise many types on odd files
+        raise TranscodingNotSupported() from exc
+
+
+def _transcode(fileobj: BinaryIO) -> bytes:
     fileobj.seek(0)
     ds = pydicom.dcmread(fileobj)
     source = str(ds.file_meta.TransferSyntaxUID)
-    try:
-        if "PixelData" in ds and UID(source).is_compressed:
-            ds.decompress(generate_instance_uid=False)
-        elif "PixelData" in ds and source == "1.2.840.10008.1.2.2" and int(ds.BitsAllocated) > 8:
-            array = ds.pixel_array
-            ds.PixelData = np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"))).tobytes()
-            ds["PixelData"].VR = "OW"
-    except Exception as exc:  # decoder errors come in many types
-        raise TranscodingNotSupported() from exc
+    if "PixelData" in ds and UID(source).is_compressed:
+        ds.decompress(generate_instance_uid=False)
+    elif "PixelData" in ds and source == "1.2.840.10008.1.2.2" and int(ds.BitsAllocated) > 8:
+        array = ds.pixel_array
+        ds.PixelData = np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"))).tobytes()
+        ds["PixelData"].VR = "OW"
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     out = io.BytesIO()
-    # force_encoding: pydicom otherwise refuses to turn a big endian dataset little endian.
-    # Without enforce_file_format the preamble and file meta are written only when present.
+    # Without enforce_file_format the preamble and file meta are written only when present;
+    # force_encoding lets pydicom turn a big endian dataset little endian.
     ds.preamble = ds.preamble or b"\x00" * 128
     pydicom.dcmwrite(out, ds, implicit_vr=False, little_endian=True, force_encoding=True)
     return out.getvalue()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -14,6 +15,8 @@ from studies.dicom.reader import INDEXED, REQUIRED_UIDS, NotDicom, ParsedInstanc
 from studies.dicom.streams import FileSlice
 from studies.dicom.uids import UID_INVALID_REASON
 from studies.services.store import InstanceAlreadyExists, InstancePending, StoreFailed, instance_store
+
+logger = logging.getLogger(__name__)
 
 PROCESSING_FAILURE = 272
 VALIDATION_FAILURE = 43264
@@ -160,6 +163,11 @@ def stow_process(
         except NotDicom as exc:
             outcome.failure_reason = PROCESSING_FAILURE
             outcome.comments.append(str(exc))
+            continue
+        except Exception as exc:  # a malformed file must fail its part, never the request
+            logger.warning("unreadable STOW part: %s", exc, exc_info=True)
+            outcome.failure_reason = PROCESSING_FAILURE
+            outcome.comments.append(f"The DICOM instance is invalid: {exc}")
             continue
         outcome.sop_class_uid = parsed.raw_uids["SOPClassUID"] or None
         outcome.sop_instance_uid = parsed.raw_uids["SOPInstanceUID"] or None

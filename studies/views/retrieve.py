@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from functools import partial
+from typing import Any, AsyncIterator
 
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
@@ -11,13 +13,13 @@ from rest_framework.request import Request
 from dicomsvc.api.mediatypes import accept_headers, accepts_dicom_json
 from dicomsvc.api.streaming import (
     PartSource,
-    bytes_source,
-    file_source,
+    bytes_chunks,
+    file_chunks,
     multipart_content_type,
     multipart_stream,
     new_boundary,
 )
-from dicomsvc.errors import FrameNotFound, InvalidFrames, NotAcceptable
+from dicomsvc.errors import FrameNotFound, InvalidFrames, NotAcceptable, TranscodingNotSupported
 from studies.blobstore import blob_open
 from studies.dicom.accept import DICOM, OCTET, ORIGINAL, negotiate, negotiate_frames
 from studies.dicom.frames import frames_read
@@ -46,15 +48,31 @@ def _wants_original(request: Request) -> bool:
     return request.META.get("HTTP_MSDICOM_REQUEST_ORIGINAL", "").strip().lower() == "true"
 
 
-def _version_source(version: StoredVersion, target: str) -> tuple[str, Any]:
-    if target == ORIGINAL or version.transfer_syntax_uid == ELE:
-        return version.transfer_syntax_uid, file_source(lambda: blob_open(name=version.blob_name))
+def _transcoded(version: StoredVersion) -> bytes:
+    with blob_open(name=version.blob_name) as fileobj:
+        return transcode_to_ele(fileobj)
 
-    def produce() -> bytes:
-        with blob_open(name=version.blob_name) as fileobj:
-            return transcode_to_ele(fileobj)
 
-    return ELE, bytes_source(produce)
+def _part(version: StoredVersion, target: str) -> PartSource:
+    stored_type = f"{DICOM}; transfer-syntax={version.transfer_syntax_uid}"
+
+    async def resolve() -> tuple[str, AsyncIterator[bytes]]:
+        opener = partial(blob_open, name=version.blob_name)
+        if target == ORIGINAL or version.transfer_syntax_uid == ELE:
+            return stored_type, file_chunks(opener)
+        try:
+            data = await asyncio.to_thread(_transcoded, version)
+        except TranscodingNotSupported:
+            # The status line has gone out already; serve this part as stored, and say so in
+            # its Content-Type, rather than break the whole response.
+            return stored_type, file_chunks(opener)
+        return f"{DICOM}; transfer-syntax={ELE}", bytes_chunks(data)
+
+    return resolve
+
+
+async def _ready(content_type: str, data: bytes) -> tuple[str, AsyncIterator[bytes]]:
+    return content_type, bytes_chunks(data)
 
 
 class RetrieveMixin(StowMixin):
@@ -80,13 +98,22 @@ class RetrieveMixin(StowMixin):
                     has_pixels=version.number_of_frames > 0,
                     limit=settings.DICOM_MAX_TRANSCODE_BYTES,
                 )
-        sources = [_version_source(version, negotiated.transfer_syntax) for version in versions]
+        if len(versions) == 1 and negotiated.transfer_syntax != ORIGINAL and versions[0].transfer_syntax_uid != ELE:
+            # One instance: transcode before answering, so a failure is a clean 406.
+            data = _transcoded(versions[0])
+            content_type = f"{DICOM}; transfer-syntax={ELE}"
+            if not negotiated.multipart:
+                return HttpResponse(data, content_type=content_type)
+            parts: list[PartSource] = [partial(_ready, content_type, data)]
+        else:
+            parts = [_part(version, negotiated.transfer_syntax) for version in versions]
         if not negotiated.multipart:
-            ts, source = sources[0]
-            response = StreamingHttpResponse(source(), content_type=f"{DICOM}; transfer-syntax={ts}")
-            return response
+            version = versions[0]
+            return StreamingHttpResponse(
+                file_chunks(partial(blob_open, name=version.blob_name)),
+                content_type=f"{DICOM}; transfer-syntax={version.transfer_syntax_uid}",
+            )
         boundary = new_boundary()
-        parts: list[PartSource] = [(f"{DICOM}; transfer-syntax={ts}", source) for ts, source in sources]
         return StreamingHttpResponse(
             multipart_stream(parts, boundary), content_type=multipart_content_type(DICOM, boundary)
         )

@@ -1,0 +1,143 @@
+"""Crash and race safety of the store path: nothing half-visible, nothing stored twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
+from changefeed.models import ChangeFeedEntry
+from partitions.models import Partition
+from partitions.services import partition_default
+from studies.blobstore import blob_name, storage
+from studies.dicom.streams import FileSlice
+from studies.models import Instance, InstanceStatus, Study
+from studies.services import store as store_module
+from studies.services.stow import stow_process
+from tests.conftest import dicom_bytes, instance_url, response_bytes, stow, uids_of
+
+
+def _blobs() -> list[Path]:
+    return list(Path(storage().location).rglob("*.dcm"))
+
+
+@pytest.mark.django_db
+def test_failure_after_blob_write_leaves_nothing_visible(client, monkeypatch):
+    data = dicom_bytes()
+
+    def crash(**kwargs):  # noqa: ANN003
+        raise RuntimeError("simulated crash before the commit transaction")
+
+    monkeypatch.setattr(store_module, "_commit", crash)
+    response = stow(client, [data])
+
+    assert response.status_code == 409
+    assert response.json()["00081198"]["Value"][0]["00081197"]["Value"] == [272]
+    assert not Instance.objects.exists()
+    assert not ChangeFeedEntry.objects.exists()
+    assert _blobs() == []
+    assert not Study.objects.filter(num_instances__gt=0).exists()
+    monkeypatch.undo()
+    assert stow(client, [data]).status_code == 200
+
+
+@pytest.mark.django_db
+def test_failure_inside_commit_rolls_back_feed_and_counters(client, monkeypatch):
+    data = dicom_bytes()
+
+    def broken(**kwargs):  # noqa: ANN003
+        raise RuntimeError("feed insert failed")
+
+    monkeypatch.setattr(store_module, "changefeed_append", broken)
+    response = stow(client, [data])
+    assert response.status_code == 409
+    assert not Instance.objects.exists()
+    study = Study.objects.filter(study_instance_uid=uids_of(data)[0]).first()
+    assert study is None or study.num_instances == 0
+    assert _blobs() == []
+
+
+@pytest.mark.django_db
+def test_crashed_request_row_blocks_then_is_taken_over_when_stale(client, settings):
+    data = dicom_bytes()
+    st, se, sop = uids_of(data)
+    partition = Partition.objects.get(partition_key=1)
+    study = Study.objects.create(partition=partition, study_instance_uid=st)
+    series = study.series.create(partition=partition, series_instance_uid=se)
+    crashed = Instance.objects.create(
+        partition=partition, study=study, series=series, study_instance_uid=st, series_instance_uid=se,
+        sop_instance_uid=sop, watermark=10**12, status=InstanceStatus.CREATING,
+    )
+    storage().save(blob_name(partition_key=1, watermark=crashed.watermark), __import__("io").BytesIO(b"partial"))
+
+    response = stow(client, [data])
+    assert response.json()["00081198"]["Value"][0]["00081197"]["Value"] == [45071]
+    assert client.get(instance_url(data), HTTP_ACCEPT="*/*").status_code == 404  # never visible
+
+    Instance.objects.filter(pk=crashed.pk).update(created_at=timezone.now() - dt.timedelta(hours=1))
+    assert stow(client, [data]).status_code == 200
+    assert response_bytes(client.get(instance_url(data), HTTP_ACCEPT="application/dicom; transfer-syntax=*")) == data
+    assert not storage().exists(blob_name(partition_key=1, watermark=crashed.watermark))
+    assert Instance.objects.get(sop_instance_uid=sop).status == InstanceStatus.CREATED
+
+
+@pytest.mark.django_db
+def test_cleanup_command_removes_stale_creating_rows(settings):
+    data = dicom_bytes()
+    st, se, sop = uids_of(data)
+    partition = Partition.objects.get(partition_key=1)
+    study = Study.objects.create(partition=partition, study_instance_uid=st)
+    series = study.series.create(partition=partition, series_instance_uid=se)
+    row = Instance.objects.create(
+        partition=partition, study=study, series=series, study_instance_uid=st, series_instance_uid=se,
+        sop_instance_uid=sop, watermark=10**12 + 1, status=InstanceStatus.CREATING,
+    )
+    call_command("dicom_cleanup")
+    assert Instance.objects.filter(pk=row.pk).exists()  # fresh: its request may still be running
+    Instance.objects.filter(pk=row.pk).update(created_at=timezone.now() - dt.timedelta(hours=1))
+    call_command("dicom_cleanup")
+    assert not Instance.objects.filter(pk=row.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_stows_of_one_instance_store_it_once():
+    data = dicom_bytes()
+    partition = partition_default()
+    barrier = threading.Barrier(2)
+    results: list[int | None] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        import io
+
+        try:
+            barrier.wait()
+            body = io.BytesIO(data)
+            result = stow_process(
+                parts=[FileSlice(body, 0, len(data))], partition=partition, study_uid=None, api_version=2
+            )
+            results.append(result.outcomes[0].failure_reason)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert not errors, errors
+    assert sorted(results, key=lambda r: r or 0) == [None, results[0] or results[1]]
+    assert {r for r in results if r is not None} <= {45070, 45071}
+    sop = uids_of(data)[2]
+    assert Instance.objects.filter(sop_instance_uid=sop).count() == 1
+    assert Instance.objects.get(sop_instance_uid=sop).status == InstanceStatus.CREATED
+    assert ChangeFeedEntry.objects.filter(sop_instance_uid=sop).count() == 1
+    assert len(_blobs()) == 1
