@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -423,3 +425,13 @@ def test_memory_stays_flat_while_a_large_file_is_copied(client, root):
     assert operation.results["exported"] == 1
     assert result_path(root / operation.pk.hex, data).read_bytes() == data
     assert peak < 8 * 1024 * 1024, peak
+
+
+def test_a_relative_export_root_stops_startup(tmp_path):
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "DICOM_EXPORT_FILESYSTEM_ROOTS": f"{tmp_path}:exports", "DICOM_DATA_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=root, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "DICOM_EXPORT_FILESYSTEM_ROOTS: 'exports' is not an absolute path" in result.stderr
