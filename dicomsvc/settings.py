@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from dicomsvc.env import (
+    SettingError,
     database_from_url,
     env_bool,
     env_choice,
@@ -153,6 +154,19 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     "dicom": _dicom_storage,
 }
+
+# --- Export (docs/export.md) -------------------------------------------------------------
+# Directories the filesystem destination may write under, colon-separated; none disables it.
+DICOM_EXPORT_FILESYSTEM_ROOTS = env_list("DICOM_EXPORT_FILESYSTEM_ROOTS", [], separator=":")
+for _root in DICOM_EXPORT_FILESYSTEM_ROOTS:
+    if not os.path.isabs(_root):
+        raise SettingError(f"DICOM_EXPORT_FILESYSTEM_ROOTS: {_root!r} is not an absolute path")
+# Buckets the s3 destination may write to (`*` = any the credentials allow); none disables it.
+DICOM_EXPORT_S3_ALLOWED_BUCKETS = env_list("DICOM_EXPORT_S3_ALLOWED_BUCKETS", [])
+# Custom `endpointUrl`s a request may name (scheme://host[:port]); none = AWS's own endpoints only.
+DICOM_EXPORT_S3_ALLOWED_ENDPOINTS = env_list("DICOM_EXPORT_S3_ALLOWED_ENDPOINTS", [])
+# Microsoft documents no maximum; 1,000 identifiers keeps one request's parameters small.
+DICOM_EXPORT_MAX_IDENTIFIERS = env_int("DICOM_EXPORT_MAX_IDENTIFIERS", 1000, minimum=1)
 
 # --- REST framework ----------------------------------------------------------------------
 REST_FRAMEWORK = {

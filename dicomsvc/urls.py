@@ -14,6 +14,7 @@ register_converter(SegmentConverter, "seg")
 # Resources that live in a partition: served at /v{n}/... and /v{n}/partitions/{name}/...
 partitioned = [
     path("", include("studies.urls")),
+    path("", include("operations.export.urls")),
 ]
 # Resources at the base URI only.
 global_routes = [

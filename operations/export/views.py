@@ -1,0 +1,30 @@
+"""POST /v{n}[/partitions/{partitionName}]/export."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from dicomsvc.api.mediatypes import media_type_parse
+from dicomsvc.api.views import DicomView
+from dicomsvc.errors import NotFound, UnsupportedMediaType
+from operations.export.services import export_create
+from operations.export.specification import export_specification_parse
+from operations.views import operation_reference, operation_url
+
+
+class ExportView(DicomView):
+    def post(self, request: Request, **kwargs: Any) -> Response:
+        if self.version_segment == "1.0-prerelease":
+            raise NotFound("The requested resource was not found.")  # export exists from v1 on
+        content_type = request.META.get("CONTENT_TYPE", "")
+        media = media_type_parse(content_type)
+        if media is None or media.type != "application/json":
+            raise UnsupportedMediaType(content_type)
+        specification = export_specification_parse(body=request.data)
+        operation = export_create(partition=self.partition, specification=specification)
+        response = Response(operation_reference(version_segment=self.version_segment, operation=operation), status=202)
+        response["Location"] = operation_url(version_segment=self.version_segment, operation_id=operation.pk)
+        return response
