@@ -36,3 +36,7 @@ test: install
 
 clean:
 	rm -rf $(VENV) var
+
+# STOW/WADO throughput and 1 GB STOW memory, ours next to Orthanc (docs/benchmarks.md).
+bench: install
+	PYTHON=$(PY) bash bench/run_bench.sh

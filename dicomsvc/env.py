@@ -77,8 +77,11 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def database_from_url(name: str, url: str) -> dict[str, object]:
-    """Translate `sqlite:///path` or `postgres://user:pw@host:port/db` into a Django DATABASES entry."""
+def database_from_url(name: str, url: str, *, pool_max_size: int = 0) -> dict[str, object]:
+    """Translate `sqlite:///path` or `postgres://user:pw@host:port/db` into a Django DATABASES entry.
+
+    `pool_max_size` > 0 gives each PostgreSQL-using process a psycopg connection pool of that size.
+    """
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme == "sqlite":
@@ -115,9 +118,15 @@ def database_from_url(name: str, url: str) -> dict[str, object]:
             "PASSWORD": unquote(parts.password or ""),
             "HOST": parts.hostname or "",
             "PORT": str(port or ""),
-            # Under ASGI each request runs in its own thread: a persistent connection would
-            # never be reused, only leaked. Close at the end of every request instead.
+            # Under ASGI Django runs every request in a thread of its own, so a persistent
+            # (thread-local) connection is never reused and lingers until garbage collection:
+            # with CONN_MAX_AGE > 0 a few busy workers exhausted max_connections. Django's
+            # answer for ASGI is no persistent connections plus the driver's pool.
             "CONN_MAX_AGE": 0,
-            "CONN_HEALTH_CHECKS": True,
+            **(
+                {"OPTIONS": {"pool": {"min_size": min(2, pool_max_size), "max_size": pool_max_size}}}
+                if pool_max_size
+                else {}
+            ),
         }
     raise SettingError(f"{name}: unsupported scheme {parts.scheme!r} (use sqlite:/// or postgres://)")

@@ -98,7 +98,12 @@ TEMPLATES = [
 ASGI_APPLICATION = "dicomsvc.asgi.application"
 
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{DICOM_DATA_DIR / 'db.sqlite3'}")
-DATABASES = {"default": database_from_url("DATABASE_URL", DATABASE_URL)}
+# PostgreSQL connections per process (0: connect per request, e.g. behind PgBouncer). Each
+# gunicorn worker and Celery process has its own pool: keep workers x size under max_connections.
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=0)
+DATABASES = {
+    "default": database_from_url("DATABASE_URL", DATABASE_URL, pool_max_size=DATABASE_POOL_MAX_SIZE)
+}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Tests use a file, not Django's shared-cache in-memory database: shared cache takes
     # table locks that ignore the busy timeout, so concurrency tests would fail spuriously.

@@ -24,7 +24,9 @@ def tag_label(tag: int) -> str:
 
 def element_vr(ds: Dataset, tag: BaseTag) -> str:
     """The VR without converting the value (deferred values stay unread)."""
-    raw = ds.get_item(tag)
+    # pydicom 3 reads a deferred value in get_item() unless told not to; without this the
+    # whole Pixel Data of every STOW part was loaded just to learn its VR.
+    raw = ds.get_item(tag, keep_deferred=True)
     vr = getattr(raw, "VR", None)
     if vr:
         return str(vr)

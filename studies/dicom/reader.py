@@ -223,7 +223,7 @@ def instance_parse(part: BinaryIO, *, validate_all: bool) -> ParsedInstance:
 
 def _frame_index(ds: Dataset, stream: BinaryIO, ts: str, frames: int) -> list[list[list[int]]] | None:
     """[[offset, length], ...] fragments per frame, positions in the stored file; None if unknown."""
-    raw = ds.get_item(PIXEL_DATA)
+    raw = ds.get_item(PIXEL_DATA, keep_deferred=True)
     value_tell = getattr(raw, "value_tell", None)
     length = getattr(raw, "length", None)
     if value_tell is None or length is None or ts == EXPLICIT_VR_BE:

@@ -114,8 +114,12 @@ class _Retry(Exception):
 def _commit(*, instance: Instance, parsed: ParsedInstance) -> bool:
     columns = parsed_indexed_columns(parsed)
     with transaction.atomic():
-        study = Study.objects.select_for_update().get(pk=instance.study_id)
-        series = Series.objects.select_for_update().get(pk=instance.series_id)
+        # FOR NO KEY UPDATE, not FOR UPDATE: it still serialises committers of one study, but
+        # does not conflict with the FOR KEY SHARE that PostgreSQL's deferred foreign-key
+        # checks take when a concurrent reservation commits. With FOR UPDATE those two lock
+        # the study and series in opposite orders and deadlock under parallel STOWs.
+        study = Study.objects.select_for_update(no_key=True).get(pk=instance.study_id)
+        series = Series.objects.select_for_update(no_key=True).get(pk=instance.series_id)
         flipped = Instance.objects.filter(pk=instance.pk, status=InstanceStatus.CREATING).update(
             status=InstanceStatus.CREATED, updated_at=timezone.now()
         )
