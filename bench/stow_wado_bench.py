@@ -26,9 +26,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -114,7 +114,7 @@ def _make_studies(
     """Bodies of `per_request` instances, in study order (a study's instances are consecutive)."""
     bodies: list[tuple[Path, list[InstanceRef]]] = []
     pending: list[tuple[bytes, InstanceRef]] = []
-    for s in range(studies):
+    for _s in range(studies):
         study, series = generate_uid(), generate_uid()
         for n in range(1, per_study + 1):
             data, sop = _instance_bytes(template, study=study, series=series, number=n)
@@ -241,7 +241,9 @@ class PhaseResult:
 Job = Callable[[Client], tuple[float, str | None]]  # -> (units, error or None)
 
 
-def run_phase(label: str, root: str, jobs: list[Job], *, clients: int, deadline_s: float, timeout: float) -> PhaseResult:
+def run_phase(
+    label: str, root: str, jobs: list[Job], *, clients: int, deadline_s: float, timeout: float
+) -> PhaseResult:
     """Run `jobs` on `clients` threads, each with its own connection; stop taking jobs at the deadline."""
     work: queue.Queue[Job] = queue.Queue()
     for job in jobs:
