@@ -5,6 +5,13 @@ from __future__ import annotations
 from django.urls import path
 
 from studies.views.retrieve import FramesView, InstanceView, MetadataView, SeriesView, StudyView
+from studies.views.search import (
+    InstancesSearchView,
+    SeriesInstancesSearchView,
+    SeriesSearchView,
+    StudyInstancesSearchView,
+    StudySeriesSearchView,
+)
 from studies.views.stow import StudiesView
 
 STUDY = "studies/<seg:study>"
@@ -20,4 +27,10 @@ urlpatterns = [
     path(INSTANCE, InstanceView.as_view()),
     path(f"{INSTANCE}/metadata", MetadataView.as_view()),
     path(f"{INSTANCE}/frames/<seg:frames>", FramesView.as_view()),
+    # QIDO-RS (GET studies is StudiesView's).
+    path("series", SeriesSearchView.as_view()),
+    path("instances", InstancesSearchView.as_view()),
+    path(f"{STUDY}/series", StudySeriesSearchView.as_view()),
+    path(f"{STUDY}/instances", StudyInstancesSearchView.as_view()),
+    path(f"{SERIES}/instances", SeriesInstancesSearchView.as_view()),
 ]
