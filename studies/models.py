@@ -188,11 +188,12 @@ class PersonNameWord(models.Model):
         ]
         indexes = [
             # varchar_pattern_ops lets PostgreSQL answer `word LIKE 'joh%'` from the index under
-            # any database collation; other backends ignore opclasses.
+            # any database collation (other backends ignore opclasses); with the study id in
+            # the key the answer needs no table access.
             models.Index(
-                fields=["partition", "attribute", "word"],
+                fields=["partition", "attribute", "word", "study"],
                 name="person_name_word_prefix",
-                opclasses=["", "", "varchar_pattern_ops"],
+                opclasses=["", "", "varchar_pattern_ops", ""],
             ),
         ]
 

@@ -82,7 +82,8 @@ def series_search(*, partition: Partition, query: SearchQuery) -> SearchPage:
         num_instances__gt=0,
     )
     if query.study_uid is not None:
-        matches = matches.filter(study__study_instance_uid=query.study_uid)
+        # The study's partition too, so the (partition, study UID) unique index finds it.
+        matches = matches.filter(study__partition=partition, study__study_instance_uid=query.study_uid)
     columns = ["newest_metadata", "num_instances"]
     if query.return_tags & COMPUTED[Level.STUDY]:
         columns += ["study__modalities_in_study", "study__num_series", "study__num_instances"]
