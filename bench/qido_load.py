@@ -113,7 +113,7 @@ class Loader:
         self.big_series = big_series
         self.partition = Partition.objects.get(partition_name=DEFAULT_PARTITION_NAME)
         self.base = _base_metadata()
-        self.now = dt.datetime.now(dt.timezone.utc)
+        self.now = dt.datetime.now(dt.UTC)
 
     def patients(self) -> list[tuple[str, str, dt.date]]:
         count = max(1, int(self.studies * 0.4))

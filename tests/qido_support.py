@@ -12,7 +12,9 @@ from tests.conftest import dicom_bytes, uids_of
 DICOM_JSON = "application/dicom+json"
 
 
-def store(client: Any, *, partition: str | None = None, name: str = "CT_small.dcm", **attrs: object) -> tuple[str, str, str]:
+def store(
+    client: Any, *, partition: str | None = None, name: str = "CT_small.dcm", **attrs: object
+) -> tuple[str, str, str]:
     """STOW one pydicom test file (fresh UIDs unless given); returns its (study, series, sop) UIDs."""
     data = dicom_bytes(name, **attrs)
     prefix = f"/v2/partitions/{partition}" if partition else "/v2"

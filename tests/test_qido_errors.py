@@ -101,7 +101,8 @@ def test_duplicate_attribute(client, resource) -> None:  # noqa: ANN001
     path = RESOURCES[resource]
     _bad(
         search(client, path, {keyword: ["A", "B"]}),
-        f"Invalid QIDO-RS query. Duplicate AttributeId '{keyword}'. Each attribute is only allowed to be specified once.",
+        f"Invalid QIDO-RS query. Duplicate AttributeId '{keyword}'. "
+        "Each attribute is only allowed to be specified once.",
     )
     _bad(
         search(client, path, [(keyword, "A"), (tag, "A")]),

@@ -219,7 +219,8 @@ def test_sop_uid_and_class_matching(client, archive, path) -> None:  # noqa: ANN
 @pytest.mark.django_db
 def test_lower_levels_accept_parent_attributes(client, archive) -> None:  # noqa: ANN001
     a = archive.alice
-    response = search(client, "instances", {"PatientID": "PID-ALICE", "Modality": "MR", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.2"})
+    ct_image = "1.2.840.10008.5.1.4.1.1.2"
+    response = search(client, "instances", {"PatientID": "PID-ALICE", "Modality": "MR", "SOPClassUID": ct_image})
     assert column(response, "SOPInstanceUID") == a.sops[a.series[1]]
     response = search(client, "series", {"PatientName": "doe^john", "Modality": "CT"})
     assert column(response, "SeriesInstanceUID") == [a.series[0]]

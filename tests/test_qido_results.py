@@ -119,8 +119,9 @@ def test_includefield_by_keyword_tag_repeated_and_comma_separated(client, archiv
 def test_filter_attributes_are_returned(client, archive) -> None:  # noqa: ANN001
     (study,) = results(search(client, "studies", {"PatientID": "PID-ALICE", "ModalitiesInStudy": "CT"}))
     assert set(study) == V2_STUDY | _keys("ModalitiesInStudy")
-    (instance,) = results(search(client, "instances", {"PatientID": "PID-BOB", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.4"}))
-    assert value(instance, "SOPClassUID") == "1.2.840.10008.5.1.4.1.1.4"
+    mr_image = "1.2.840.10008.5.1.4.1.1.4"
+    (instance,) = results(search(client, "instances", {"PatientID": "PID-BOB", "SOPClassUID": mr_image}))
+    assert value(instance, "SOPClassUID") == mr_image
 
 
 @pytest.mark.django_db
@@ -134,7 +135,7 @@ def test_computed_attributes(client, archive) -> None:  # noqa: ANN001
     assert study["00201208"] == {"vr": "IS", "Value": [3]}
     assert "00201209" not in study  # a series attribute has no value for a study
     series = results(search(client, "series", {"PatientID": "PID-ALICE", **fields}))
-    counts = {value(dataset, "SeriesInstanceUID"): value(dataset, "NumberOfSeriesRelatedInstances") for dataset in series}
+    counts = {value(item, "SeriesInstanceUID"): value(item, "NumberOfSeriesRelatedInstances") for item in series}
     assert counts == {a.series[0]: 2, a.series[1]: 1}
     assert {value(dataset, "NumberOfStudyRelatedInstances") for dataset in series} == {3}
     instances = results(search(client, f"studies/{a.uid}/instances", fields))
