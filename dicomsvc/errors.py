@@ -25,6 +25,10 @@ class InvalidQueryString(BadRequest):
     default_message = "The query string included invalid characters."
 
 
+class InvalidQuery(BadRequest):
+    """A QIDO-RS query that cannot be run; the message names the offending parameter."""
+
+
 class InvalidUid(BadRequest):
     def __init__(self, name: str, value: str) -> None:
         super().__init__(f"The specified {name} '{value}' is not a valid DICOM UID.")

@@ -8,11 +8,14 @@ on the instance so WADO metadata never re-reads a blob.
 from __future__ import annotations
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Upper
 
 from partitions.models import Partition
 
 UID_LENGTH = 64
+# A PN component group holds at most 64 characters; case folding may lengthen a word (ß -> ss).
+PERSON_NAME_WORD_LENGTH = 128
 
 
 class Study(models.Model):
@@ -51,6 +54,10 @@ class Study(models.Model):
             models.Index(fields=["partition", "referring_physician_name_search"], name="study_referring"),
             models.Index(fields=["partition", "study_description"], name="study_description"),
             models.Index(fields=["partition", "patient_birth_date"], name="study_birth_date"),
+            # QIDO matches non-PN strings case-insensitively (as Microsoft's collation does).
+            models.Index(F("partition"), Upper("patient_id"), name="study_patient_id_ci"),
+            models.Index(F("partition"), Upper("accession_number"), name="study_accession_ci"),
+            models.Index(F("partition"), Upper("study_description"), name="study_description_ci"),
         ]
 
     def __str__(self) -> str:
@@ -80,6 +87,8 @@ class Series(models.Model):
             models.Index(fields=["partition", "modality"], name="series_modality"),
             models.Index(fields=["partition", "performed_procedure_step_start_date"], name="series_pps_date"),
             models.Index(fields=["partition", "manufacturer_model_name"], name="series_model"),
+            models.Index(F("partition"), Upper("modality"), name="series_modality_ci"),
+            models.Index(F("partition"), Upper("manufacturer_model_name"), name="series_model_ci"),
         ]
 
     def __str__(self) -> str:
@@ -140,6 +149,9 @@ class Instance(models.Model):
             models.Index(
                 fields=["created_at"], name="instance_creating", condition=Q(status=InstanceStatus.CREATING)
             ),
+            # QIDO: the newest visible instance of a study or series, and instances newest first.
+            models.Index(fields=["study", "status", "watermark"], name="instance_study_newest"),
+            models.Index(fields=["series", "status", "watermark"], name="instance_series_newest"),
         ]
 
     def __str__(self) -> str:
@@ -149,6 +161,44 @@ class Instance(models.Model):
     def frames_watermark(self) -> int:
         """Frames come from the original file: a bulk update never changes pixel data."""
         return self.original_watermark if self.original_watermark is not None else self.watermark
+
+
+class PersonNameAttribute(models.IntegerChoices):
+    PATIENT_NAME = 0, "PatientName"
+    REFERRING_PHYSICIAN_NAME = 1, "ReferringPhysicianName"
+
+
+class PersonNameWord(models.Model):
+    """One distinct word of a study's folded PatientName or ReferringPhysicianName.
+
+    QIDO fuzzy matching asks whether every word of the query is a prefix of some name word;
+    a btree over the words answers each prefix with one index range, on SQLite and
+    PostgreSQL alike (no trigram or full-text extension). Rows mirror the study columns and
+    are rewritten whenever the name changes (`studies.services.person_names`).
+    """
+
+    partition = models.ForeignKey(Partition, on_delete=models.PROTECT, related_name="+")
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="+")
+    attribute = models.SmallIntegerField(choices=PersonNameAttribute.choices)
+    word = models.CharField(max_length=PERSON_NAME_WORD_LENGTH)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["study", "attribute", "word"], name="person_name_word_per_study"),
+        ]
+        indexes = [
+            # varchar_pattern_ops lets PostgreSQL answer `word LIKE 'joh%'` from the index under
+            # any database collation (other backends ignore opclasses); with the study id in
+            # the key the answer needs no table access.
+            models.Index(
+                fields=["partition", "attribute", "word", "study"],
+                name="person_name_word_prefix",
+                opclasses=["", "", "varchar_pattern_ops", ""],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.word
 
 
 class WatermarkSequence(models.Model):

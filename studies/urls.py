@@ -6,6 +6,13 @@ from django.urls import path
 
 from studies.views.rendered import RenderedView
 from studies.views.retrieve import FramesView, InstanceView, MetadataView, SeriesView, StudyView
+from studies.views.search import (
+    InstancesSearchView,
+    SeriesInstancesSearchView,
+    SeriesSearchView,
+    StudyInstancesSearchView,
+    StudySeriesSearchView,
+)
 from studies.views.stow import StudiesView
 
 STUDY = "studies/<seg:study>"
@@ -23,4 +30,10 @@ urlpatterns = [
     path(f"{INSTANCE}/frames/<seg:frames>", FramesView.as_view()),
     path(f"{INSTANCE}/rendered", RenderedView.as_view()),
     path(f"{INSTANCE}/frames/<seg:frame>/rendered", RenderedView.as_view()),
+    # QIDO-RS (GET studies is StudiesView's).
+    path("series", SeriesSearchView.as_view()),
+    path("instances", InstancesSearchView.as_view()),
+    path(f"{STUDY}/series", StudySeriesSearchView.as_view()),
+    path(f"{STUDY}/instances", StudyInstancesSearchView.as_view()),
+    path(f"{SERIES}/instances", SeriesInstancesSearchView.as_view()),
 ]

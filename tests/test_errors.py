@@ -11,6 +11,7 @@ EXPECTED: dict[type[errors.ApplicationError], tuple[tuple, int, str]] = {
     errors.ApplicationError: ((), 400, "The request is invalid."),
     errors.BadRequest: (("Something specific.",), 400, "Something specific."),
     errors.InvalidQueryString: ((), 400, "The query string included invalid characters."),
+    errors.InvalidQuery: (("Invalid query: unknown query parameter 'x'.",), 400, "Invalid query: unknown query parameter 'x'."),
     errors.InvalidUid: (("StudyInstanceUID", "1.x"), 400, "The specified StudyInstanceUID '1.x' is not a valid DICOM UID."),
     errors.InvalidFrames: (
         (),

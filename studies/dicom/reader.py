@@ -289,7 +289,11 @@ def _encapsulated_index(stream: BinaryIO, pos: int, frames: int) -> list[list[li
 
 def parsed_indexed_columns(parsed: ParsedInstance) -> dict[str, Any]:
     """Column values for study, series and instance rows."""
-    values = parsed.indexed
+    return indexed_columns(parsed.indexed)
+
+
+def indexed_columns(values: dict[str, Any]) -> dict[str, Any]:
+    """Column values from indexed attribute values by keyword (also used by bench/qido_load.py)."""
     patient_name = values.get("PatientName", "")
     referring = values.get("ReferringPhysicianName", "")
     return {

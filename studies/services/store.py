@@ -29,6 +29,7 @@ from studies.blobstore import blob_delete, blob_name, blob_write
 from studies.dicom.reader import ParsedInstance, parsed_indexed_columns
 from studies.models import Instance, InstanceStatus, Series, Study
 from studies.services.orphans import orphan_record
+from studies.services.person_names import person_name_words_sync
 from studies.services.watermarks import watermarks_allocate
 
 logger = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ def _commit(*, instance: Instance, parsed: ParsedInstance) -> bool:
         )
         if columns["series"]["modality"]:
             modalities.add(columns["series"]["modality"])
+        person_name_words_sync(study=study, columns=columns["study"])
         Study.objects.filter(pk=study.pk).update(
             num_instances=F("num_instances") + 1,
             num_series=F("num_series") + (1 if series_new else 0),

@@ -15,7 +15,9 @@ from dicomsvc.api.mediatypes import accepts_dicom_json, media_type_parse
 from dicomsvc.api.views import DicomView
 from dicomsvc.errors import NotAcceptable, UnsupportedMediaType
 from studies.dicom.uids import uid_require
+from studies.search.attributes import Resource
 from studies.services.stow import MULTIPLE_VALUES_WARNING, stow_parts, stow_process
+from studies.views.search import search_response
 from studies.views.stow_response import stow_response_dataset
 
 DICOM_JSON = "application/dicom+json"
@@ -55,7 +57,10 @@ class StowMixin(DicomView):
 
 
 class StudiesView(StowMixin):
-    """`/studies`: STOW (POST)."""
+    """`/studies`: STOW (POST) and QIDO (GET)."""
 
     def post(self, request: Request, **kwargs: Any) -> HttpResponse:
         return self.stow(request, None)
+
+    def get(self, request: Request, **kwargs: Any) -> HttpResponse:
+        return search_response(self, request, resource=Resource.STUDIES)

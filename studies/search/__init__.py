@@ -1,0 +1,1 @@
+"""QIDO-RS: query parsing, matching on the indexed columns, and result building."""

@@ -1,0 +1,55 @@
+"""Building QIDO-RS result datasets: stored metadata narrowed to the return attributes.
+
+Attribute values are the stored DICOM JSON of one instance (the newest visible one for a
+study or series result), served as stored: already UTF-8 whatever the SpecificCharacterSet
+of the original file. Counts and ModalitiesInStudy come from the index counters instead.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from studies.search.attributes import (
+    ALL_COMPUTED,
+    MODALITIES_IN_STUDY,
+    NUMBER_OF_SERIES_RELATED_INSTANCES,
+    NUMBER_OF_STUDY_RELATED_INSTANCES,
+    NUMBER_OF_STUDY_RELATED_SERIES,
+)
+
+
+def stored_keys(return_tags: frozenset[int]) -> list[str]:
+    """DICOM JSON keys to copy from stored metadata."""
+    return sorted(f"{tag:08X}" for tag in return_tags - ALL_COMPUTED)
+
+
+def computed_elements(
+    return_tags: frozenset[int],
+    *,
+    modalities: str | None = None,
+    study_series: int | None = None,
+    study_instances: int | None = None,
+    series_instances: int | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The requested computed attributes among those known for this row."""
+    out: dict[str, dict[str, Any]] = {}
+    if MODALITIES_IN_STUDY in return_tags and modalities is not None:
+        values = [value for value in modalities.split("\\") if value]
+        out[f"{MODALITIES_IN_STUDY:08X}"] = {"vr": "CS", "Value": values} if values else {"vr": "CS"}
+    counts = {
+        NUMBER_OF_STUDY_RELATED_SERIES: study_series,
+        NUMBER_OF_STUDY_RELATED_INSTANCES: study_instances,
+        NUMBER_OF_SERIES_RELATED_INSTANCES: series_instances,
+    }
+    for tag, count in counts.items():
+        if tag in return_tags and count is not None:
+            out[f"{tag:08X}"] = {"vr": "IS", "Value": [count]}
+    return out
+
+
+def result_dataset(*, metadata: str | None, keys: list[str], computed: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    stored = json.loads(metadata) if metadata else {}
+    out = {key: stored[key] for key in keys if key in stored}
+    out.update(computed)
+    return dict(sorted(out.items()))

@@ -1,0 +1,143 @@
+"""QIDO-RS reads: one SQL query per search, whatever the number of results.
+
+Every search is scoped to one partition and sees only visible rows (studies and series
+with created instances, instances in status CREATED), newest first: study and series by
+creation, instances by watermark. A page is fetched with one row more than asked, to tell
+whether results were cut off. Study and series results take their attribute values from
+their newest visible instance, fetched by a correlated subquery in the same statement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import OuterRef, QuerySet, Subquery
+
+from partitions.models import Partition
+from studies.models import Instance, InstanceStatus, Series, Study
+from studies.search.attributes import COMPUTED, Level
+from studies.search.matching import conditions_filter
+from studies.search.query import SearchQuery
+from studies.search.results import computed_elements, result_dataset, stored_keys
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    results: list[dict[str, Any]]
+    # More results match beyond this page.
+    truncated: bool
+
+
+def _newest_metadata(owner: str) -> Subquery:
+    newest = (
+        Instance.objects.filter(**{owner: OuterRef("pk")}, status=InstanceStatus.CREATED)
+        .order_by("-watermark")
+        .values("metadata")[:1]
+    )
+    return Subquery(newest)
+
+
+def _window(matches: QuerySet[Any], query: SearchQuery, order: str) -> QuerySet[Any]:
+    return matches.order_by(order).values("pk")[query.offset : query.offset + query.limit + 1]
+
+
+def _page(query: SearchQuery, rows: list[dict[str, Any]], build: Any) -> SearchPage:
+    keys = stored_keys(query.return_tags)
+    results = [build(row, keys) for row in rows[: query.limit]]
+    return SearchPage(results=results, truncated=len(rows) > query.limit)
+
+
+def study_search(*, partition: Partition, query: SearchQuery) -> SearchPage:
+    """Studies matching the query, newest first."""
+    matches = Study.objects.filter(
+        conditions_filter(query.conditions, level=Level.STUDY, partition=partition),
+        partition=partition,
+        num_instances__gt=0,
+    )
+    rows = list(
+        Study.objects.filter(pk__in=_window(matches, query, "-pk"))
+        .order_by("-pk")
+        .annotate(newest_metadata=_newest_metadata("study_id"))
+        .values("newest_metadata", "modalities_in_study", "num_series", "num_instances")
+    )
+
+    def build(row: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+        computed = computed_elements(
+            query.return_tags,
+            modalities=row["modalities_in_study"],
+            study_series=row["num_series"],
+            study_instances=row["num_instances"],
+        )
+        return result_dataset(metadata=row["newest_metadata"], keys=keys, computed=computed)
+
+    return _page(query, rows, build)
+
+
+def series_search(*, partition: Partition, query: SearchQuery) -> SearchPage:
+    """Series matching the query (within the path's study, if any), newest first."""
+    matches = Series.objects.filter(
+        conditions_filter(query.conditions, level=Level.SERIES, partition=partition),
+        partition=partition,
+        num_instances__gt=0,
+    )
+    if query.study_uid is not None:
+        # The study's partition too, so the (partition, study UID) unique index finds it.
+        matches = matches.filter(study__partition=partition, study__study_instance_uid=query.study_uid)
+    columns = ["newest_metadata", "num_instances"]
+    if query.return_tags & COMPUTED[Level.STUDY]:
+        columns += ["study__modalities_in_study", "study__num_series", "study__num_instances"]
+    rows = list(
+        Series.objects.filter(pk__in=_window(matches, query, "-pk"))
+        .order_by("-pk")
+        .annotate(newest_metadata=_newest_metadata("series_id"))
+        .values(*columns)
+    )
+
+    def build(row: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+        computed = computed_elements(
+            query.return_tags,
+            modalities=row.get("study__modalities_in_study"),
+            study_series=row.get("study__num_series"),
+            study_instances=row.get("study__num_instances"),
+            series_instances=row["num_instances"],
+        )
+        return result_dataset(metadata=row["newest_metadata"], keys=keys, computed=computed)
+
+    return _page(query, rows, build)
+
+
+def instance_search(*, partition: Partition, query: SearchQuery) -> SearchPage:
+    """Instances matching the query (within the path's study and series, if any), newest first."""
+    matches = Instance.objects.filter(
+        conditions_filter(query.conditions, level=Level.INSTANCE, partition=partition),
+        partition=partition,
+        status=InstanceStatus.CREATED,
+    )
+    if query.study_uid is not None:
+        matches = matches.filter(study_instance_uid=query.study_uid)
+    if query.series_uid is not None:
+        matches = matches.filter(series_instance_uid=query.series_uid)
+    columns = ["metadata"]
+    if query.return_tags & COMPUTED[Level.STUDY]:
+        columns += ["study__modalities_in_study", "study__num_series", "study__num_instances"]
+    if query.return_tags & COMPUTED[Level.SERIES]:
+        columns += ["series__num_instances"]
+    rows = list(matches.order_by("-watermark").values(*columns)[query.offset : query.offset + query.limit + 1])
+
+    def build(row: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+        computed = computed_elements(
+            query.return_tags,
+            modalities=row.get("study__modalities_in_study"),
+            study_series=row.get("study__num_series"),
+            study_instances=row.get("study__num_instances"),
+            series_instances=row.get("series__num_instances"),
+        )
+        return result_dataset(metadata=row["metadata"], keys=keys, computed=computed)
+
+    return _page(query, rows, build)
+
+
+SEARCHES = {Level.STUDY: study_search, Level.SERIES: series_search, Level.INSTANCE: instance_search}
+
+__all__ = ["SEARCHES", "SearchPage", "instance_search", "series_search", "study_search"]
