@@ -19,6 +19,7 @@ partitioned = [
 global_routes = [
     path("", include("partitions.urls")),
     path("", include("operations.urls")),
+    path("", include("changefeed.urls")),
 ]
 
 urlpatterns = [
