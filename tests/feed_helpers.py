@@ -31,7 +31,7 @@ def update(instance: Instance, **changes: str) -> Instance:
     (Blob rewriting is the bulk-update service's business; the feed only sees the rows.)
     """
     (new_watermark,) = watermarks_allocate(count=1)
-    instance.refresh_from_db()
+    instance = Instance.objects.get(pk=instance.pk)
     metadata = json.loads(instance.metadata)
     for keyword_tag, value in changes.items():
         metadata[keyword_tag]["Value"] = [value]
@@ -53,8 +53,7 @@ def update(instance: Instance, **changes: str) -> Instance:
                 )
             ]
         )
-    instance.refresh_from_db()
-    return instance
+    return Instance.objects.get(pk=instance.pk)
 
 
 def delete(instance: Instance) -> None:
