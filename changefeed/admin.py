@@ -101,10 +101,7 @@ async def _json_lines(queryset: QuerySet[ChangeFeedEntry]) -> AsyncIterator[byte
 
 @admin.register(ChangeFeedEntry)
 class ChangeFeedEntryAdmin(LargeTableAdmin):
-    list_display = (
-        "sequence", "timestamp", "action", "state_badge", "partition", "study_instance_uid",
-        "series_instance_uid", "sop_instance_uid", "instance_link",
-    )
+    list_display = ("sequence", "time", "action", "state_badge", "partition", "uids", "instance_link")
     list_filter = ("action", StateFilter, "partition", TimeRangeFilter)
     list_select_related = ("partition",)
     ordering = ("-sequence",)
@@ -132,6 +129,17 @@ class ChangeFeedEntryAdmin(LargeTableAdmin):
         if request.user.has_perm("studies.view_instance"):
             return tuple(names)
         return tuple("instance_state" if name == "instance_link" else name for name in names)
+
+    @admin.display(description="Time (UTC)")
+    def time(self, entry: ChangeFeedEntry) -> str:
+        return entry.timestamp.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+    @admin.display(description="Study / series / SOP instance UID")
+    def uids(self, entry: ChangeFeedEntry) -> SafeString:
+        return format_html(
+            '<span class="uid">{}<br>{}<br>{}</span>',
+            entry.study_instance_uid, entry.series_instance_uid, entry.sop_instance_uid,
+        )
 
     @admin.display(description="State")
     def state_badge(self, entry: Any) -> SafeString:

@@ -77,7 +77,7 @@ class StudyAdmin(LargeTableAdmin):
     fields = (
         "partition", "study_instance_uid", "patient_id", "patient_name", "patient_birth_date", "study_date",
         "study_description", "accession_number", "referring_physician_name", "modalities_in_study",
-        "num_series", "num_instances", "contents", "created_at", "updated_at",
+        "contents", "created_at", "updated_at",
     )
     readonly_fields = ("contents",)
     inlines = [SeriesInline]
@@ -102,7 +102,7 @@ class SeriesAdmin(LargeTableAdmin):
     search_help_text = "Exact SeriesInstanceUID, StudyInstanceUID or PatientID."
     fields = (
         "partition", "study_link", "series_instance_uid", "modality", "performed_procedure_step_start_date",
-        "manufacturer_model_name", "num_instances", "contents", "created_at", "updated_at",
+        "manufacturer_model_name", "contents", "created_at", "updated_at",
     )
     readonly_fields = ("study_link", "contents")
 
@@ -134,10 +134,15 @@ class InstanceAdmin(LargeTableAdmin):
         "study": (Study, ("study_instance_uid", "patient_id")),
     }
     search_help_text = "Exact SOPInstanceUID, SeriesInstanceUID, StudyInstanceUID or PatientID."
-    fields = (
-        "partition", "study_link", "series_link", "sop_instance_uid", "sop_class", "instance_number", "status",
-        "transfer_syntax", "size", "original_size", "number_of_frames", "watermark", "original_watermark",
-        "download", "created_at", "updated_at", "attributes",
+    fieldsets = (
+        (None, {"fields": (
+            "partition", "study_link", "series_link", "sop_instance_uid", ("sop_class", "instance_number"), "status",
+        )}),
+        ("Stored file", {"fields": (
+            "transfer_syntax", ("size", "number_of_frames"), ("original_size", "original_watermark"), "watermark",
+            "download", ("created_at", "updated_at"),
+        )}),
+        ("DICOM attributes", {"fields": ("attributes",), "classes": ("wide",)}),
     )
     readonly_fields = (
         "study_link", "series_link", "sop_class", "transfer_syntax", "size", "original_size", "download", "attributes",
