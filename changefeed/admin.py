@@ -17,7 +17,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from changefeed.models import ChangeFeedEntry, ChangeState
-from changefeed.selectors import changefeed_queryset
+from changefeed.selectors import changefeed_queryset, changefeed_state_q
 from changefeed.wire import entry_json_text
 from dicomsvc.admin_tools import LargeTableAdmin
 
@@ -33,7 +33,7 @@ class StateFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[ChangeFeedEntry]) -> QuerySet[ChangeFeedEntry]:
         if self.value() in ChangeState.values:
-            return queryset.filter(state=self.value())
+            return queryset.filter(changefeed_state_q(state=ChangeState(self.value())))
         return queryset
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Case, F, OuterRef, QuerySet, Subquery, Value, When
+from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Subquery, Value, When
 
 from changefeed.models import ChangeFeedEntry, ChangeState
 from studies.models import Instance, InstanceStatus
@@ -45,6 +45,21 @@ def changefeed_queryset() -> QuerySet[ChangeFeedEntry]:
     )
 
 
+def changefeed_state_q(*, state: ChangeState) -> Q:
+    """A filter for entries in `state`, cheaper than filtering on the `state` annotation.
+
+    Watermarks are never reused, so an entry is current exactly when its watermark is a
+    visible instance's watermark: one hashed set for the whole scan instead of two index
+    probes per row (the admin's state filter may walk far down a large feed).
+    """
+    live_watermarks = Instance.objects.filter(status=InstanceStatus.CREATED).values("watermark")
+    if state == ChangeState.CURRENT:
+        return Q(watermark__in=live_watermarks)
+    if state == ChangeState.DELETED:
+        return ~Exists(_live_instance())
+    return Exists(_live_instance()) & ~Q(watermark__in=live_watermarks)
+
+
 def changefeed_metadata_map(*, instance_ids: list[int]) -> dict[int, str]:
     """DICOM JSON text of the current version of each named instance still visible.
 
@@ -77,13 +92,18 @@ def changefeed_window_list(
     offset: int,
     limit: int,
 ) -> list[ChangeFeedEntry]:
-    """v2: entries with start <= timestamp < end, by (timestamp, sequence), skipping `offset` rows."""
-    queryset = changefeed_queryset()
+    """v2: entries with start <= timestamp < end, by (timestamp, sequence), skipping `offset` rows.
+
+    The page's sequences are chosen first from the (timestamp, sequence) index alone, so a
+    deep offset skips index entries instead of deriving the state of every skipped row.
+    """
+    window = ChangeFeedEntry.objects.all()
     if start is not None:
-        queryset = queryset.filter(timestamp__gte=start)
+        window = window.filter(timestamp__gte=start)
     if end is not None:
-        queryset = queryset.filter(timestamp__lt=end)
-    return list(queryset.order_by("timestamp", "sequence")[offset : offset + limit])
+        window = window.filter(timestamp__lt=end)
+    page = window.order_by("timestamp", "sequence").values("sequence")[offset : offset + limit]
+    return list(changefeed_queryset().filter(sequence__in=page).order_by("timestamp", "sequence"))
 
 
 def changefeed_latest(*, by_timestamp: bool) -> ChangeFeedEntry | None:

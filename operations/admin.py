@@ -27,6 +27,7 @@ class OperationAdmin(LargeTableAdmin):
     list_filter = ("status", "type")
     list_select_related = ("partition",)
     ordering = ("-created_time",)
+    search_help_text = "Operation ID."
     fields = (
         "id", "type", "status", "progress", "partition", "created_time", "last_updated_time",
         "parameters_json", "results_json", "errors_json", "resources_json", "checkpoint_json",
@@ -45,8 +46,6 @@ class OperationAdmin(LargeTableAdmin):
 
     def get_search_fields(self, request: Any) -> tuple[str, ...]:
         return ("id",)
-
-    search_help_text = "Operation ID."
 
     @admin.display(description="Progress")
     def progress(self, operation: Operation) -> SafeString:

@@ -10,7 +10,9 @@ import json
 from typing import Any
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, StreamingHttpResponse
+from django.template.defaultfilters import filesizeformat
 from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -25,14 +27,7 @@ from studies.models import Instance, Series, Study
 
 
 def filesize(size: int | None) -> str:
-    if size is None:
-        return "—"
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+    return "—" if size is None else filesizeformat(size)
 
 
 def uid_name(uid: str) -> str:
@@ -155,8 +150,10 @@ class InstanceAdmin(LargeTableAdmin):
     def download_view(self, request: HttpRequest, pk: int) -> StreamingHttpResponse:
         """Stream the stored file (`?version=original` for the pre-update one) to staff who may view instances."""
         instance = Instance.objects.filter(pk=pk).first()
-        if instance is None or not self.has_view_permission(request, instance):
+        if instance is None:
             raise Http404("No such instance.")
+        if not self.has_view_permission(request, instance):
+            raise PermissionDenied
         original = request.GET.get("version") == "original" and instance.original_watermark is not None
         watermark = instance.original_watermark if original else instance.watermark
         size = instance.original_file_size if original else instance.file_size
