@@ -57,7 +57,8 @@ def populate(feed_rows: int, instances: int) -> None:
         for number in range(per_study):
             sop = f"{serie.series_instance_uid}.{number}"
             rows.append(Instance(
-                partition_id=1, study_id=serie.study_id, series=serie, study_instance_uid=serie.study.study_instance_uid,
+                partition_id=1, study_id=serie.study_id, series=serie,
+                study_instance_uid=serie.study.study_instance_uid,
                 series_instance_uid=serie.series_instance_uid, sop_instance_uid=sop, status=InstanceStatus.CREATED,
                 watermark=index * per_study + number + 1, file_size=500_000, metadata=metadata,
             ))

@@ -41,7 +41,8 @@ class ChangeFeedView(DicomView):
             entries = changefeed_list(offset=query.offset, limit=query.limit)
         else:
             entries = changefeed_window_list(start=query.start, end=query.end, offset=query.offset, limit=query.limit)
-        return StreamingHttpResponse(_entries_stream(entries, include_metadata=query.include_metadata), content_type=JSON)
+        stream = _entries_stream(entries, include_metadata=query.include_metadata)
+        return StreamingHttpResponse(stream, content_type=JSON)
 
 
 class ChangeFeedLatestView(DicomView):

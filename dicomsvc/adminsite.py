@@ -12,6 +12,7 @@ from changefeed.selectors import changefeed_queryset
 from partitions.selectors import partition_list_with_stats
 
 DASHBOARD_FEED_ENTRIES = 20
+DASHBOARD_PARTITIONS = 50
 
 
 class DicomAdminSite(admin.AdminSite):
@@ -26,7 +27,9 @@ class DicomAdminSite(admin.AdminSite):
         user = request.user
         context: dict[str, Any] = {}
         if user.has_perm("partitions.view_partition"):
-            context["partition_stats"] = list(partition_list_with_stats())
+            stats = list(partition_list_with_stats()[: DASHBOARD_PARTITIONS + 1])
+            context["partition_stats"] = stats[:DASHBOARD_PARTITIONS]
+            context["more_partitions"] = len(stats) > DASHBOARD_PARTITIONS
         if user.has_perm("changefeed.view_changefeedentry"):
             context["feed_entries"] = list(changefeed_queryset().order_by("-sequence")[:DASHBOARD_FEED_ENTRIES])
             context["can_view_instances"] = user.has_perm("studies.view_instance")

@@ -49,9 +49,8 @@ class OperationAdmin(LargeTableAdmin):
 
     @admin.display(description="Progress")
     def progress(self, operation: Operation) -> SafeString:
-        return SafeString(
-            render_to_string("admin/operations/progress.html", {"percent": operation.percent_complete, "status": operation.status})
-        )
+        context = {"percent": operation.percent_complete, "status": operation.status}
+        return SafeString(render_to_string("admin/operations/progress.html", context))
 
     @admin.display(description="Parameters")
     def parameters_json(self, operation: Operation) -> SafeString:

@@ -15,7 +15,7 @@ from partitions.services import partition_get_or_create
 from studies.dicom.reader import instance_parse
 from studies.models import Instance
 from studies.services import instance_store, instances_delete, watermarks_allocate
-from tests.conftest import dicom_bytes, uids_of
+from tests.conftest import dicom_bytes
 
 
 def store(data: bytes | None = None, *, partition: str = DEFAULT_PARTITION_NAME, **overrides: object) -> Instance:
@@ -82,5 +82,3 @@ def feed_rows(count: int, *, start: dt.datetime, step: dt.timedelta, partition_k
     ChangeFeedEntry.objects.bulk_create(rows, batch_size=1000)
     return list(ChangeFeedEntry.objects.order_by("sequence"))
 
-
-__all__ = ["delete", "dicom_bytes", "feed_rows", "store", "uids_of", "update"]

@@ -6,6 +6,7 @@ dave is staff without a group, eve is not staff.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 
@@ -17,7 +18,7 @@ from django.urls import reverse
 from changefeed.models import ChangeFeedEntry
 from operations.models import Operation, OperationStatus, OperationType
 from partitions.models import Partition
-from studies.blobstore import blob_name, blob_open
+from studies.blobstore import blob_name, blob_open, blob_write
 from studies.models import Instance, Series, Study
 from tests.conftest import dicom_bytes, response_bytes
 from tests.feed_helpers import delete, store, update
@@ -202,11 +203,14 @@ def test_feed_list_rows_states_links_and_filters(alice):
         return feed_sequences(page(alice, f"{url}?{query}"))
 
     assert shown("action__exact=1") == [r.sequence for r in rows if r.action == 1]
-    assert shown("state=deleted") == [r.sequence for r in rows if r.sop_instance_uid == gone.sop_instance_uid]
-    assert shown("state=replaced") == [r.sequence for r in rows if r.sop_instance_uid == updated.sop_instance_uid][1:]
-    assert shown(f"q={kept.study_instance_uid}") == [r.sequence for r in rows if r.sop_instance_uid == kept.sop_instance_uid]
-    assert shown(f"q={gone.series_instance_uid}") == [r.sequence for r in rows if r.sop_instance_uid == gone.sop_instance_uid]
-    assert shown(f"q=%20{updated.sop_instance_uid}%20") == [r.sequence for r in rows if r.sop_instance_uid == updated.sop_instance_uid]
+    def of(instance: Instance) -> list[int]:
+        return [r.sequence for r in rows if r.sop_instance_uid == instance.sop_instance_uid]
+
+    assert shown("state=deleted") == of(gone)
+    assert shown("state=replaced") == of(updated)[1:]
+    assert shown(f"q={kept.study_instance_uid}") == of(kept)
+    assert shown(f"q={gone.series_instance_uid}") == of(gone)
+    assert shown(f"q=%20{updated.sop_instance_uid}%20") == of(updated)
     assert shown("q=1.2.3.999") == []
     assert shown("partition__partition_key__exact=1") == [r.sequence for r in rows]
 
@@ -220,7 +224,8 @@ def test_feed_time_range_filter(alice):
     url = changelist("changefeed.changefeedentry")
     assert feed_sequences(page(alice, f"{url}?since=2024-03-01T11:00")) == [second.sequence]
     assert feed_sequences(page(alice, f"{url}?until=2024-03-01T11:00")) == [first.sequence]
-    assert feed_sequences(page(alice, f"{url}?since=2024-03-01T10:00&until=2024-03-01T13:00%2B01:00")) == [first.sequence]
+    both = f"{url}?since=2024-03-01T10:00&until=2024-03-01T13:00%2B01:00"
+    assert feed_sequences(page(alice, both)) == [first.sequence]
     html = page(alice, f"{url}?since=2024-03-01T10:00&action__exact=0")
     assert 'name="since" value="2024-03-01T10:00"' in html
     assert '<input type="hidden" name="action__exact" value="0">' in html
@@ -327,7 +332,7 @@ def test_partition_list_counts_studies_instances_and_size(alice, settings):
         "partition_name": "alpha", "created_date": values["created_date"], "studies": "2", "instances": "3",
         "stored_size": f"{total / 1024:.1f} KB",
     }
-    assert "?partition__partition_key__exact=%d" % alpha.pk in row
+    assert f"?partition__partition_key__exact={alpha.pk}" in row
 
 
 # --- studies, series, instances -----------------------------------------------------------
@@ -350,8 +355,8 @@ def test_study_list_counts_search_and_detail(alice):
     assert other.study_instance_uid not in page(alice, f"{url}?q=PID-4")  # exact, not a prefix
 
     detail = page(alice, change("studies.study", first.study_id))
-    for series_uid, series_id in ((first.series_instance_uid, first.series_id), (second.series_instance_uid, second.series_id)):
-        assert change("studies.series", series_id) in detail and series_uid in detail
+    for instance in (first, second):
+        assert change("studies.series", instance.series_id) in detail and instance.series_instance_uid in detail
     assert f"?study__id__exact={first.study_id}" in detail
 
 
@@ -404,9 +409,6 @@ def test_instance_download_after_update_offers_the_original(bob):
     instance = store()
     updated = update(instance, **{"00100020": "NEW"})
     # The update helper writes rows only; give the new version a file as the bulk update would.
-    from studies.blobstore import blob_write  # noqa: PLC0415
-    import io  # noqa: PLC0415
-
     new_bytes = dicom_bytes(PatientID="NEW")
     blob_write(name=blob_name(partition_key=updated.partition_id, watermark=updated.watermark),
                stream=io.BytesIO(new_bytes), size=len(new_bytes))

@@ -17,7 +17,10 @@ pytestmark = pytest.mark.django_db
 
 T0 = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
 MINUTE = dt.timedelta(minutes=1)
-FAKE_UIDS = {"partition_id": 1, "study_instance_uid": "1.2.3", "series_instance_uid": "1.2.3.4", "sop_instance_uid": "1.2.3.4.5"}
+FAKE_UIDS = {
+    "partition_id": 1, "study_instance_uid": "1.2.3", "series_instance_uid": "1.2.3.4", "sop_instance_uid": "1.2.3.4.5"
+}
+STOW = {"content_type": "application/dicom", "HTTP_ACCEPT": "application/dicom+json"}
 
 
 def feed(client, url: str):  # noqa: ANN001, ANN201
@@ -34,7 +37,7 @@ def sequences(entries: list[dict]) -> list[int]:
 def test_stored_instance_appears_with_every_field_and_its_metadata(client):
     data = dicom_bytes(PatientID="FEED-1")
     study, series, sop = uids_of(data)
-    response = client.post("/v2/studies", data=data, content_type="application/dicom", HTTP_ACCEPT="application/dicom+json")
+    response = client.post("/v2/studies", data=data, **STOW)
     assert response.status_code == 200, response.content
 
     row = ChangeFeedEntry.objects.get()
@@ -173,36 +176,48 @@ def test_latest_carries_state_and_metadata(client):
     assert "metadata" not in feed(client, "/v2/changefeed/latest?includeMetadata=false")
     delete(first)
     latest = feed(client, "/v1/changefeed/latest")
-    assert (latest["sopInstanceUid"], latest["action"], latest["state"]) == (first.sop_instance_uid, "delete", "deleted")
+    assert (latest["sopInstanceUid"], latest["action"]) == (first.sop_instance_uid, "delete")
+    assert latest["state"] == "deleted"
     assert "metadata" not in latest
 
 
 OVER = "9223372036854775808"
+LIMIT_100 = "The field Limit must be between 1 and 100."
+OFFSET_RANGE = "The field Offset must be between 0 and 9223372036854775807."
+NO_ZONE = "Date and time value must specify a time zone."
+
+
+def invalid(name: str, reason: str) -> str:
+    return f"The query parameter '{name}' is invalid. {reason}"
+
+
+def not_valid(name: str, value: str) -> str:
+    return invalid(name, f"The value '{value}' is not valid for {name[0].upper()}{name[1:]}.")
 
 
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("/v1/changefeed?limit=-1", "The query parameter 'limit' is invalid. The field Limit must be between 1 and 100."),
-        ("/v1/changefeed?limit=0", "The query parameter 'limit' is invalid. The field Limit must be between 1 and 100."),
-        ("/v1/changefeed?limit=101", "The query parameter 'limit' is invalid. The field Limit must be between 1 and 100."),
-        ("/v2/changefeed?limit=201", "The query parameter 'limit' is invalid. The field Limit must be between 1 and 200."),
-        ("/v2/changefeed?limit=blah", "The query parameter 'limit' is invalid. The value 'blah' is not valid for Limit."),
-        ("/v2/changefeed?limit=", "The query parameter 'limit' is invalid. The value '' is not valid for Limit."),
-        ("/v1/changefeed?offset=-1", "The query parameter 'offset' is invalid. The field Offset must be between 0 and 9223372036854775807."),
-        ("/v2/changefeed?offset=-1", "The query parameter 'offset' is invalid. The field Offset must be between 0 and 9223372036854775807."),
-        (f"/v1/changefeed?offset={OVER}", f"The query parameter 'offset' is invalid. The value '{OVER}' is not valid for Offset."),
-        ("/v2/changefeed?offset=blah", "The query parameter 'offset' is invalid. The value 'blah' is not valid for Offset."),
-        ("/v2/changefeed?offset=1.5", "The query parameter 'offset' is invalid. The value '1.5' is not valid for Offset."),
-        ("/v1/changefeed?includeMetadata=0", "The query parameter 'includeMetadata' is invalid. The value '0' is not valid for IncludeMetadata."),
-        ("/v2/changefeed?includeMetadata=true-ish", "The query parameter 'includeMetadata' is invalid. The value 'true-ish' is not valid for IncludeMetadata."),
-        ("/v2/changefeed?includeMetadata=boolean", "The query parameter 'includeMetadata' is invalid. The value 'boolean' is not valid for IncludeMetadata."),
-        ("/v2/changefeed/latest?includeMetadata=asdf", "The query parameter 'includeMetadata' is invalid. The value 'asdf' is not valid for IncludeMetadata."),
-        ("/v1/changefeed/latest?includeMetadata=1", "The query parameter 'includeMetadata' is invalid. The value '1' is not valid for IncludeMetadata."),
-        ("/v2/changefeed?startTime=foo", "The query parameter 'startTime' is invalid. The value 'foo' is not valid for StartTime."),
-        ("/v2/changefeed?endTime=bar", "The query parameter 'endTime' is invalid. The value 'bar' is not valid for EndTime."),
-        ("/v2/changefeed?startTime=2024-03-01T12:00:00", "The query parameter 'startTime' is invalid. Date and time value must specify a time zone."),
-        ("/v2/changefeed?endTime=2024-03-01", "The query parameter 'endTime' is invalid. Date and time value must specify a time zone."),
+        ("/v1/changefeed?limit=-1", invalid("limit", LIMIT_100)),
+        ("/v1/changefeed?limit=0", invalid("limit", LIMIT_100)),
+        ("/v1/changefeed?limit=101", invalid("limit", LIMIT_100)),
+        ("/v2/changefeed?limit=201", invalid("limit", "The field Limit must be between 1 and 200.")),
+        ("/v2/changefeed?limit=blah", not_valid("limit", "blah")),
+        ("/v2/changefeed?limit=", not_valid("limit", "")),
+        ("/v1/changefeed?offset=-1", invalid("offset", OFFSET_RANGE)),
+        ("/v2/changefeed?offset=-1", invalid("offset", OFFSET_RANGE)),
+        (f"/v1/changefeed?offset={OVER}", not_valid("offset", OVER)),
+        ("/v2/changefeed?offset=blah", not_valid("offset", "blah")),
+        ("/v2/changefeed?offset=1.5", not_valid("offset", "1.5")),
+        ("/v1/changefeed?includeMetadata=0", not_valid("includeMetadata", "0")),
+        ("/v2/changefeed?includeMetadata=true-ish", not_valid("includeMetadata", "true-ish")),
+        ("/v2/changefeed?includeMetadata=boolean", not_valid("includeMetadata", "boolean")),
+        ("/v2/changefeed/latest?includeMetadata=asdf", not_valid("includeMetadata", "asdf")),
+        ("/v1/changefeed/latest?includeMetadata=1", not_valid("includeMetadata", "1")),
+        ("/v2/changefeed?startTime=foo", not_valid("startTime", "foo")),
+        ("/v2/changefeed?endTime=bar", not_valid("endTime", "bar")),
+        ("/v2/changefeed?startTime=2024-03-01T12:00:00", invalid("startTime", NO_ZONE)),
+        ("/v2/changefeed?endTime=2024-03-01", invalid("endTime", NO_ZONE)),
         (
             "/v2/changefeed?startTime=2024-03-01T12:00:00Z&endTime=2024-03-01T13:00:00%2B01:00",
             "The start time '2024-03-01T12:00:00.0000000+00:00' must occur strictly before the end time "
@@ -235,9 +250,7 @@ def test_offset_near_the_top_of_the_range_does_not_overflow(client):
 def test_change_feed_is_global_not_under_partitions(client, settings):
     settings.DICOM_ENABLE_DATA_PARTITIONS = True
     data = dicom_bytes()
-    response = client.post(
-        "/v2/partitions/alpha/studies", data=data, content_type="application/dicom", HTTP_ACCEPT="application/dicom+json"
-    )
+    response = client.post("/v2/partitions/alpha/studies", data=data, **STOW)
     assert response.status_code == 200, response.content
     store(partition="beta")
     entries = feed(client, "/v2/changefeed")
