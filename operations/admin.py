@@ -21,6 +21,14 @@ def _pretty(value: Any) -> SafeString:
     return format_html('<pre class="dicom-json">{}</pre>', json.dumps(value, indent=2, ensure_ascii=False))
 
 
+def _json_field(name: str, description: str) -> Any:
+    @admin.display(description=description)
+    def show(admin_: Any, operation: Operation) -> SafeString:
+        return _pretty(getattr(operation, name))
+
+    return show
+
+
 @admin.register(Operation)
 class OperationAdmin(LargeTableAdmin):
     list_display = ("id", "type", "status", "progress", "partition", "created_time", "last_updated_time")
@@ -52,22 +60,8 @@ class OperationAdmin(LargeTableAdmin):
         context = {"percent": operation.percent_complete, "status": operation.status}
         return SafeString(render_to_string("admin/operations/progress.html", context))
 
-    @admin.display(description="Parameters")
-    def parameters_json(self, operation: Operation) -> SafeString:
-        return _pretty(operation.parameters)
-
-    @admin.display(description="Results")
-    def results_json(self, operation: Operation) -> SafeString:
-        return _pretty(operation.results)
-
-    @admin.display(description="Errors")
-    def errors_json(self, operation: Operation) -> SafeString:
-        return _pretty(operation.errors)
-
-    @admin.display(description="Resources")
-    def resources_json(self, operation: Operation) -> SafeString:
-        return _pretty(operation.resources)
-
-    @admin.display(description="Checkpoint")
-    def checkpoint_json(self, operation: Operation) -> SafeString:
-        return _pretty(operation.checkpoint)
+    parameters_json = _json_field("parameters", "Parameters")
+    results_json = _json_field("results", "Results")
+    errors_json = _json_field("errors", "Errors")
+    resources_json = _json_field("resources", "Resources")
+    checkpoint_json = _json_field("checkpoint", "Checkpoint")
