@@ -13,6 +13,14 @@ class ChangeAction(models.IntegerChoices):
     UPDATE = 2, "update"
 
 
+class ChangeState(models.TextChoices):
+    """Derived, never stored: see `changefeed.selectors.changefeed_queryset`."""
+
+    CURRENT = "current"
+    REPLACED = "replaced"
+    DELETED = "deleted"
+
+
 class ChangeFeedEntry(models.Model):
     """A change to one instance.
 
@@ -38,6 +46,9 @@ class ChangeFeedEntry(models.Model):
                 fields=["partition", "study_instance_uid", "series_instance_uid", "sop_instance_uid"],
                 name="changefeed_uids",
             ),
+            # Admin search by series or SOP UID (the study UID uses changefeed_uids).
+            models.Index(fields=["partition", "series_instance_uid"], name="changefeed_series_uid"),
+            models.Index(fields=["partition", "sop_instance_uid"], name="changefeed_sop_uid"),
             models.Index(fields=["timestamp", "sequence"], name="changefeed_time_seq"),
         ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from changefeed.models import ChangeFeedEntry
@@ -14,12 +15,30 @@ _FEED_LOCK_ID = 0x44434D46  # "DCMF"
 def changefeed_append(*, entries: list[ChangeFeedEntry]) -> None:
     """Append entries as the last step of the caller's transaction.
 
-    Readers page by `sequence > last_seen`, so a sequence must never become visible after a
-    higher one. On PostgreSQL two transactions can take sequences 5 and 6 and commit 6
-    first; a poller would then skip 5 for ever. The transaction-scoped advisory lock makes
-    writers take sequences in turn and hold them until commit, so sequence order is commit
-    order. It is taken last, so the serialised stretch is only this insert and the commit.
-    SQLite serialises writers for the whole transaction already.
+    Readers page by `sequence > last_seen` (v1) or by position in (timestamp, sequence)
+    order (v2), so an entry must never become visible after one that sorts later.
+
+    Why that needs a lock on PostgreSQL: `sequence` comes from a sequence object, handed
+    out at INSERT time and never rolled back, while visibility comes at COMMIT. Without
+    serialisation transaction A can take 5, B take 6 and commit first; a poller that
+    reads 6 and continues from `offset=6` would never see 5.
+
+    How the lock closes the gap: `pg_advisory_xact_lock` is held from here until the
+    transaction ends, and PostgreSQL releases transaction locks only after the commit
+    is visible to other sessions (CommitTransaction marks the transaction committed in
+    the proc array before it releases locks). So the next writer cannot draw its
+    sequence until every lower sequence is either visible or rolled back for good; a
+    rolled-back sequence is a gap that is never filled, which readers may skip safely.
+    Every writer of the table must come through here (tests that bulk_create rows do
+    so with no concurrent writer).
+
+    The timestamp is taken under the same lock and never goes below the newest stored
+    one, so (timestamp, sequence) order equals sequence order even if clocks of two app
+    servers disagree or the clock steps back: v2 readers get the same guarantee.
+
+    The lock is taken last, so the serialised stretch is only this insert and the
+    commit. SQLite (IMMEDIATE transactions) serialises writers for the whole transaction
+    already.
     """
     if not entries:
         return
@@ -28,7 +47,11 @@ def changefeed_append(*, entries: list[ChangeFeedEntry]) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_FEED_LOCK_ID])
+    # Read after the lock: under READ COMMITTED this statement sees the previous writer's row.
+    newest = ChangeFeedEntry.objects.aggregate(newest=Max("timestamp"))["newest"]
     now = timezone.now()
+    if newest is not None and newest > now:
+        now = newest
     for entry in entries:
         entry.timestamp = now
     ChangeFeedEntry.objects.bulk_create(entries)

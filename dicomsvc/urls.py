@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import include, path, register_converter
+from django.contrib.staticfiles.views import serve as static_serve
+from django.urls import include, path, re_path, register_converter
 
 from dicomsvc.api.converters import ApiVersionConverter, SegmentConverter
 from dicomsvc.health import health_check
@@ -20,10 +21,14 @@ partitioned = [
 global_routes = [
     path("", include("partitions.urls")),
     path("", include("operations.urls")),
+    path("", include("changefeed.urls")),
 ]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # The admin's own CSS/JS (a few small files), so `make run` needs no web server beside
+    # it; a reverse proxy may serve STATIC_ROOT (`manage.py collectstatic`) at /static/ instead.
+    re_path(r"^static/(?P<path>.*)$", static_serve, {"insecure": True}),
     path("health/check", health_check),
     path("v<ver:version>/partitions/<seg:partition_name>/", include(partitioned)),
     path("v<ver:version>/", include(global_routes + partitioned)),

@@ -1,0 +1,59 @@
+"""GET /v{n}/changefeed and /v{n}/changefeed/latest (base URI only, across partitions)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.http import HttpResponse, StreamingHttpResponse
+from rest_framework.request import Request
+
+from changefeed.models import ChangeFeedEntry
+from changefeed.params import feed_query_parse, latest_query_parse
+from changefeed.selectors import changefeed_latest, changefeed_list, changefeed_metadata_map, changefeed_window_list
+from changefeed.wire import entry_json_text
+from dicomsvc.api.views import DicomView
+
+JSON = "application/json; charset=utf-8"
+# Entries whose metadata is fetched and sent together: bounds memory, not queries (<= 20 a page).
+METADATA_BATCH = 10
+
+
+async def _entries_stream(entries: list[ChangeFeedEntry], *, include_metadata: bool) -> AsyncIterator[bytes]:
+    fetch = sync_to_async(changefeed_metadata_map, thread_sensitive=True)
+    yield b"["
+    for start in range(0, len(entries), METADATA_BATCH):
+        batch = entries[start : start + METADATA_BATCH]
+        ids = [entry.live_instance_id for entry in batch if entry.live_instance_id is not None]
+        metadata = await fetch(instance_ids=ids) if include_metadata and ids else {}
+        texts = [entry_json_text(entry, metadata=metadata.get(entry.live_instance_id)) for entry in batch]
+        yield (("," if start else "") + ",".join(texts)).encode()
+    yield b"]"
+
+
+class ChangeFeedView(DicomView):
+    partitioned = False
+
+    def get(self, request: Request, **kwargs: Any) -> StreamingHttpResponse:
+        query = feed_query_parse(request.query_params, api_version=self.api_version)
+        if self.api_version < 2:
+            entries = changefeed_list(offset=query.offset, limit=query.limit)
+        else:
+            entries = changefeed_window_list(start=query.start, end=query.end, offset=query.offset, limit=query.limit)
+        stream = _entries_stream(entries, include_metadata=query.include_metadata)
+        return StreamingHttpResponse(stream, content_type=JSON)
+
+
+class ChangeFeedLatestView(DicomView):
+    partitioned = False
+
+    def get(self, request: Request, **kwargs: Any) -> HttpResponse:
+        include_metadata = latest_query_parse(request.query_params)
+        entry = changefeed_latest(by_timestamp=self.api_version >= 2)
+        if entry is None:
+            return HttpResponse(status=204)
+        metadata = None
+        if include_metadata and entry.live_instance_id is not None:
+            metadata = changefeed_metadata_map(instance_ids=[entry.live_instance_id]).get(entry.live_instance_id)
+        return HttpResponse(entry_json_text(entry, metadata=metadata), content_type=JSON)

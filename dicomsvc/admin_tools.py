@@ -1,0 +1,133 @@
+"""Admin plumbing for million-row tables, shared by every app's admin.py.
+
+- `NoCountPaginator`: never runs COUNT(*). It reads the requested page plus one row, so
+  the change list knows whether another page follows; the page list ends one page
+  after the current one.
+- `LargeTableAdmin`: that paginator, no full result count, no facet counts, no
+  "show all", no sorting on unindexed columns, and a UID search that uses the
+  (partition, uid) indexes (exact match, as UIDs are compared exactly everywhere).
+- `ReadOnlyAdmin`: DICOM data is changed through the API and its services only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
+from django.core.paginator import Page, Paginator
+from django.db.models import Model, Q, QuerySet
+from django.http import HttpRequest
+
+from partitions.models import Partition
+
+# Matches per searched-for value that a search resolves through a related table.
+SEARCH_RESOLVE_LIMIT = 1000
+
+
+class NoCountPaginator(Paginator):
+    """Pagination without COUNT(*): `count` is a lower bound, exact on the last page."""
+
+    no_count = True
+
+    def __init__(self, object_list: Any, per_page: int, orphans: int = 0, allow_empty_first_page: bool = True,
+                 *, page_number: int = 1) -> None:
+        super().__init__(object_list, per_page, 0, allow_empty_first_page)
+        self.page_number = max(page_number, 1)
+
+    @cached_property
+    def _rows(self) -> list[Any]:
+        start = (self.page_number - 1) * self.per_page
+        return list(self.object_list[start : start + self.per_page + 1])
+
+    @cached_property
+    def count(self) -> int:  # type: ignore[override]
+        return (self.page_number - 1) * self.per_page + len(self._rows)
+
+    @property
+    def has_more(self) -> bool:
+        return len(self._rows) > self.per_page
+
+    def page(self, number: Any) -> Page:
+        number = self.validate_number(number)
+        if number != self.page_number:
+            return super().page(number)
+        return self._get_page(self._rows[: self.per_page], number, self)
+
+
+class NoCountChangeList(ChangeList):
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        # Django re-runs the whole query when everything fits on one page; the paginator
+        # has read those rows already.
+        if not self.multi_page and self.paginator.page_number == 1:
+            self.result_list = self.paginator.page(1).object_list
+
+
+def _page_number(request: HttpRequest) -> int:
+    try:
+        return int(request.GET.get("p", 1))
+    except ValueError:
+        return 1
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Viewable by staff with the `view_` permission; nobody adds, changes or deletes here."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class LargeTableAdmin(ReadOnlyAdmin):
+    """A read-only change list whose cost does not grow with the table.
+
+    `uid_search_fields` are compared exactly with the search term, each restricted to the
+    known partitions so the (partition, uid) indexes serve the lookup. `related_search`
+    maps a foreign key to fields of the related model searched the same way (resolved to
+    ids first, so each arm of the OR stays an index lookup).
+    """
+
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    list_max_show_all = 0
+    list_per_page = 50
+    sortable_by: Sequence[str] = ()
+    uid_search_fields: Sequence[str] = ()
+    related_search: dict[str, tuple[type[Model], Sequence[str]]] = {}
+
+    def get_paginator(self, request: HttpRequest, queryset: Any, per_page: int, orphans: int = 0,
+                      allow_empty_first_page: bool = True) -> Paginator:
+        return NoCountPaginator(queryset, per_page, page_number=_page_number(request))
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return NoCountChangeList
+
+    def get_search_fields(self, request: HttpRequest) -> Sequence[str]:
+        # Non-empty so the change list shows its search box; the matching is ours.
+        return ("uid",) if self.uid_search_fields or self.related_search else ()
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+                           ) -> tuple[QuerySet[Any], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        keys = list(Partition.objects.values_list("pk", flat=True))
+        match = Q(pk__in=[])
+        for field in self.uid_search_fields:
+            match |= Q(partition_id__in=keys, **{field: term})
+        for foreign_key, (model, fields) in self.related_search.items():
+            related = Q(pk__in=[])
+            for field in fields:
+                related |= Q(partition_id__in=keys, **{field: term})
+            ids = list(model.objects.filter(related).values_list("pk", flat=True)[:SEARCH_RESOLVE_LIMIT])
+            if ids:
+                match |= Q(**{f"{foreign_key}__in": ids})
+        return queryset.filter(match), False
