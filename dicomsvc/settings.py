@@ -27,6 +27,11 @@ DICOM_MAX_TRANSCODE_BYTES = env_int("DICOM_MAX_TRANSCODE_BYTES", 100 * 1024**2, 
 # A row left in "creating" by a crashed request blocks its UIDs (45071) only this long.
 DICOM_STALE_CREATING_SECONDS = env_int("DICOM_STALE_CREATING_SECONDS", 600, minimum=1)
 DICOM_STORAGE_BACKEND = env_choice("DICOM_STORAGE_BACKEND", "local", ("local", "s3"))
+# A running operation whose worker has not reported for this long is taken over by another
+# worker (docs/bulk-update.md). Keep it above the time one instance file takes to rewrite.
+DICOM_OPERATION_LEASE_SECONDS = env_int("DICOM_OPERATION_LEASE_SECONDS", 300, minimum=1)
+# Pause after each instance a bulk update rewrites, to bound its I/O on a busy server.
+DICOM_UPDATE_INSTANCE_DELAY_MS = env_int("DICOM_UPDATE_INSTANCE_DELAY_MS", 0, minimum=0)
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-insecure-secret-key-change-me")
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -154,7 +159,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
-    else {"visibility_timeout": 3600}
+    # An unacknowledged task (its worker died) is redelivered after this many seconds.
+    else {"visibility_timeout": env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=1)}
 )
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
