@@ -32,6 +32,8 @@ DICOM_STORAGE_BACKEND = env_choice("DICOM_STORAGE_BACKEND", "local", ("local", "
 DICOM_OPERATION_LEASE_SECONDS = env_int("DICOM_OPERATION_LEASE_SECONDS", 300, minimum=1)
 # Pause after each instance a bulk update rewrites, to bound its I/O on a busy server.
 DICOM_UPDATE_INSTANCE_DELAY_MS = env_int("DICOM_UPDATE_INSTANCE_DELAY_MS", 0, minimum=0)
+# Files a bulk update rewrites at once within a study (the time goes into fsync, not the CPU).
+DICOM_UPDATE_PARALLEL_FILES = env_int("DICOM_UPDATE_PARALLEL_FILES", 4, minimum=1)
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-insecure-secret-key-change-me")
 DEBUG = env_bool("DJANGO_DEBUG", False)

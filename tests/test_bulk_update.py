@@ -375,3 +375,14 @@ def test_partition_route_requires_an_existing_partition(client, settings):
                      partition="nobody")
     assert response.status_code == 400
     assert not Operation.objects.exists()
+
+
+def test_value_a_study_files_character_set_cannot_hold_fails_that_study_only(client):
+    ascii_only, _ = store_study(client, 1, name="MR_small.dcm")  # no Specific Character Set
+    latin1, _ = store_study(client, 1, name="CT_small.dcm")  # ISO_IR 100
+    operation = _update(client, [ascii_only, latin1], patient_name_change("Müller^Jürgen"))
+    assert operation.status == OperationStatus.FAILED
+    assert operation.results["errors"] == [f"Failed to update instances for study {ascii_only}"]
+    assert operation.results["instanceUpdated"] == 1
+    [instance] = _instances(latin1)
+    assert str(read(blob_bytes(instance, instance.watermark)).PatientName) == "Müller^Jürgen"

@@ -65,21 +65,33 @@ class Span:
 
 
 class _Source:
-    """Positioned reads from the stored file with bounds checks."""
+    """Positioned reads from the stored file with bounds checks.
+
+    Element headers are a few bytes each; they are served from one cached block, so a
+    scan costs a handful of reads however many elements there are. Skipped values (pixel
+    data) are never read.
+    """
+
+    BLOCK = 64 * 1024
 
     def __init__(self, fileobj: BinaryIO) -> None:
         self.fileobj = fileobj
         fileobj.seek(0, io.SEEK_END)
         self.size = fileobj.tell()
+        self._block_start = 0
+        self._block = b""
 
     def read(self, pos: int, count: int) -> bytes:
         if pos < 0 or pos + count > self.size:
             raise MalformedFile(f"element at offset {pos} runs past the end of the file")
-        self.fileobj.seek(pos)
-        data = self.fileobj.read(count)
-        if len(data) != count:
-            raise MalformedFile(f"short read at offset {pos}")
-        return data
+        offset = pos - self._block_start
+        if offset < 0 or offset + count > len(self._block):
+            self.fileobj.seek(pos)
+            self._block = self.fileobj.read(max(count, self.BLOCK))
+            self._block_start, offset = pos, 0
+            if len(self._block) < count:
+                raise MalformedFile(f"short read at offset {pos}")
+        return self._block[offset : offset + count]
 
 
 @dataclass(frozen=True)
@@ -169,7 +181,10 @@ class FileLayout:
 
 def file_layout(fileobj: BinaryIO) -> FileLayout:
     """Scan a stored P10 file (preamble, `DICM`, meta, dataset) without reading values."""
-    src = _Source(fileobj)
+    return _layout(_Source(fileobj))
+
+
+def _layout(src: _Source) -> FileLayout:
     if src.size < META_START or src.read(PREAMBLE_SIZE, 4) != MAGIC:
         raise MalformedFile("no DICM prefix after the preamble")
     meta_enc = _Encoding(little=True, implicit=False)
@@ -328,14 +343,14 @@ def p10_rewrite(
     implementation_version_name: str,
 ) -> None:
     """Write `source` to `target` with `changes` applied and this implementation named in the meta."""
-    layout = file_layout(source)
+    src = _Source(source)
+    layout = _layout(src)
     if layout.transfer_syntax_uid in DEFLATED:
         _rewrite_with_pydicom(
             source, target, changes=changes, implementation_class_uid=implementation_class_uid,
             implementation_version_name=implementation_version_name,
         )
         return
-    src = _Source(source)
     enc = layout.encoding
     assert enc is not None
     replacements = _encode(changes, enc, _character_sets(src, layout, enc))

@@ -31,6 +31,7 @@ import json
 import logging
 import tempfile
 import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -295,11 +296,27 @@ def _study_update(
 ) -> None:
     pending = _reserve(partition=partition, study_uid=study_uid)
     delay = settings.DICOM_UPDATE_INSTANCE_DELAY_MS / 1000
-    for item in pending:
+
+    def rewrite(item: _Pending) -> None:
         _rewrite(partition=partition, item=item, change=change, change_json=change_json)
         if delay:
             time.sleep(delay)
-        run.heartbeat()
+
+    # Writing a blob is mostly waiting for fsync, so a few files are written at once. The
+    # database is only touched from this thread; workers never hold a transaction.
+    with ThreadPoolExecutor(max_workers=settings.DICOM_UPDATE_PARALLEL_FILES) as pool:
+        futures = [pool.submit(rewrite, item) for item in pending]
+        try:
+            remaining = set(futures)
+            while remaining:
+                done, remaining = wait(remaining, timeout=1, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    future.result()  # re-raises the first failure
+                run.heartbeat()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
     removals = _switch(
         run=run, partition=partition, study_uid=study_uid, index=index, total=total, pending=pending, change=change
     )
