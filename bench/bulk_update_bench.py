@@ -76,12 +76,11 @@ def main() -> None:
     from django.conf import settings
     from django.core.management import call_command
 
+    from dicomsvc.celery import broker_dirs_create
     from operations.models import Operation, OperationStatus
     from partitions.models import DEFAULT_PARTITION_NAME
     from partitions.selectors import partition_get
     from studies.services.update import bulk_update_start
-
-    from dicomsvc.celery import broker_dirs_create
 
     call_command("migrate", verbosity=0)
     broker_dirs_create()
@@ -92,7 +91,8 @@ def main() -> None:
 
     began = time.perf_counter()
     uids = _store(args.studies, args.instances)
-    print(f"stored {total} instances ({args.studies} studies x {args.instances}) in {time.perf_counter() - began:.1f} s")
+    took = time.perf_counter() - began
+    print(f"stored {total} instances ({args.studies} studies x {args.instances}) in {took:.1f} s")
 
     log_path = Path(data_dir) / "bench-worker.log"
     worker = subprocess.Popen(

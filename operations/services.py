@@ -19,9 +19,10 @@ import datetime as dt
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction

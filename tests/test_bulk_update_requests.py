@@ -56,7 +56,9 @@ def test_exactly_50_studies_are_accepted(client):
 @pytest.mark.parametrize("uid", ["1.2.abc", "1..2", "", "1.2." + "3" * 64, "1.2.3."])
 def test_malformed_study_uid(client, uid):
     message = _text(start(client, {"studyInstanceUids": [generate_uid(), uid], "changeDataset": NAME}))
-    assert message.startswith("Dicom element 'StudyInstanceUid' failed validation for VR 'UI': DICOM Identifier is invalid.")
+    assert message.startswith(
+        "Dicom element 'StudyInstanceUid' failed validation for VR 'UI': DICOM Identifier is invalid."
+    )
     assert message.endswith(f"Value: '{uid}'.")
     assert not Operation.objects.exists()
 
@@ -118,7 +120,8 @@ def test_attribute_outside_the_allowed_set(client, tag, attribute):
     ],
 )
 def test_changing_to_null_is_refused(client, attribute):
-    comments = _refused(start(client, {"studyInstanceUids": [generate_uid()], "changeDataset": {"00100010": attribute}}))
+    body = {"studyInstanceUids": [generate_uid()], "changeDataset": {"00100010": attribute}}
+    comments = _refused(start(client, body))
     assert comments == ["DICOM100: (0010,0010) - Updating the tag to a null or empty value is not supported"]
 
 

@@ -11,8 +11,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 import redis
@@ -27,7 +27,8 @@ from tests.bulkupdate_helpers import blob_bytes, patient_name_change, read, star
 pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
     pytest.mark.skipif(
-        not settings.CELERY_BROKER_URL.startswith("redis://") or not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+        not settings.CELERY_BROKER_URL.startswith("redis://")
+        or not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
         reason="needs a real worker: run with DATABASE_URL=postgres://... and CELERY_BROKER_URL=redis://...",
     ),
 ]
@@ -167,7 +168,9 @@ def test_worker_killed_mid_operation_is_finished_by_a_new_worker_exactly_once(cl
     assert "taking over from a runner silent" in second_log.read_text()
     for study_uid in studies:
         for instance in Instance.objects.filter(study_instance_uid=study_uid):
-            updates = ChangeFeedEntry.objects.filter(sop_instance_uid=instance.sop_instance_uid, action=ChangeAction.UPDATE)
+            updates = ChangeFeedEntry.objects.filter(
+                sop_instance_uid=instance.sop_instance_uid, action=ChangeAction.UPDATE
+            )
             assert updates.count() == 1  # updated exactly once
             assert updates.get().watermark == instance.watermark
             assert instance.original_watermark == created[instance.pk]  # the stored file stays the original

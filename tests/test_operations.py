@@ -93,7 +93,9 @@ def test_finished_operation_is_200_without_location(client, status):
     assert response.json()["status"] == status
 
 
-@pytest.mark.parametrize(("version", "status"), [("v2", "succeeded"), ("v1", "completed"), ("v1.0-prerelease", "completed")])
+@pytest.mark.parametrize(
+    ("version", "status"), [("v2", "succeeded"), ("v1", "completed"), ("v1.0-prerelease", "completed")]
+)
 def test_succeeded_reads_completed_in_v1(client, version, status):
     operation = _operation(OperationStatus.SUCCEEDED, percent_complete=100)
     response = client.get(f"/{version}/operations/{operation.pk.hex}")

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import BinaryIO, Iterable
+from typing import BinaryIO
 
 from pydicom import config as pydicom_config
 from pydicom.charset import convert_encodings
@@ -366,7 +367,8 @@ def p10_rewrite(
     dataset_pieces = _fix_group_lengths(
         _merge(layout.dataset, replacements), {tag >> 16 for tag in replacements}, enc
     )
-    _write(src, target, [(0, (0, META_START)), (META_GROUP_LENGTH, _group_length_element(META_GROUP_LENGTH, meta_length, meta_enc))])
+    meta_header = _group_length_element(META_GROUP_LENGTH, meta_length, meta_enc)
+    _write(src, target, [(0, (0, META_START)), (META_GROUP_LENGTH, meta_header)])
     _write(src, target, meta_pieces)
     _write(src, target, dataset_pieces)
 

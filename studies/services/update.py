@@ -165,7 +165,7 @@ def _reserve(*, partition: Partition, study_uid: str) -> list[_Pending]:
     reserved: list[_Pending] = []
     abandoned: list[str] = []
     with transaction.atomic():
-        for (pk, series, sop, watermark, left_over, original, size, metadata), new in zip(rows, fresh):
+        for (pk, series, sop, watermark, left_over, original, size, metadata), new in zip(rows, fresh, strict=True):
             taken = Instance.objects.filter(
                 pk=pk, status=InstanceStatus.CREATED, watermark=watermark, new_watermark=left_over
             ).update(new_watermark=new)
