@@ -18,7 +18,7 @@ def broker_dirs_create() -> None:
     from django.conf import settings
 
     options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         folder = options.get(key)
         if isinstance(folder, str):
             os.makedirs(folder, exist_ok=True)

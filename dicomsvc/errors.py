@@ -101,6 +101,25 @@ class Conflict(ApplicationError):
     default_message = "The request conflicts with the current state of the resource."
 
 
+class UpdateOperationActive(Conflict):
+    """Only one bulk update runs at a time (reference §11)."""
+
+    def __init__(self, operation_id: str) -> None:
+        super().__init__(f"There is already an active update operation with ID '{operation_id}'.")
+
+
+class FailedAttributes(BadRequest):
+    """400 whose body is a DICOM JSON dataset: a FailedAttributesSequence of ErrorComments."""
+
+    def __init__(self, comments: list[str]) -> None:
+        super().__init__("; ".join(comments))
+        self.comments = comments
+
+    def dataset(self) -> dict[str, object]:
+        items = [{"00000902": {"vr": "LO", "Value": [comment]}} for comment in self.comments]
+        return {"00741048": {"vr": "SQ", "Value": items}}
+
+
 class PayloadTooLarge(ApplicationError):
     status_code = 413
 

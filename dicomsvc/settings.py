@@ -31,6 +31,13 @@ DICOM_MAX_TRANSCODE_BYTES = env_int("DICOM_MAX_TRANSCODE_BYTES", 100 * 1024**2, 
 # A row left in "creating" by a crashed request blocks its UIDs (45071) only this long.
 DICOM_STALE_CREATING_SECONDS = env_int("DICOM_STALE_CREATING_SECONDS", 600, minimum=1)
 DICOM_STORAGE_BACKEND = env_choice("DICOM_STORAGE_BACKEND", "local", ("local", "s3"))
+# A running operation whose worker has not reported for this long is taken over by another
+# worker (docs/bulk-update.md). Keep it above the time one instance file takes to rewrite.
+DICOM_OPERATION_LEASE_SECONDS = env_int("DICOM_OPERATION_LEASE_SECONDS", 300, minimum=1)
+# Pause after each instance a bulk update rewrites, to bound its I/O on a busy server.
+DICOM_UPDATE_INSTANCE_DELAY_MS = env_int("DICOM_UPDATE_INSTANCE_DELAY_MS", 0, minimum=0)
+# Files a bulk update rewrites at once within a study (the time goes into fsync, not the CPU).
+DICOM_UPDATE_PARALLEL_FILES = env_int("DICOM_UPDATE_PARALLEL_FILES", 4, minimum=1)
 
 
 
@@ -192,10 +199,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        # kombu's default is ./control in the working directory (worker broadcasts).
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
-    else {"visibility_timeout": 3600}
+    # An unacknowledged task (its worker died) is redelivered after this many seconds.
+    else {"visibility_timeout": env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=1)}
 )
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

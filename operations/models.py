@@ -30,7 +30,8 @@ ACTIVE_STATUSES = (OperationStatus.NOT_STARTED, OperationStatus.RUNNING)
 class Operation(models.Model):
     """A persisted job: the row is committed before its task is enqueued.
 
-    `checkpoint` lets a redelivered task resume where a killed worker stopped.
+    `checkpoint` lets a redelivered task resume where a killed worker stopped; `lease`
+    makes sure only one worker runs the operation at a time.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -45,6 +46,10 @@ class Operation(models.Model):
     resources = models.JSONField(null=True, blank=True)
     created_time = models.DateTimeField(auto_now_add=True)
     last_updated_time = models.DateTimeField(auto_now=True)
+    # The runner that owns a running operation holds `lease` and renews `heartbeat_time`;
+    # another worker may take the operation over only once the heartbeat is stale.
+    lease = models.UUIDField(null=True, blank=True, editable=False)
+    heartbeat_time = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_time"]

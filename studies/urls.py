@@ -14,6 +14,7 @@ from studies.views.search import (
     StudySeriesSearchView,
 )
 from studies.views.stow import StudiesView
+from studies.views.update import BulkUpdateView
 
 STUDY = "studies/<seg:study>"
 SERIES = f"{STUDY}/series/<seg:series>"
@@ -21,6 +22,8 @@ INSTANCE = f"{SERIES}/instances/<seg:instance>"
 
 urlpatterns = [
     path("studies", StudiesView.as_view()),
+    # Before STUDY, which would take `$bulkUpdate` for a study UID.
+    path("studies/$bulkUpdate", BulkUpdateView.as_view()),
     path(STUDY, StudyView.as_view()),
     path(f"{STUDY}/metadata", MetadataView.as_view()),
     path(SERIES, SeriesView.as_view()),

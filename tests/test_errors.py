@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dicomsvc import errors
@@ -39,6 +41,11 @@ EXPECTED: dict[type[errors.ApplicationError], tuple[tuple, int, str]] = {
     errors.Conflict: ((), 409, "The request conflicts with the current state of the resource."),
     errors.PayloadTooLarge: ((10,), 413, "The request exceeded the allowed limit of 10 bytes."),
     errors.UnsupportedMediaType: (("text/x",), 415, "The specified content type 'text/x' is not supported."),
+    errors.UpdateOperationActive: (
+        ("0f1e",),
+        409,
+        "There is already an active update operation with ID '0f1e'.",
+    ),
     errors.ServiceUnavailable: ((), 503, "The service is temporarily unavailable. Please retry the request."),
 }
 
@@ -53,6 +60,7 @@ def _all_subclasses(cls: type) -> set[type]:
 def test_every_domain_error_is_pinned():
     """A new error type must be added to EXPECTED, so its wire format is decided on purpose."""
     defined = {c for c in _all_subclasses(errors.ApplicationError) if c.__module__ == "dicomsvc.errors"}
+    defined -= {errors.FailedAttributes}  # DICOM JSON body, pinned below
     assert defined <= set(EXPECTED), sorted(c.__name__ for c in defined - set(EXPECTED))
 
 
@@ -75,3 +83,15 @@ def test_unknown_route_is_plain_text_404(client):
 def test_query_string_with_angle_bracket_is_400(client, db):
     response = client.get("/v2/studies/1.2.3/metadata?x=<script>", HTTP_ACCEPT="application/dicom+json")
     assert (response.status_code, response.content.decode()) == (400, "The query string included invalid characters.")
+
+
+def test_failed_attributes_is_a_dicom_json_dataset():
+    response = exception_handler(errors.FailedAttributes(["DICOM100: (0008,0016) - Updating the tag is not supported"]), {})
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/dicom+json"
+    assert json.loads(response.content) == {
+        "00741048": {
+            "vr": "SQ",
+            "Value": [{"00000902": {"vr": "LO", "Value": ["DICOM100: (0008,0016) - Updating the tag is not supported"]}}],
+        }
+    }

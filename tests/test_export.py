@@ -6,6 +6,7 @@ request enqueues the task is asserted from the captured on-commit callbacks.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import os
@@ -16,12 +17,13 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from django.utils import timezone
 from pydicom.uid import generate_uid
 
+from operations import services as operations_services
 from operations.export import services as export_services
 from operations.models import Operation, OperationStatus, OperationType
-from operations.services import operation_run
-from operations.tasks import operation_execute
+from operations.services import RunResult, operation_run
 from studies.blobstore import blob_name, storage
 from studies.models import Instance
 from tests.conftest import dicom_bytes, instance_url, response_bytes, stow, uids_of
@@ -52,9 +54,12 @@ def post_export(client, body, prefix: str = "/v2"):  # noqa: ANN001, ANN201
     return client.post(f"{prefix}/export", data=payload, content_type="application/json")
 
 
-def run_export(response) -> Operation:  # noqa: ANN001
+def run_export(response, *, after_crash: bool = False) -> Operation:  # noqa: ANN001
     assert response.status_code == 202, response.content
     operation_id = response.json()["id"]
+    if after_crash:
+        # The dead runner's lease must lapse before a redelivered task may take over.
+        Operation.objects.filter(pk=operation_id).update(heartbeat_time=timezone.now() - dt.timedelta(hours=1))
     operation_run(operation_id=operation_id)
     return Operation.objects.get(pk=operation_id)
 
@@ -104,7 +109,7 @@ def test_export_of_a_study_a_series_and_an_instance(client, root, django_capture
     assert (operation.type, operation.status, operation.partition_id) == (OperationType.EXPORT, "notStarted", 1)
     # The task is enqueued once the row is committed, with the operation's id.
     (callback,) = callbacks
-    assert callback.func == operation_execute.delay and callback.args == (str(operation.pk),)
+    assert callback.func == operations_services._enqueue and callback.args == (str(operation.pk),)
     assert files_under(root) == set()
 
     operation = run_export(response)
@@ -388,7 +393,7 @@ def test_a_redelivered_task_resumes_without_counting_twice(client, root, monkeyp
     assert operation.checkpoint["done"] == 2
 
     monkeypatch.setattr(export_services, "blob_open", real_open)
-    operation = run_export(response)  # the redelivered task
+    operation = run_export(response, after_crash=True)  # the redelivered task
 
     folder = root / operation.pk.hex
     assert operation.status == OperationStatus.SUCCEEDED
@@ -399,7 +404,8 @@ def test_a_redelivered_task_resumes_without_counting_twice(client, root, monkeyp
         assert result_path(folder, data).read_bytes() == data
     assert not [path for path in folder.rglob(".*.part")]
     # A third delivery finds the operation finished and does nothing.
-    assert operation_run(operation_id=operation.pk) is None
+    assert operation_run(operation_id=operation.pk) == RunResult(status=None, retry_in=None)
+    assert Operation.objects.get(pk=operation.pk).results["exported"] == 5
 
 
 def test_memory_stays_flat_while_a_large_file_is_copied(client, root):

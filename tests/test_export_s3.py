@@ -150,7 +150,7 @@ def test_a_resumed_export_keeps_the_error_lines_already_written(client, s3, monk
     with pytest.raises(WorkerKilled):
         run_export(response)
     monkeypatch.setattr(export_services, "blob_open", real_open)
-    operation = run_export(response)
+    operation = run_export(response, after_crash=True)
 
     base = operation.pk.hex
     stored = objects(s3, base)

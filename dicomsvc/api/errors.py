@@ -6,6 +6,7 @@ dicomweb-client surface that text, so we do the same.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -15,7 +16,7 @@ from django.http import Http404, HttpResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.views import set_rollback
 
-from dicomsvc.errors import ApplicationError
+from dicomsvc.errors import ApplicationError, FailedAttributes
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,10 @@ def error_response(status: int, message: str) -> HttpResponse:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
+    if isinstance(exc, FailedAttributes):
+        set_rollback()
+        body = json.dumps(exc.dataset(), ensure_ascii=False)
+        return HttpResponse(body, status=exc.status_code, content_type="application/dicom+json")
     if isinstance(exc, ApplicationError):
         set_rollback()
         return error_response(exc.status_code, exc.message)

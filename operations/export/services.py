@@ -20,7 +20,7 @@ from operations.export.destinations import DestinationUnavailable, Sink, SourceS
 from operations.export.selectors import export_instances_count, export_version_get, export_versions_iter
 from operations.export.specification import ExportSpecification, Identifier, export_specification_load
 from operations.models import Operation, OperationStatus, OperationType
-from operations.services import operation_create, operation_handler, operation_progress
+from operations.services import OperationRun, operation_create, operation_handler
 from partitions.models import Partition
 from studies.blobstore import blob_open
 from studies.selectors import StoredVersion
@@ -88,8 +88,10 @@ def _source_open(version: StoredVersion) -> BinaryIO:
 
 
 class _Export:
-    def __init__(self, *, operation: Operation, sink: Sink, progress: _Progress) -> None:
+    def __init__(self, *, run: OperationRun, sink: Sink, progress: _Progress) -> None:
+        operation = run.operation
         assert operation.partition is not None
+        self.run_ = run
         self.operation = operation
         self.partition: Partition = operation.partition
         self.sink = sink
@@ -100,8 +102,7 @@ class _Export:
         if flush:
             self.sink.flush()
         progress = self.progress
-        operation_progress(
-            operation_id=self.operation.pk,
+        self.run_.progress(
             percent_complete=progress.percent(),
             checkpoint=progress.dump(),
             results={"exported": progress.exported, "skipped": progress.skipped, "errorHref": self.sink.error_href},
@@ -139,6 +140,7 @@ class _Export:
             found = progress.after is not None
             for version in export_versions_iter(partition=self.partition, identifier=identifier, after=progress.after):
                 found = True
+                self.run_.heartbeat()  # keeps the lease between checkpoints; LeaseLost stops us
                 error = self.copy(version)
                 if error is None:
                     progress.exported += 1
@@ -158,8 +160,9 @@ class _Export:
 
 
 @operation_handler(OperationType.EXPORT)
-def export_execute(operation: Operation) -> OperationStatus:
+def export_execute(run: OperationRun) -> OperationStatus:
     """Run (or resume) an export. Skipped instances don't fail it; an unwritable destination does."""
+    operation = run.operation
     assert operation.partition is not None
     specification = export_specification_load(parameters=operation.parameters)
     sink = specification.destination.open(folder=operation.pk.hex)
@@ -173,7 +176,7 @@ def export_execute(operation: Operation) -> OperationStatus:
             for identifier in specification.identifiers
         )
         progress = _Progress(total=total)
-    export = _Export(operation=operation, sink=sink, progress=progress)
+    export = _Export(run=run, sink=sink, progress=progress)
     export.save()
     try:
         export.run(specification.identifiers)

@@ -287,6 +287,35 @@ def _encapsulated_index(stream: BinaryIO, pos: int, frames: int) -> list[list[li
     return None
 
 
+STUDY_KEYWORDS = tuple(keyword for keyword, (_tag, _vr, level) in INDEXED.items() if level == "study")
+
+
+def study_columns(values: dict[str, str]) -> dict[str, Any]:
+    """Study-row column values for the study-level attributes in `values` (first values, as text).
+
+    Only attributes present in `values` yield columns, so a bulk update sets just the
+    columns of the attributes it changes.
+    """
+    columns: dict[str, Any] = {}
+    if "PatientID" in values:
+        columns["patient_id"] = values["PatientID"]
+    if "PatientName" in values:
+        columns["patient_name"] = values["PatientName"]
+        columns["patient_name_search"] = pn_search_form(values["PatientName"])
+    if "PatientBirthDate" in values:
+        columns["patient_birth_date"] = parse_da(values["PatientBirthDate"])
+    if "StudyDate" in values:
+        columns["study_date"] = parse_da(values["StudyDate"])
+    if "StudyDescription" in values:
+        columns["study_description"] = values["StudyDescription"]
+    if "AccessionNumber" in values:
+        columns["accession_number"] = values["AccessionNumber"]
+    if "ReferringPhysicianName" in values:
+        columns["referring_physician_name"] = values["ReferringPhysicianName"]
+        columns["referring_physician_name_search"] = pn_search_form(values["ReferringPhysicianName"])
+    return columns
+
+
 def parsed_indexed_columns(parsed: ParsedInstance) -> dict[str, Any]:
     """Column values for study, series and instance rows."""
     return indexed_columns(parsed.indexed)
@@ -294,20 +323,8 @@ def parsed_indexed_columns(parsed: ParsedInstance) -> dict[str, Any]:
 
 def indexed_columns(values: dict[str, Any]) -> dict[str, Any]:
     """Column values from indexed attribute values by keyword (also used by bench/qido_load.py)."""
-    patient_name = values.get("PatientName", "")
-    referring = values.get("ReferringPhysicianName", "")
     return {
-        "study": {
-            "patient_id": values.get("PatientID", ""),
-            "patient_name": patient_name,
-            "patient_name_search": pn_search_form(patient_name),
-            "patient_birth_date": parse_da(values.get("PatientBirthDate", "")),
-            "study_date": parse_da(values.get("StudyDate", "")),
-            "study_description": values.get("StudyDescription", ""),
-            "accession_number": values.get("AccessionNumber", ""),
-            "referring_physician_name": referring,
-            "referring_physician_name_search": pn_search_form(referring),
-        },
+        "study": study_columns({keyword: values.get(keyword, "") for keyword in STUDY_KEYWORDS}),
         "series": {
             "modality": values.get("Modality", ""),
             "performed_procedure_step_start_date": parse_da(values.get("PerformedProcedureStepStartDate", "")),
