@@ -24,10 +24,26 @@ def broker_dirs_create() -> None:
             os.makedirs(folder, exist_ok=True)
 
 
+def database_pool_disable() -> None:
+    """Workers connect per task instead of through psycopg's pool.
+
+    The pool exists for the ASGI server, where every request runs in a fresh thread. In a
+    worker its background threads kept warm shutdown from ever finishing (seen with the
+    solo pool), and a worker runs its tasks one at a time anyway.
+    """
+    from django.conf import settings
+    from django.db import connections
+
+    for alias in (settings.DATABASES, connections.settings):
+        options = alias.get("default", {}).get("OPTIONS", {})
+        options.pop("pool", None)
+
+
 @worker_init.connect
 def _on_worker_init(**kwargs: object) -> None:
     import django
 
+    database_pool_disable()
     django.setup()
     from partitions.checks import partitions_guard
 
