@@ -66,3 +66,54 @@ def test_concurrent_stows_into_one_study_all_succeed():
     assert (study.num_instances, study.num_series) == (total, 1)
     assert Series.objects.get(series_instance_uid=series_uid).num_instances == total
     assert ChangeFeedEntry.objects.filter(study_instance_uid=study_uid).count() == total
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deletes_racing_stores_into_one_study():
+    """Deleting instances of a study while others are stored into it: no deadlock, exact counters."""
+    from studies.services import instances_delete
+
+    study_uid, series_uid = generate_uid(), generate_uid()
+    partition = partition_default()
+    first = [dicom_bytes(StudyInstanceUID=study_uid, SeriesInstanceUID=series_uid) for _ in range(8)]
+    for data in first:
+        stow_process(parts=[FileSlice(io.BytesIO(data), 0, len(data))], partition=partition, study_uid=None,
+                     api_version=2)
+    sops = list(Instance.objects.filter(study_instance_uid=study_uid).values_list("sop_instance_uid", flat=True))
+    later = [dicom_bytes(StudyInstanceUID=study_uid, SeriesInstanceUID=series_uid) for _ in range(8)]
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def storer() -> None:
+        try:
+            barrier.wait()
+            for data in later:
+                result = stow_process(parts=[FileSlice(io.BytesIO(data), 0, len(data))], partition=partition,
+                                      study_uid=None, api_version=2)
+                assert result.outcomes[0].failure_reason is None
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def deleter() -> None:
+        try:
+            barrier.wait()
+            for sop in sops:
+                instances_delete(partition=partition, study_instance_uid=study_uid,
+                                 series_instance_uid=series_uid, sop_instance_uid=sop)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=storer), threading.Thread(target=deleter)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    assert Instance.objects.filter(study_instance_uid=study_uid, status=InstanceStatus.CREATED).count() == 8
+    study = Study.objects.get(study_instance_uid=study_uid)
+    assert (study.num_instances, study.num_series) == (8, 1)
+    assert Series.objects.get(series_instance_uid=series_uid).num_instances == 8

@@ -65,7 +65,9 @@ def instances_delete(
     )
 
     with transaction.atomic():
-        study = Study.objects.select_for_update().filter(
+        # FOR NO KEY UPDATE, as in the store's commit step: it serialises writers of one study
+        # without blocking the foreign-key checks of concurrent reservations.
+        study = Study.objects.select_for_update(no_key=True).filter(
             partition=partition, study_instance_uid=study_instance_uid
         ).first()
         rows = list(

@@ -217,7 +217,11 @@ def _switch(
         operation = run.lock()
         if (operation.checkpoint or {}).get("index", 0) != index:
             raise CheckpointMismatch(operation.pk.hex)
-        study = Study.objects.select_for_update().filter(partition=partition, study_instance_uid=study_uid).first()
+        study = (
+            Study.objects.select_for_update(no_key=True)
+            .filter(partition=partition, study_instance_uid=study_uid)
+            .first()
+        )
         switched: list[_Pending] = []
         for item in pending:
             done = Instance.objects.filter(
