@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import threading
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def test_crashed_request_row_blocks_then_is_taken_over_when_stale(client, settin
         partition=partition, study=study, series=series, study_instance_uid=st, series_instance_uid=se,
         sop_instance_uid=sop, watermark=10**12, status=InstanceStatus.CREATING,
     )
-    storage().save(blob_name(partition_key=1, watermark=crashed.watermark), __import__("io").BytesIO(b"partial"))
+    storage().save(blob_name(partition_key=1, watermark=crashed.watermark), io.BytesIO(b"partial"))
 
     response = stow(client, [data])
     assert response.json()["00081198"]["Value"][0]["00081197"]["Value"] == [45071]

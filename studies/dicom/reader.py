@@ -6,7 +6,6 @@ position in the file is recorded, for the frame index.
 
 from __future__ import annotations
 
-import io
 import json
 import struct
 import unicodedata
@@ -18,7 +17,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 
-from studies.dicom.dicomjson import ElementErrors, dataset_json_dict, element_vr, json_dumps
+from studies.dicom.dicomjson import ElementErrors, dataset_json_dict, json_dumps
 from studies.dicom.streams import ConcatReader
 from studies.dicom.uids import uid_normalize
 from studies.dicom.vr import parse_da, vr_validate
@@ -142,12 +141,10 @@ def instance_parse(part: BinaryIO, *, validate_all: bool) -> ParsedInstance:
         ts = str(ds.file_meta.get("TransferSyntaxUID", "") or "")
         if not ts:
             raise NotDicom("The DICOM instance is invalid: File Meta Information has no TransferSyntaxUID.")
-        keys = list(ds.keys())  # forces the parse of the whole top level
     except NotDicom:
         raise
     except (InvalidDicomError, EOFError, OSError, ValueError, struct.error, KeyError, TypeError) as exc:
         raise NotDicom(f"The DICOM instance is invalid: {exc}") from exc
-    del keys
 
     uids: dict[str, str] = {}
     raw_uids: dict[str, str] = {}
@@ -331,15 +328,3 @@ def indexed_columns(values: dict[str, Any]) -> dict[str, Any]:
             "manufacturer_model_name": values.get("ManufacturerModelName", ""),
         },
     }
-
-
-def read_stored(fileobj: BinaryIO, *, stop_before_pixels: bool = False) -> Dataset:
-    fileobj.seek(0)
-    return pydicom.dcmread(fileobj, stop_before_pixels=stop_before_pixels)
-
-
-def empty_stream() -> BinaryIO:
-    return io.BytesIO(b"")
-
-
-__all__ = ["NotDicom", "ParsedInstance", "instance_parse", "element_vr"]
