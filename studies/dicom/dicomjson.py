@@ -12,6 +12,7 @@ from pydicom.tag import BaseTag, Tag
 from studies.dicom.vr import vr_validate
 
 BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+VALIDATED_VRS = frozenset({"PN", "UI", "DA", "TM", "DT", "CS", "SH", "LO", "AE", "AS", "IS", "DS"})
 
 
 def tag_key(tag: int) -> str:
@@ -34,6 +35,11 @@ def element_vr(ds: Dataset, tag: BaseTag) -> str:
         return str(dictionary_VR(tag))
     except KeyError:
         return "UN"
+
+
+def _always_bulk(vr: str) -> bool:
+    """An implicit-VR ambiguous VR such as "OB or OW": bulk data whichever it resolves to, left unread."""
+    return " or " in vr and all(choice in BULK_VRS for choice in vr.split(" or "))
 
 
 def _string_values(element: Any) -> list[str]:
@@ -67,7 +73,9 @@ def _element_json(
         if items:
             out["Value"] = items
         return out
-    if validate and vr in ("PN", "UI", "DA", "TM", "DT", "CS", "SH", "LO", "AE", "AS", "IS", "DS"):
+    if element.VR in BULK_VRS:
+        return None  # an ambiguous VR (implicit VR files) that resolved to bulk data
+    if validate and vr in VALIDATED_VRS:
         for value in _string_values(element):
             reason = vr_validate(vr, value)
             if reason:
@@ -89,7 +97,7 @@ def dataset_json_dict(
         if tag.group == 0x0002 or tag.element == 0x0000:
             continue  # file meta lives apart; group lengths are retired
         vr = element_vr(ds, tag)
-        if vr in BULK_VRS:
+        if vr in BULK_VRS or _always_bulk(vr):
             continue
         owner = top_tag if top_tag is not None else int(tag)
         try:

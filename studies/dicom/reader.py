@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import pydicom
-from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 
 from studies.dicom.dicomjson import ElementErrors, dataset_json_dict, json_dumps
+from studies.dicom.header import Header, header_read
 from studies.dicom.streams import ConcatReader
 from studies.dicom.uids import uid_normalize
 from studies.dicom.vr import parse_da, vr_validate
@@ -88,7 +88,6 @@ def pn_search_form(value: str) -> str:
 @dataclass
 class ParsedInstance:
     stream: ConcatReader
-    dataset: Dataset
     transfer_syntax_uid: str
     uids: dict[str, str]
     raw_uids: dict[str, str]
@@ -112,29 +111,30 @@ class ParsedInstance:
         return json.dumps(self.frame_index, separators=(",", ":")) if self.frame_index else ""
 
 
-def _first_string(ds: Dataset, tag: int) -> tuple[list[str], bool]:
-    """All string values of an attribute and whether it is present at all."""
-    if tag not in ds:
-        return [], False
-    value = ds[tag].value
+# Top-level attributes the store path reads besides the indexed ones and the UIDs.
+INT_TAGS = {
+    "NumberOfFrames": 0x00280008,
+    "InstanceNumber": 0x00200013,
+    "Rows": 0x00280010,
+    "Columns": 0x00280011,
+    "SamplesPerPixel": 0x00280002,
+    "BitsAllocated": 0x00280100,
+}
+_WANTED_TAGS = (
+    set(REQUIRED_UIDS.values()) | {tag for tag, _vr, _level in INDEXED.values()} | set(INT_TAGS.values())
+)
+
+
+def _string_list(value: Any) -> list[str]:
     if value is None or value == "":
-        return [], True
+        return []
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        return [str(v) for v in value], True
-    return [str(value)], True
+        return [v if isinstance(v, int) else str(v) for v in value]
+    return [value if isinstance(value, int) else str(value)]
 
 
-def _int_value(ds: Dataset, keyword: str, default: int | None) -> int | None:
-    try:
-        value = ds.get(keyword)
-        return int(value) if value not in (None, "") else default
-    except (TypeError, ValueError):
-        return default
-
-
-def instance_parse(part: BinaryIO, *, validate_all: bool) -> ParsedInstance:
-    """Read a STOW part. Raises NotDicom when it cannot be read as DICOM P10."""
-    stream = p10_normalize(part)
+def _pydicom_header(stream: ConcatReader, *, validate: bool) -> Header:
+    """What `header_read` gives, read by pydicom: for everything the fast reader leaves to it."""
     try:
         stream.seek(0)
         ds = pydicom.dcmread(stream, defer_size=DEFER_SIZE, force=False)
@@ -145,15 +145,55 @@ def instance_parse(part: BinaryIO, *, validate_all: bool) -> ParsedInstance:
         raise
     except (InvalidDicomError, EOFError, OSError, ValueError, struct.error, KeyError, TypeError) as exc:
         raise NotDicom(f"The DICOM instance is invalid: {exc}") from exc
+    values: dict[int, list[Any]] = {}
+    decode_errors: dict[int, str] = {}
+    for tag in _WANTED_TAGS:
+        if tag in ds:
+            try:
+                values[tag] = _string_list(ds[tag].value)
+            except Exception as exc:
+                decode_errors[tag] = f"Value cannot be decoded: {exc}"
+    errors = ElementErrors()
+    metadata = dataset_json_dict(ds, errors=errors, validate=validate)
+    pixel_data = None
+    if PIXEL_DATA in ds:
+        raw = ds.get_item(PIXEL_DATA, keep_deferred=True)
+        value_tell, length = getattr(raw, "value_tell", None), getattr(raw, "length", None)
+        if value_tell is not None and length is not None:
+            pixel_data = (value_tell, length)
+        else:
+            pixel_data = (-1, -1)
+    return Header(
+        transfer_syntax_uid=ts,
+        metadata=metadata,
+        errors=errors,
+        values=values,
+        pixel_data=pixel_data,
+        decode_errors=decode_errors,
+    )
+
+
+def _int_value(header: Header, keyword: str, default: int | None) -> int | None:
+    values = header.values.get(INT_TAGS[keyword], [])
+    if len(values) != 1:
+        return default
+    try:
+        return int(values[0])
+    except (TypeError, ValueError):
+        return default
+
+
+def instance_parse(part: BinaryIO, *, validate_all: bool) -> ParsedInstance:
+    """Read a STOW part. Raises NotDicom when it cannot be read as DICOM P10."""
+    stream = p10_normalize(part)
+    header = header_read(stream, validate=validate_all) or _pydicom_header(stream, validate=validate_all)
+    ts = header.transfer_syntax_uid
 
     uids: dict[str, str] = {}
     raw_uids: dict[str, str] = {}
     missing: list[str] = []
     for keyword, tag in REQUIRED_UIDS.items():
-        try:
-            values, _ = _first_string(ds, tag)
-        except Exception:
-            values = []
+        values = header.values.get(tag, [])
         raw = values[0] if values else ""
         raw_uids[keyword] = raw
         if not uid_normalize(raw):
@@ -164,11 +204,10 @@ def instance_parse(part: BinaryIO, *, validate_all: bool) -> ParsedInstance:
     indexed: dict[str, Any] = {}
     multi_valued: list[str] = []
     for keyword, (tag, vr, _level) in INDEXED.items():
-        try:
-            values, _present = _first_string(ds, tag)
-        except Exception as exc:
-            invalid[tag] = f"Value cannot be decoded: {exc}"
+        if tag in header.decode_errors:
+            invalid[tag] = header.decode_errors[tag]
             continue
+        values = header.values.get(tag, [])
         if len(values) > 1:
             multi_valued.append(keyword)
         value = values[0] if values else ""
@@ -183,26 +222,22 @@ def instance_parse(part: BinaryIO, *, validate_all: bool) -> ParsedInstance:
             if reason:
                 invalid[tag] = reason
 
-    try:
-        _values, patient_id_present = _first_string(ds, 0x00100020)
-    except Exception:
-        patient_id_present = 0x00100020 in ds
+    patient_id = INDEXED["PatientID"][0]
+    patient_id_present = patient_id in header.values or patient_id in header.decode_errors
 
-    errors = ElementErrors()
-    metadata = dataset_json_dict(ds, errors=errors, validate=validate_all)
-    for tag, reason in errors.reasons.items():
+    metadata = header.metadata
+    for tag, reason in header.errors.reasons.items():
         invalid.setdefault(tag, reason)
     for tag in invalid:
         metadata.pop(f"{tag:08X}", None)
 
-    frames = _int_value(ds, "NumberOfFrames", None)
-    has_pixels = PIXEL_DATA in ds
+    frames = _int_value(header, "NumberOfFrames", None)
+    has_pixels = header.pixel_data is not None
     number_of_frames = (frames if frames and frames > 0 else 1) if has_pixels else 0
-    frame_index = _frame_index(ds, stream, ts, number_of_frames) if has_pixels else None
+    frame_index = _frame_index(header, stream, ts, number_of_frames) if has_pixels else None
 
     return ParsedInstance(
         stream=stream,
-        dataset=ds,
         transfer_syntax_uid=ts,
         uids=uids,
         raw_uids=raw_uids,
@@ -213,25 +248,22 @@ def instance_parse(part: BinaryIO, *, validate_all: bool) -> ParsedInstance:
         patient_id_present=patient_id_present,
         metadata=metadata,
         number_of_frames=number_of_frames,
-        instance_number=_int_value(ds, "InstanceNumber", None),
+        instance_number=_int_value(header, "InstanceNumber", None),
         frame_index=frame_index,
     )
 
 
-def _frame_index(ds: Dataset, stream: BinaryIO, ts: str, frames: int) -> list[list[list[int]]] | None:
+def _frame_index(header: Header, stream: BinaryIO, ts: str, frames: int) -> list[list[list[int]]] | None:
     """[[offset, length], ...] fragments per frame, positions in the stored file; None if unknown."""
-    raw = ds.get_item(PIXEL_DATA, keep_deferred=True)
-    value_tell = getattr(raw, "value_tell", None)
-    length = getattr(raw, "length", None)
-    if value_tell is None or length is None or ts == EXPLICIT_VR_BE:
+    value_tell, length = header.pixel_data or (-1, -1)
+    if value_tell < 0 or ts == EXPLICIT_VR_BE:
         return None
     if length != UNDEFINED_LENGTH:
-        try:
-            rows = int(ds.Rows)
-            cols = int(ds.Columns)
-            samples = int(ds.get("SamplesPerPixel", 1) or 1)
-            bits = int(ds.BitsAllocated)
-        except (AttributeError, TypeError, ValueError):
+        rows = _int_value(header, "Rows", None)
+        cols = _int_value(header, "Columns", None)
+        samples = _int_value(header, "SamplesPerPixel", 1) or 1
+        bits = _int_value(header, "BitsAllocated", None)
+        if rows is None or cols is None or bits is None:
             return None
         if bits % 8:
             return None  # 1-bit frames are not byte aligned
