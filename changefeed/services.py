@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db import connection, transaction
-from django.db.models import Max
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from changefeed.models import ChangeFeedEntry
 
@@ -44,14 +46,46 @@ def changefeed_append(*, entries: list[ChangeFeedEntry]) -> None:
         return
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("changefeed_append must run inside the change's transaction")
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+    table = ChangeFeedEntry._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_FEED_LOCK_ID])
-    # Read after the lock: under READ COMMITTED this statement sees the previous writer's row.
-    newest = ChangeFeedEntry.objects.aggregate(newest=Max("timestamp"))["newest"]
-    now = timezone.now()
-    if newest is not None and newest > now:
-        now = newest
-    for entry in entries:
-        entry.timestamp = now
-    ChangeFeedEntry.objects.bulk_create(entries)
+        # Read after the lock: under READ COMMITTED this statement sees the previous writer's row.
+        cursor.execute(f"SELECT MAX(timestamp) FROM {table}")
+        newest = _as_datetime(cursor.fetchone()[0])
+        now = timezone.now()
+        if newest is not None and newest > now:
+            now = newest
+        for entry in entries:
+            entry.timestamp = now
+        # Plain SQL rather than bulk_create: this runs in every store's commit transaction,
+        # and the ORM's statement compilation cost more than the insert itself.
+        values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(entries))
+        cursor.execute(
+            f"INSERT INTO {table} (timestamp, action, partition_id, study_instance_uid, series_instance_uid, "
+            f"sop_instance_uid, watermark, original_watermark) VALUES {values}",
+            [
+                value
+                for entry in entries
+                for value in (
+                    connection.ops.adapt_datetimefield_value(now),
+                    int(entry.action),
+                    entry.partition_id,
+                    entry.study_instance_uid,
+                    entry.series_instance_uid,
+                    entry.sop_instance_uid,
+                    entry.watermark,
+                    entry.original_watermark,
+                )
+            ],
+        )
+
+
+def _as_datetime(value: object) -> dt.datetime | None:
+    """A MAX(timestamp) result: a datetime on PostgreSQL, Django's text form on SQLite (UTC)."""
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    parsed = parse_datetime(str(value))
+    if parsed is not None and timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, dt.UTC)
+    return parsed

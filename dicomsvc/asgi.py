@@ -15,8 +15,35 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dicomsvc.settings")
 
 from django.conf import settings  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
+from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 
-django_application = get_asgi_application()
+browser_application = get_asgi_application()
+
+
+class ApiHandler(ASGIHandler):
+    """Django for the DICOMweb API: the same URLs and views, with API_MIDDLEWARE only."""
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        # Django builds the chain from settings.MIDDLEWARE; swap the list in for the build
+        # only (this runs once, at import, before any request).
+        full = settings.MIDDLEWARE
+        settings.MIDDLEWARE = settings.API_MIDDLEWARE
+        try:
+            super().load_middleware(is_async)
+        finally:
+            settings.MIDDLEWARE = full
+
+
+api_application = ApiHandler()
+
+
+async def django_application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    path = scope.get("path", "")
+    if scope["type"] == "http" and not path.startswith(settings.BROWSER_PATH_PREFIXES):
+        await api_application(scope, receive, send)
+    else:
+        await browser_application(scope, receive, send)
+
 
 from partitions.checks import partitions_guard  # noqa: E402
 

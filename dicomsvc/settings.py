@@ -84,6 +84,11 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# The DICOMweb API (everything but the admin console and its static files) runs through these
+# only, under ASGI: see dicomsvc/middleware.py. The test client uses MIDDLEWARE everywhere.
+API_MIDDLEWARE = ["dicomsvc.middleware.ApiSecurityMiddleware"]
+BROWSER_PATH_PREFIXES = ("/admin", "/static/")
+
 ROOT_URLCONF = "dicomsvc.urls"
 APPEND_SLASH = False
 

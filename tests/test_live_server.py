@@ -97,3 +97,25 @@ def test_body_limit_413_for_declared_and_chunked_bodies(tmp_path):
         )
         assert status == 200, text
         assert Instance.objects.filter(status=InstanceStatus.CREATED).count() == 2
+
+
+def test_api_runs_without_browser_middleware_and_the_admin_with_it(tmp_path):
+    """Under ASGI the API skips sessions/auth/CSRF/messages; the admin console keeps them."""
+    with live_server(tmp_path) as base:
+        host, port = base.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        conn.request("GET", "/v2/studies", headers={"Accept": "application/dicom+json"})
+        api = conn.getresponse()
+        api.read()
+        conn.request("GET", "/admin/login/")
+        admin = conn.getresponse()
+        page = admin.read()
+
+    assert api.status == 204
+    assert api.getheader("X-Content-Type-Options") == "nosniff"  # security headers still set
+    assert api.getheader("Set-Cookie") is None and "Cookie" not in (api.getheader("Vary") or "")
+    assert api.getheader("X-Frame-Options") is None
+
+    assert admin.status == 200 and b"csrfmiddlewaretoken" in page
+    assert "csrftoken=" in admin.getheader("Set-Cookie")
+    assert admin.getheader("X-Frame-Options") == "DENY"

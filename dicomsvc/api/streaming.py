@@ -22,8 +22,27 @@ def multipart_content_type(payload_type: str, boundary: str) -> str:
     return f'multipart/related; type="{payload_type}"; boundary={boundary}'
 
 
+def _open_and_read(opener: Callable[[], BinaryIO]) -> tuple[bytes, BinaryIO | None]:
+    """Open and read the first chunk; a file that fits in it is closed at once (None)."""
+    fileobj = opener()
+    try:
+        data = fileobj.read(CHUNK)
+    except BaseException:
+        fileobj.close()
+        raise
+    if len(data) < CHUNK:  # a short read of a file is its end
+        fileobj.close()
+        return data, None
+    return data, fileobj
+
+
 async def file_chunks(opener: Callable[[], BinaryIO]) -> AsyncIterator[bytes]:
-    fileobj = await asyncio.to_thread(opener)
+    # One thread hop for a blob of up to CHUNK bytes (most instances), not open + read + EOF + close.
+    data, fileobj = await asyncio.to_thread(_open_and_read, opener)
+    if data:
+        yield data
+    if fileobj is None:
+        return
     try:
         while True:
             data = await asyncio.to_thread(fileobj.read, CHUNK)

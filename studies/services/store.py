@@ -1,25 +1,29 @@
-"""Storing one instance: reserve the row, write the blob, then make it visible.
+"""Storing instances: reserve the rows, write the blobs, then make them visible.
 
-1. A short transaction inserts the instance row in status CREATING under a fresh watermark;
-   the unique constraint decides races (45070 already stored, 45071 being stored).
-2. The blob is written, outside any transaction, under that watermark's name.
-3. A second short transaction flips the row to CREATED, updates the study and series rows
-   and appends the change-feed entry. Only now can any reader see the instance.
+A request's instances are stored in batches (`BATCH_COUNT` instances or `BATCH_BYTES` of
+files at most), each in three steps:
 
-A crash after 1 leaves an invisible CREATING row (taken over once stale, or removed by
-`manage.py dicom_cleanup`); a crash after 2 also leaves a blob no visible row points at.
-Neither is ever served.
+1. A short transaction inserts the batch's instance rows in status CREATING under fresh
+   watermarks; the unique constraint decides races (45070 already stored, 45071 being stored).
+2. The blobs are written, outside any transaction, under those watermarks' names.
+3. A second short transaction flips the rows to CREATED, updates the study and series rows
+   and appends the change-feed entries. Only now can any reader see the instances.
+
+A crash after 1 leaves invisible CREATING rows (taken over once stale, or removed by
+`manage.py dicom_cleanup`); a crash after 2 also leaves blobs no visible row points at.
+Neither is ever served. One transaction pair per batch instead of per instance is what
+makes a 20-instance STOW cheap; the protocol per instance is unchanged.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import defaultdict
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import transaction
 from django.utils import timezone
 
 from changefeed.models import ChangeAction, ChangeFeedEntry
@@ -28,9 +32,13 @@ from partitions.models import Partition
 from studies.blobstore import blob_delete, blob_name, blob_write
 from studies.dicom.reader import ParsedInstance, parsed_indexed_columns
 from studies.models import Instance, InstanceStatus, Series, Study
+from studies.services import store_rows as rows
 from studies.services.orphans import orphan_record
 from studies.services.person_names import person_name_words_sync
 from studies.services.watermarks import watermarks_allocate
+
+BATCH_COUNT = 50
+BATCH_BYTES = 256 * 1024 * 1024
 
 logger = logging.getLogger(__name__)
 
@@ -52,32 +60,68 @@ class StoreOutcome:
     instance: Instance
 
 
-def _reserve(*, partition: Partition, parsed: ParsedInstance, watermark: int) -> Instance:
-    uids = parsed.uids
-    with transaction.atomic():
-        study, _ = Study.objects.get_or_create(partition=partition, study_instance_uid=uids["StudyInstanceUID"])
+@dataclass
+class _Item:
+    parsed: ParsedInstance
+    error: Exception | None = None
+    watermark: int = 0
+    instance_id: int | None = None
+    study_id: int = 0
+    series_id: int = 0
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        uids = self.parsed.uids
+        return uids["StudyInstanceUID"], uids["SeriesInstanceUID"], uids["SOPInstanceUID"]
+
+
+def _series_ids(*, partition: Partition, items: list[_Item]) -> None:
+    """Study and series ids of every item, creating the rows that do not exist yet."""
+    keys = {item.key[:2] for item in items}
+    found = rows.series_find(partition_id=partition.pk, keys=keys)
+    for study_uid, series_uid in keys - set(found):
+        study, _ = Study.objects.get_or_create(partition=partition, study_instance_uid=study_uid)
         series, _ = Series.objects.get_or_create(
-            study=study,
-            series_instance_uid=uids["SeriesInstanceUID"],
-            defaults={"partition": partition},
+            study=study, series_instance_uid=series_uid, defaults={"partition": partition}
         )
-        return Instance.objects.create(
-            partition=partition,
-            study=study,
-            series=series,
-            study_instance_uid=uids["StudyInstanceUID"],
-            series_instance_uid=uids["SeriesInstanceUID"],
-            sop_instance_uid=uids["SOPInstanceUID"],
-            sop_class_uid=parsed.indexed.get("SOPClassUID", uids["SOPClassUID"]),
-            instance_number=parsed.instance_number,
-            status=InstanceStatus.CREATING,
-            watermark=watermark,
-            transfer_syntax_uid=parsed.transfer_syntax_uid,
-            file_size=parsed.stream.size,
-            number_of_frames=parsed.number_of_frames,
-            frame_index=parsed.frame_index_text,
-            metadata=parsed.metadata_text,
+        found[(study_uid, series_uid)] = (study.pk, series.pk)
+    for item in items:
+        item.study_id, item.series_id = found[item.key[:2]]
+
+
+def _reserve(*, partition: Partition, items: list[_Item]) -> None:
+    """Insert the CREATING rows; an item whose UIDs exist already is left without instance_id."""
+    now = timezone.now()
+    for item, watermark in zip(items, watermarks_allocate(count=len(items)), strict=True):
+        item.watermark = watermark
+    with transaction.atomic():
+        _series_ids(partition=partition, items=items)
+        ids = rows.instances_insert(
+            rows=[
+                {
+                    "partition_id": partition.pk,
+                    "study_id": item.study_id,
+                    "series_id": item.series_id,
+                    "study_instance_uid": item.key[0],
+                    "series_instance_uid": item.key[1],
+                    "sop_instance_uid": item.key[2],
+                    "sop_class_uid": item.parsed.indexed.get("SOPClassUID", item.parsed.uids["SOPClassUID"]),
+                    "instance_number": item.parsed.instance_number,
+                    "status": InstanceStatus.CREATING,
+                    "watermark": item.watermark,
+                    "transfer_syntax_uid": item.parsed.transfer_syntax_uid,
+                    "file_size": item.parsed.stream.size,
+                    "number_of_frames": item.parsed.number_of_frames,
+                    "frame_index": item.parsed.frame_index_text,
+                    "metadata": item.parsed.metadata_text,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for item in items
+            ]
         )
+    for item in items:
+        item.instance_id = ids.get(item.watermark)
 
 
 def _existing_blocker(*, partition: Partition, parsed: ParsedInstance) -> Exception:
@@ -112,87 +156,154 @@ class _Retry(Exception):
     pass
 
 
-def _commit(*, instance: Instance, parsed: ParsedInstance) -> bool:
-    columns = parsed_indexed_columns(parsed)
+def _commit(*, partition: Partition, items: list[_Item]) -> set[int]:
+    """Make the reserved rows visible; returns the instance ids flipped (all, unless taken over)."""
+    now = timezone.now()
     with transaction.atomic():
-        # FOR NO KEY UPDATE, not FOR UPDATE: it still serialises committers of one study, but
-        # does not conflict with the FOR KEY SHARE that PostgreSQL's deferred foreign-key
-        # checks take when a concurrent reservation commits. With FOR UPDATE those two lock
-        # the study and series in opposite orders and deadlock under parallel STOWs.
-        study = Study.objects.select_for_update(no_key=True).get(pk=instance.study_id)
-        series = Series.objects.select_for_update(no_key=True).get(pk=instance.series_id)
-        flipped = Instance.objects.filter(pk=instance.pk, status=InstanceStatus.CREATING).update(
-            status=InstanceStatus.CREATED, updated_at=timezone.now()
-        )
-        if flipped != 1:
-            return False
-        series_new = series.num_instances == 0
-        Series.objects.filter(pk=series.pk).update(
-            num_instances=F("num_instances") + 1, updated_at=timezone.now(), **columns["series"]
-        )
-        modalities = set(
-            Series.objects.filter(study_id=study.pk, num_instances__gt=0)
-            .exclude(pk=series.pk)
-            .exclude(modality="")
-            .values_list("modality", flat=True)
-        )
-        if columns["series"]["modality"]:
-            modalities.add(columns["series"]["modality"])
-        person_name_words_sync(study=study, columns=columns["study"])
-        Study.objects.filter(pk=study.pk).update(
-            num_instances=F("num_instances") + 1,
-            num_series=F("num_series") + (1 if series_new else 0),
-            modalities_in_study="\\".join(sorted(modalities)),
-            updated_at=timezone.now(),
-            **columns["study"],
-        )
+        studies = rows.studies_lock(ids=(item.study_id for item in items))
+        series = rows.series_lock(ids=(item.series_id for item in items))
+        flipped = rows.instances_flip(ids=[item.instance_id for item in items], now=now)
+        live = [item for item in items if item.instance_id in flipped]
+        by_series: dict[int, list[_Item]] = defaultdict(list)
+        by_study: dict[int, list[_Item]] = defaultdict(list)
+        for item in live:
+            by_series[item.series_id].append(item)
+            by_study[item.study_id].append(item)
+        modalities_changed: set[int] = set()
+        for series_id, group in by_series.items():
+            columns = parsed_indexed_columns(group[-1].parsed)["series"]  # the newest instance's values
+            state = series[series_id]
+            if state.num_instances == 0 or state.modality != columns["modality"]:
+                modalities_changed.add(state.study_id)
+            rows.series_update(series_id=series_id, added=len(group), columns=columns, now=now)
+        for study_id, group in by_study.items():
+            columns = parsed_indexed_columns(group[-1].parsed)["study"]
+            state = studies[study_id]
+            person_name_words_sync(
+                study=Study(
+                    pk=study_id,
+                    partition_id=partition.pk,
+                    patient_name_search=state.patient_name_search,
+                    referring_physician_name_search=state.referring_physician_name_search,
+                ),
+                columns=columns,
+            )
+            rows.study_update(
+                study_id=study_id,
+                added=len(group),
+                new_series=sum(1 for s in {item.series_id for item in group} if series[s].num_instances == 0),
+                modalities=rows.study_modalities(study_id=study_id) if study_id in modalities_changed else None,
+                columns=columns,
+                now=now,
+            )
         changefeed_append(
             entries=[
                 ChangeFeedEntry(
                     action=ChangeAction.CREATE,
-                    partition_id=instance.partition_id,
-                    study_instance_uid=instance.study_instance_uid,
-                    series_instance_uid=instance.series_instance_uid,
-                    sop_instance_uid=instance.sop_instance_uid,
-                    watermark=instance.watermark,
+                    partition_id=partition.pk,
+                    study_instance_uid=item.key[0],
+                    series_instance_uid=item.key[1],
+                    sop_instance_uid=item.key[2],
+                    watermark=item.watermark,
                 )
+                for item in live
             ]
         )
-    return True
+    return flipped
 
 
-def _discard(*, instance: Instance, name: str) -> None:
+def _discard(*, item: _Item, partition: Partition, reason: str) -> None:
     """Undo a reservation whose blob write or commit failed."""
-    Instance.objects.filter(pk=instance.pk, status=InstanceStatus.CREATING).delete()
+    Instance.objects.filter(pk=item.instance_id, status=InstanceStatus.CREATING).delete()
+    name = blob_name(partition_key=partition.partition_key, watermark=item.watermark)
     if not blob_delete(name=name):
-        orphan_record(name=name, reason="store failed after blob write")
+        orphan_record(name=name, reason=reason)
+
+
+def _batches(items: list[_Item]) -> list[list[_Item]]:
+    """Consecutive runs of at most BATCH_COUNT items and BATCH_BYTES; a repeated instance starts a new run,
+    so it meets the first one stored (45070), not in creation (45071)."""
+    batches: list[list[_Item]] = []
+    current: list[_Item] = []
+    keys: set[tuple[str, str, str]] = set()
+    size = 0
+    for item in items:
+        item_size = item.parsed.stream.size
+        if current and (len(current) >= BATCH_COUNT or size + item_size > BATCH_BYTES or item.key in keys):
+            batches.append(current)
+            current, keys, size = [], set(), 0
+        current.append(item)
+        keys.add(item.key)
+        size += item_size
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _store_batch(*, partition: Partition, batch: list[_Item]) -> None:
+    pending = batch
+    for _attempt in range(2):
+        _reserve(partition=partition, items=pending)
+        retry = []
+        for item in pending:
+            if item.instance_id is not None:
+                continue
+            blocker = _existing_blocker(partition=partition, parsed=item.parsed)
+            if isinstance(blocker, _Retry):
+                retry.append(item)
+            else:
+                item.error = blocker
+        pending = retry
+        if not pending:
+            break
+    for item in pending:
+        item.error = InstancePending()
+
+    reserved = [item for item in batch if item.error is None and item.instance_id is not None]
+    for item in reserved:
+        try:
+            name = blob_name(partition_key=partition.partition_key, watermark=item.watermark)
+            blob_write(name=name, stream=item.parsed.stream, size=item.parsed.stream.size)
+        except Exception as exc:
+            logger.exception("writing the blob of %s failed", item.key[2])
+            item.error = StoreFailed(str(exc))
+            _discard(item=item, partition=partition, reason="store failed during blob write")
+    written = [item for item in reserved if item.error is None]
+    if not written:
+        return
+    try:
+        flipped = _commit(partition=partition, items=written)
+    except Exception as exc:
+        logger.exception("committing %d instances failed", len(written))
+        flipped, failure = set(), str(exc)
+    else:
+        failure = "the reservation was taken over as stale before the store finished"
+    for item in written:
+        if item.instance_id not in flipped:
+            item.error = StoreFailed(failure)
+            _discard(item=item, partition=partition, reason="store failed after blob write")
+
+
+def instances_store(*, partition: Partition, parsed: list[ParsedInstance]) -> list[Exception | None]:
+    """Store validated instances; per instance None when stored, else why not:
+    InstanceAlreadyExists, InstancePending or StoreFailed."""
+    items = [_Item(parsed=one) for one in parsed]
+    for batch in _batches(items):
+        _store_batch(partition=partition, batch=batch)
+    return [item.error for item in items]
 
 
 def instance_store(*, partition: Partition, parsed: ParsedInstance) -> StoreOutcome:
-    """Store a validated instance. Raises InstanceAlreadyExists, InstancePending or StoreFailed."""
-    for _attempt in range(2):
-        (watermark,) = watermarks_allocate(count=1)
-        try:
-            instance = _reserve(partition=partition, parsed=parsed, watermark=watermark)
-        except IntegrityError:
-            blocker = _existing_blocker(partition=partition, parsed=parsed)
-            if isinstance(blocker, _Retry):
-                continue
-            raise blocker from None
-        break
-    else:
-        raise InstancePending()
-
-    name = blob_name(partition_key=partition.partition_key, watermark=instance.watermark)
-    try:
-        blob_write(name=name, stream=parsed.stream, size=parsed.stream.size)
-        committed = _commit(instance=instance, parsed=parsed)
-    except Exception as exc:
-        logger.exception("storing %s failed", instance.sop_instance_uid)
-        _discard(instance=instance, name=name)
-        raise StoreFailed(str(exc)) from exc
-    if not committed:
-        _discard(instance=instance, name=name)
-        raise StoreFailed("the reservation was taken over as stale before the store finished")
-    instance.status = InstanceStatus.CREATED
-    return StoreOutcome(instance=instance)
+    """Store one validated instance. Raises InstanceAlreadyExists, InstancePending or StoreFailed."""
+    (error,) = instances_store(partition=partition, parsed=[parsed])
+    if error is not None:
+        raise error
+    uids = parsed.uids
+    return StoreOutcome(
+        instance=Instance.objects.get(
+            partition=partition,
+            study_instance_uid=uids["StudyInstanceUID"],
+            series_instance_uid=uids["SeriesInstanceUID"],
+            sop_instance_uid=uids["SOPInstanceUID"],
+        )
+    )

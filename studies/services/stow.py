@@ -14,7 +14,7 @@ from studies.dicom.multipart import Part, multipart_parse
 from studies.dicom.reader import INDEXED, REQUIRED_UIDS, NotDicom, ParsedInstance, instance_parse
 from studies.dicom.streams import FileSlice
 from studies.dicom.uids import UID_INVALID_REASON
-from studies.services.store import InstanceAlreadyExists, InstancePending, StoreFailed, instance_store
+from studies.services.store import InstanceAlreadyExists, InstancePending, instances_store
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +155,8 @@ def stow_process(
     api_version: int,
 ) -> StowResult:
     result = StowResult(outcomes=[], api_version=api_version)
+    # Parse and validate every part first, then store the valid ones together (batched).
+    to_store: list[tuple[StowOutcome, ParsedInstance]] = []
     for part in parts:
         outcome = StowOutcome()
         result.outcomes.append(outcome)
@@ -180,12 +182,13 @@ def stow_process(
             result.multi_valued_warning = True
         if outcome.warning_reason is None and parsed.transfer_syntax_uid == IMPLICIT_VR_LE:
             outcome.warning_reason = WARNING_SOP_CLASS_MISMATCH
-        try:
-            instance_store(partition=partition, parsed=parsed)
-        except InstanceAlreadyExists:
+        to_store.append((outcome, parsed))
+    errors = instances_store(partition=partition, parsed=[parsed for _outcome, parsed in to_store])
+    for (outcome, _parsed), error in zip(to_store, errors, strict=True):
+        if isinstance(error, InstanceAlreadyExists):
             outcome.failure_reason = ALREADY_EXISTS
-        except InstancePending:
+        elif isinstance(error, InstancePending):
             outcome.failure_reason = PENDING
-        except StoreFailed:
+        elif error is not None:
             outcome.failure_reason = PROCESSING_FAILURE
     return result
