@@ -100,28 +100,24 @@ class SeriesState:
     modality: str
 
 
-def studies_lock(*, ids: Iterable[int]) -> dict[int, StudyState]:
-    """Lock the study rows (in id order, so two committers never wait on each other in a cycle)."""
+def _lock(table: str, columns: str, ids: Iterable[int]) -> list[tuple[Any, ...]]:
+    # In id order, so two committers of overlapping batches never wait on each other in a cycle.
     ids = sorted(set(ids))
-    sql = (
-        f"SELECT id, num_instances, patient_name_search, referring_physician_name_search FROM {STUDY} "
-        f"WHERE id IN ({_placeholders(len(ids))}) ORDER BY id{_lock_clause()}"
-    )
+    sql = f"SELECT id, {columns} FROM {table} WHERE id IN ({_placeholders(len(ids))}) ORDER BY id{_lock_clause()}"
     with connection.cursor() as cursor:
         cursor.execute(sql, ids)
-        return {row[0]: StudyState(*row[1:]) for row in cursor.fetchall()}
+        return cursor.fetchall()
+
+
+def studies_lock(*, ids: Iterable[int]) -> dict[int, StudyState]:
+    """Lock the study rows of a commit (before their series)."""
+    rows = _lock(STUDY, "num_instances, patient_name_search, referring_physician_name_search", ids)
+    return {row[0]: StudyState(*row[1:]) for row in rows}
 
 
 def series_lock(*, ids: Iterable[int]) -> dict[int, SeriesState]:
-    """Lock the series rows, after their studies', in id order."""
-    ids = sorted(set(ids))
-    sql = (
-        f"SELECT id, study_id, num_instances, modality FROM {SERIES} "
-        f"WHERE id IN ({_placeholders(len(ids))}) ORDER BY id{_lock_clause()}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, ids)
-        return {row[0]: SeriesState(*row[1:]) for row in cursor.fetchall()}
+    """Lock the series rows of a commit, after their studies'."""
+    return {row[0]: SeriesState(*row[1:]) for row in _lock(SERIES, "study_id, num_instances, modality", ids)}
 
 
 def instances_flip(*, ids: Sequence[int], now: dt.datetime) -> set[int]:
