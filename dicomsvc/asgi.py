@@ -23,6 +23,10 @@ browser_application = get_asgi_application()
 class ApiHandler(ASGIHandler):
     """Django for the DICOMweb API: the same URLs and views, with API_MIDDLEWARE only."""
 
+    # Django slices every response body into 64 KiB messages, copying each; blobs are
+    # streamed in 1 MiB chunks already, so pass them on whole.
+    chunk_size = 4 * 1024 * 1024
+
     def load_middleware(self, is_async: bool = False) -> None:
         # Django builds the chain from settings.MIDDLEWARE; swap the list in for the build
         # only (this runs once, at import, before any request).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import Q
 
 from dicomsvc.errors import InstanceNotFound, SeriesNotFound, StudyNotFound
@@ -56,21 +57,23 @@ def instance_versions_list(
     original: bool = False,
 ) -> list[StoredVersion]:
     """The blobs of a study, series or instance: latest versions, or originals on request."""
-    rows = (
-        Instance.objects.filter(instance_scope(partition=partition, study=study, series=series, instance=instance))
-        .order_by("series_instance_uid", "instance_number", "watermark")
-        .values_list(
-            "study_instance_uid",
-            "series_instance_uid",
-            "sop_instance_uid",
-            "watermark",
-            "original_watermark",
-            "transfer_syntax_uid",
-            "file_size",
-            "original_file_size",
-            "number_of_frames",
-        )
+    # Plain SQL: this runs once per WADO request, and compiling the ORM query took a third of
+    # a one-instance retrieve's CPU. Same columns, filters and order as `instance_scope`.
+    conditions = ["partition_id = %s", "study_instance_uid = %s", "status = %s"]
+    params: list[object] = [partition.pk, study, InstanceStatus.CREATED]
+    for column, value in (("series_instance_uid", series), ("sop_instance_uid", instance)):
+        if value is not None:
+            conditions.append(f"{column} = %s")
+            params.append(value)
+    sql = (
+        "SELECT study_instance_uid, series_instance_uid, sop_instance_uid, watermark, original_watermark, "
+        "transfer_syntax_uid, file_size, original_file_size, number_of_frames "
+        f"FROM {Instance._meta.db_table} WHERE {' AND '.join(conditions)} "
+        "ORDER BY series_instance_uid, instance_number, watermark"
     )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
     versions = []
     for st, se, sop, watermark, original_watermark, ts, size, original_size, frames in rows:
         use_original = original and original_watermark is not None

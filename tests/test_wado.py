@@ -285,3 +285,23 @@ def test_study_part_that_fails_to_decode_is_served_as_stored(client):
     assert parts[transcoded] == f"application/dicom; transfer-syntax={ELE}"
     # Alone, the same instance answers 406 before any byte is sent.
     assert client.get(instance_url(odd), HTTP_ACCEPT="application/dicom").status_code == 406
+
+
+def test_content_length_when_every_part_is_served_as_stored(client):
+    study = generate_uid()
+    parts = [dicom_bytes("CT_small.dcm", StudyInstanceUID=study) for _ in range(2)]
+    parts.append(dicom_bytes("MR_small_RLE.dcm", StudyInstanceUID=study))
+    stow(client, parts)
+
+    response = client.get(f"/v2/studies/{study}", HTTP_ACCEPT=ORIGINAL_MULTIPART)
+    body = response_bytes(response)
+    assert int(response["Content-Length"]) == len(body)
+    assert sorted(b for _h, b in multipart_parts(response["Content-Type"], body)) == sorted(parts)
+
+    single = client.get(instance_url(parts[2]), HTTP_ACCEPT="application/dicom; transfer-syntax=*")
+    assert int(single["Content-Length"]) == len(parts[2]) and response_bytes(single) == parts[2]
+
+    # The RLE part is transcoded on the fly: its size is unknown up front, so no Content-Length.
+    response = client.get(f"/v2/studies/{study}", HTTP_ACCEPT='multipart/related; type="application/dicom"')
+    assert not response.has_header("Content-Length")
+    assert len(multipart_parts(response["Content-Type"], response_bytes(response))) == 3

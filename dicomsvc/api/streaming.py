@@ -58,16 +58,30 @@ async def file_chunks(opener: Callable[[], BinaryIO]) -> AsyncIterator[bytes]:
 PartSource = Callable[[], Awaitable[tuple[str, AsyncIterator[bytes]]]]
 
 
+def _part_head(boundary: str, content_type: str) -> bytes:
+    return f"--{boundary}\r\nContent-Type: {content_type}\r\n\r\n".encode()
+
+
+def _closing(boundary: str) -> bytes:
+    return f"--{boundary}--".encode()
+
+
 async def multipart_stream(parts: list[PartSource], boundary: str) -> AsyncIterator[bytes]:
     """`--b CRLF headers CRLF CRLF body CRLF` per part, then `--b--`."""
-    delimiter = f"--{boundary}\r\n".encode()
     for part in parts:
         content_type, body = await part()
-        yield delimiter + f"Content-Type: {content_type}\r\n\r\n".encode()
+        yield _part_head(boundary, content_type)
         async for chunk in body:
             yield chunk
         yield b"\r\n"
-    yield f"--{boundary}--".encode()
+    yield _closing(boundary)
+
+
+def multipart_length(parts: list[tuple[str, int]], boundary: str) -> int:
+    """Byte length of what `multipart_stream` sends for parts of known (Content-Type, size)."""
+    return sum(len(_part_head(boundary, content_type)) + size + 2 for content_type, size in parts) + len(
+        _closing(boundary)
+    )
 
 
 async def bytes_chunks(data: bytes) -> AsyncIterator[bytes]:

@@ -17,6 +17,7 @@ from dicomsvc.api.streaming import (
     bytes_chunks,
     file_chunks,
     multipart_content_type,
+    multipart_length,
     multipart_stream,
     new_boundary,
 )
@@ -54,12 +55,20 @@ def _transcoded(version: StoredVersion) -> bytes:
         return transcode_to_ele(fileobj)
 
 
+def _stored_type(version: StoredVersion) -> str:
+    return f"{DICOM}; transfer-syntax={version.transfer_syntax_uid}"
+
+
+def _served_as_stored(version: StoredVersion, target: str) -> bool:
+    return target == ORIGINAL or version.transfer_syntax_uid == ELE
+
+
 def _part(version: StoredVersion, target: str) -> PartSource:
-    stored_type = f"{DICOM}; transfer-syntax={version.transfer_syntax_uid}"
+    stored_type = _stored_type(version)
 
     async def resolve() -> tuple[str, AsyncIterator[bytes]]:
         opener = partial(blob_open, name=version.blob_name)
-        if target == ORIGINAL or version.transfer_syntax_uid == ELE:
+        if _served_as_stored(version, target):
             return stored_type, file_chunks(opener)
         try:
             data = await asyncio.to_thread(_transcoded, version)
@@ -110,14 +119,22 @@ class RetrieveMixin(StowMixin):
             parts = [_part(version, negotiated.transfer_syntax) for version in versions]
         if not negotiated.multipart:
             version = versions[0]
-            return StreamingHttpResponse(
+            response = StreamingHttpResponse(
                 file_chunks(partial(blob_open, name=version.blob_name)),
                 content_type=f"{DICOM}; transfer-syntax={version.transfer_syntax_uid}",
             )
+            response["Content-Length"] = str(version.file_size)
+            return response
         boundary = new_boundary()
-        return StreamingHttpResponse(
+        response = StreamingHttpResponse(
             multipart_stream(parts, boundary), content_type=multipart_content_type(DICOM, boundary)
         )
+        if all(_served_as_stored(version, negotiated.transfer_syntax) for version in versions):
+            # Every part's size is known up front: say so, rather than chunk the body.
+            response["Content-Length"] = str(
+                multipart_length([(_stored_type(v), v.file_size) for v in versions], boundary)
+            )
+        return response
 
     def delete(self, request: Request, **kwargs: Any) -> HttpResponse:
         study, series, instance = _uids(kwargs)
