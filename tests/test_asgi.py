@@ -1,0 +1,55 @@
+"""The ASGI entry point: API requests borrow pooled request threads instead of starting one each."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+
+import pytest
+
+
+async def _get(path: str) -> tuple[int, bytes]:
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "headers": [(b"accept", b"application/json")], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+    }  # fmt: skip
+    sent = asyncio.Event()
+
+    async def receive() -> dict:
+        if sent.is_set():
+            await asyncio.sleep(3600)
+        sent.set()
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    status, body = 0, b""
+
+    async def send(message: dict) -> None:
+        nonlocal status, body
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        else:
+            body += message.get("body", b"")
+
+    await importlib.import_module("dicomsvc.asgi").application(scope, receive, send)
+    return status, body
+
+
+@pytest.mark.django_db  # importing dicomsvc.asgi runs the partition start-up guard
+def test_requests_reuse_pooled_threads(settings):
+    settings.DICOM_ENABLE_DATA_PARTITIONS = False  # /v2/partitions answers 400 without the database
+    pool = importlib.import_module("dicomsvc.asgi")._executors
+    pool._idle.clear()
+
+    async def scenario() -> list[tuple[int, bytes]]:
+        first = await _get("/v2/partitions")
+        second = await _get("/v2/partitions")
+        return [first, second, *await asyncio.gather(*(_get("/v2/partitions") for _ in range(3)))]
+
+    results = asyncio.run(scenario())
+    assert all(status == 400 for status, _ in results)
+    assert results[0][1] == results[-1][1]
+    assert b"Data partitions feature is disabled." in results[0][1]
+    # Two requests in a row used one executor; three at once needed three, kept for later.
+    assert len(pool._idle) == 3
+    assert all(executor._max_workers == 1 for executor in pool._idle)
