@@ -15,6 +15,7 @@ position, never read.
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from dataclasses import dataclass, field
@@ -46,6 +47,10 @@ NUMBERS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "UV
 TEXT_SPLIT = frozenset({"SH", "LO", "UC"})  # character-set text with backslash-separated values
 TEXT_SINGLE = frozenset({"ST", "LT", "UT"})  # character-set text, one value
 ASCII_SPLIT = frozenset({"CS", "AS", "DA", "TM", "DT"})
+CHARSET_VRS = TEXT_SPLIT | TEXT_SINGLE | {"PN"}
+_VR_NAMES = {vr.encode(): vr for vr in KNOWN_VRS if vr != "UN"}
+_IMPLICIT_HEAD = struct.Struct("<HHL")  # group, element, 32-bit length (explicit VR: VR + 16-bit length)
+_LONG_LENGTH = struct.Struct("<L")
 CHARSETS = {"": "latin_1", "ISO_IR 6": "latin_1", "ISO_IR 100": "latin_1", "ISO_IR 192": "utf_8"}
 _DS = re.compile(r" *[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)? *")
 _IS = re.compile(r" *[+-]?[0-9]+ *")
@@ -125,7 +130,10 @@ class _Walker:
                 return out, pos
             if end is None and top and self.src.at_end(pos):
                 return out, pos
-            group, element, length = struct.unpack("<HHL", self.src.get(pos, 8))
+            head = self.src.get_available(pos, 12)
+            if len(head) < 8:
+                raise GiveUp("truncated")
+            group, element, length = _IMPLICIT_HEAD.unpack_from(head)
             tag = group << 16 | element
             if tag == ITEM_END and not top and end is None:
                 return out, pos + 8
@@ -136,12 +144,14 @@ class _Walker:
                 value_pos = pos + 8
                 vr = self._implicit_vr(tag) if element else "UL"
             else:
-                vr = self.src.get(pos + 4, 2).decode("latin_1")
-                if vr not in KNOWN_VRS or vr == "UN":
-                    # pydicom replaces UN by the dictionary's or a private dictionary's VR
-                    raise GiveUp(f"VR {vr!r}")
+                vr = _VR_NAMES.get(head[4:6])
+                if vr is None:
+                    # Unknown bytes, or UN: pydicom replaces UN by a dictionary's VR
+                    raise GiveUp(f"VR {head[4:6]!r}")
                 if vr in LONG_VRS:
-                    (length,) = struct.unpack("<L", self.src.get(pos + 8, 4))
+                    if len(head) < 12:
+                        raise GiveUp("truncated")
+                    (length,) = _LONG_LENGTH.unpack_from(head, 8)
                     value_pos = pos + 12
                 else:
                     length = length >> 16
@@ -228,103 +238,122 @@ class _Walker:
 
     # --- values -----------------------------------------------------------------------
 
-    def _text(self, raw: bytes) -> str:
-        self.text_decoded = True
-        if b"\x1b" in raw:
-            raise GiveUp("escape sequences")
-        try:
-            return raw.decode(self.encoding)
-        except UnicodeDecodeError:
-            raise GiveUp("undecodable text") from None
-
     def _element(self, out: dict[str, Any], tag: int, vr: str, raw: bytes, *, top: bool, owner: int) -> None:
-        strings: list[str]
-        json_values: list[Any]
-        if vr in NUMBERS:
-            size = struct.calcsize("<" + NUMBERS[vr])
-            if len(raw) % size:
-                raise GiveUp("number length")
-            json_values = list(struct.unpack(f"<{len(raw) // size}{NUMBERS[vr]}", raw))
-            strings = []
-        elif vr == "PN":
-            strings, json_values = self._person_names(raw)
-        elif vr == "AT":
-            if len(raw) % 4:
-                raise GiveUp("AT length")
-            pairs = struct.unpack(f"<{len(raw) // 2}H", raw)
-            json_values = [f"{pairs[i] << 16 | pairs[i + 1]:08X}" for i in range(0, len(pairs), 2)]
-            strings = []
-        else:
-            strings = self._strings(vr, raw)
-            json_values = strings
-            if vr == "DS":
-                json_values = [float(v) for v in strings]
-            elif vr == "IS":
-                json_values = [int(v) for v in strings]
+        if vr in CHARSET_VRS:
+            self.text_decoded = True
+        decode = _decode_cached if len(raw) <= CACHED_VALUE_BYTES else _decode
+        strings, json_values, failure = decode(vr, raw, self.encoding, self.validate)
         if top:
-            self.values[tag] = json_values if vr in NUMBERS else strings
-        if self.validate and vr in VALIDATED_VRS:
-            for value in strings:
-                reason = vr_validate(vr, value)
-                if reason:
-                    self.errors.add(owner, reason)
-                    return
-        out[f"{tag:08X}"] = {"vr": vr, "Value": json_values} if json_values else {"vr": vr}
+            self.values[tag] = list(json_values if vr in NUMBERS else strings)
+        if failure:
+            self.errors.add(owner, failure)
+            return
+        if vr == "PN":
+            json_values = tuple(dict(name) for name in json_values)  # cached dicts stay unshared
+        out[f"{tag:08X}"] = {"vr": vr, "Value": list(json_values)} if json_values else {"vr": vr}
 
-    def _strings(self, vr: str, raw: bytes) -> list[str]:
-        """Values as pydicom's str() gives them; [] for an empty element."""
-        if vr in TEXT_SPLIT:
-            values = [v.rstrip("\x00 ") for v in self._text(raw).split("\\")]
-        elif vr in TEXT_SINGLE:
-            values = [self._text(raw).rstrip("\x00 ")]
-        elif vr == "UR":
-            values = [raw.decode("latin_1").rstrip()]
-        elif vr == "AE":
-            values = [v.strip() for v in raw.decode("latin_1").split("\\")]
-        elif vr == "UI":
-            values = raw.decode("latin_1").rstrip("\x00 ").split("\\")
-        elif vr in ASCII_SPLIT:
-            values = raw.decode("latin_1").rstrip(" \x00").split("\\")
-        elif vr == "DS":
-            values = raw.decode("latin_1").strip().rstrip(" \x00").split("\\")
-            return self._numeric_strings(values, _DS)
+
+def _decode(vr: str, raw: bytes, encoding: str, validate: bool) -> tuple[tuple[Any, ...], tuple[Any, ...], str]:
+    """(values as pydicom's str() gives them, JSON values, first validation failure or "")."""
+    strings: tuple[Any, ...]
+    json_values: tuple[Any, ...]
+    if vr in NUMBERS:
+        size = struct.calcsize("<" + NUMBERS[vr])
+        if len(raw) % size:
+            raise GiveUp("number length")
+        return (), struct.unpack(f"<{len(raw) // size}{NUMBERS[vr]}", raw), ""
+    if vr == "AT":
+        if len(raw) % 4:
+            raise GiveUp("AT length")
+        pairs = struct.unpack(f"<{len(raw) // 2}H", raw)
+        return (), tuple(f"{pairs[i] << 16 | pairs[i + 1]:08X}" for i in range(0, len(pairs), 2)), ""
+    if vr == "PN":
+        strings, json_values = _person_names(raw, encoding)
+    else:
+        strings = json_values = tuple(_strings(vr, raw, encoding))
+        if vr == "DS":
+            json_values = tuple(float(v) for v in strings)
         elif vr == "IS":
-            values = raw.decode("latin_1").rstrip(" \x00").split("\\")
-            return self._numeric_strings(values, _IS)
-        else:
-            raise GiveUp(f"VR {vr}")
-        return [] if values == [""] else values
+            json_values = tuple(int(v) for v in strings)
+    if validate and vr in VALIDATED_VRS:
+        for value in strings:
+            reason = vr_validate(vr, value)
+            if reason:
+                return strings, json_values, reason
+    return strings, json_values, ""
 
-    @staticmethod
-    def _numeric_strings(values: list[str], pattern: re.Pattern[str]) -> list[str]:
-        if values == [""]:
-            return []
-        if not all(pattern.fullmatch(v) for v in values):
-            raise GiveUp("number pydicom would coerce")
-        return [v.strip() for v in values]
 
-    def _person_names(self, raw: bytes) -> tuple[list[str], list[dict[str, str]]]:
-        stripped = raw.rstrip(b"\x00 ")
-        if not stripped:
-            if raw:
-                raise GiveUp("blank PN")
-            return [], []
-        strings: list[str] = []
-        names: list[dict[str, str]] = []
-        for value in self._text(stripped).split("\\"):
-            groups = value.split("=")
-            while groups and not groups[-1]:
-                groups.pop()
-            if not groups:
-                raise GiveUp("empty PN value")
-            name = {"Alphabetic": groups[0]}
-            if len(groups) > 1:
-                name["Ideographic"] = groups[1]
-            if len(groups) > 2:
-                name["Phonetic"] = groups[2]
-            names.append(name)
-            strings.append("=".join(groups))
-        return strings, names
+# A CT series repeats most of its header values from instance to instance; decoding and
+# validating each distinct short value once per process saves a large share of reading a
+# header. Short values only, so the cache stays small (16384 x 256 bytes at most).
+CACHED_VALUE_BYTES = 256
+_decode_cached = functools.lru_cache(maxsize=16384)(_decode)
+
+
+def _text(raw: bytes, encoding: str) -> str:
+    if b"\x1b" in raw:
+        raise GiveUp("escape sequences")
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError:
+        raise GiveUp("undecodable text") from None
+
+
+def _strings(vr: str, raw: bytes, encoding: str) -> list[str]:
+    """Values as pydicom's str() gives them; [] for an empty element."""
+    if vr in TEXT_SPLIT:
+        values = [v.rstrip("\x00 ") for v in _text(raw, encoding).split("\\")]
+    elif vr in TEXT_SINGLE:
+        values = [_text(raw, encoding).rstrip("\x00 ")]
+    elif vr == "UR":
+        values = [raw.decode("latin_1").rstrip()]
+    elif vr == "AE":
+        values = [v.strip() for v in raw.decode("latin_1").split("\\")]
+    elif vr == "UI":
+        values = raw.decode("latin_1").rstrip("\x00 ").split("\\")
+    elif vr in ASCII_SPLIT:
+        values = raw.decode("latin_1").rstrip(" \x00").split("\\")
+    elif vr == "DS":
+        values = raw.decode("latin_1").strip().rstrip(" \x00").split("\\")
+        return _numeric_strings(values, _DS)
+    elif vr == "IS":
+        values = raw.decode("latin_1").rstrip(" \x00").split("\\")
+        return _numeric_strings(values, _IS)
+    else:
+        raise GiveUp(f"VR {vr}")
+    return [] if values == [""] else values
+
+
+def _numeric_strings(values: list[str], pattern: re.Pattern[str]) -> list[str]:
+    if values == [""]:
+        return []
+    if not all(pattern.fullmatch(v) for v in values):
+        raise GiveUp("number pydicom would coerce")
+    return [v.strip() for v in values]
+
+
+def _person_names(raw: bytes, encoding: str) -> tuple[tuple[str, ...], tuple[dict[str, str], ...]]:
+    stripped = raw.rstrip(b"\x00 ")
+    if not stripped:
+        if raw:
+            raise GiveUp("blank PN")
+        return (), ()
+    strings: list[str] = []
+    names: list[dict[str, str]] = []
+    for value in _text(stripped, encoding).split("\\"):
+        groups = value.split("=")
+        while groups and not groups[-1]:
+            groups.pop()
+        if not groups:
+            raise GiveUp("empty PN value")
+        name = {"Alphabetic": groups[0]}
+        if len(groups) > 1:
+            name["Ideographic"] = groups[1]
+        if len(groups) > 2:
+            name["Phonetic"] = groups[2]
+        names.append(name)
+        strings.append("=".join(groups))
+    return tuple(strings), tuple(names)
 
 
 def _file_meta(src: _Source) -> tuple[str, int]:

@@ -35,7 +35,7 @@ from studies.models import Instance, InstanceStatus, Series, Study
 from studies.services import store_rows as rows
 from studies.services.orphans import orphan_record
 from studies.services.person_names import person_name_words_sync
-from studies.services.watermarks import watermarks_allocate
+from studies.services.watermarks import watermark_sql, watermarks_allocate
 
 BATCH_COUNT = 50
 BATCH_BYTES = 256 * 1024 * 1024
@@ -92,11 +92,13 @@ def _series_ids(*, partition: Partition, items: list[_Item]) -> None:
 def _reserve(*, partition: Partition, items: list[_Item]) -> None:
     """Insert the CREATING rows; an item whose UIDs exist already is left without instance_id."""
     now = timezone.now()
-    for item, watermark in zip(items, watermarks_allocate(count=len(items)), strict=True):
-        item.watermark = watermark
+    in_insert = watermark_sql()
+    if in_insert is None:
+        for item, watermark in zip(items, watermarks_allocate(count=len(items)), strict=True):
+            item.watermark = watermark
     with transaction.atomic():
         _series_ids(partition=partition, items=items)
-        ids = rows.instances_insert(
+        inserted = rows.instances_insert(
             rows=[
                 {
                     "partition_id": partition.pk,
@@ -118,10 +120,11 @@ def _reserve(*, partition: Partition, items: list[_Item]) -> None:
                     "updated_at": now,
                 }
                 for item in items
-            ]
+            ],
+            watermark_sql=in_insert,
         )
     for item in items:
-        item.instance_id = ids.get(item.watermark)
+        item.watermark, item.instance_id = inserted.get(item.key, (item.watermark, None))
 
 
 def _existing_blocker(*, partition: Partition, parsed: ParsedInstance) -> Exception:

@@ -70,20 +70,30 @@ INSERT_COLUMNS = (
 )  # fmt: skip
 
 
-def instances_insert(*, rows: Sequence[dict[str, Any]]) -> dict[int, int]:
-    """Insert CREATING rows, skipping any whose UIDs exist in the partition: watermark -> new id."""
+def instances_insert(
+    *, rows: Sequence[dict[str, Any]], watermark_sql: str | None = None
+) -> dict[tuple[str, str, str], tuple[int, int]]:
+    """Insert CREATING rows, skipping any whose UIDs exist in the partition.
+
+    Returns (study, series, SOP UID) -> (watermark, new id) for the rows inserted. With
+    `watermark_sql` (an SQL expression such as a sequence's nextval) the database assigns
+    each row's watermark, saving the statement that would draw them first.
+    """
     if not rows:
         return {}
-    values = ", ".join([f"({_placeholders(len(INSERT_COLUMNS))})"] * len(rows))
+    columns = [c for c in INSERT_COLUMNS if not (watermark_sql and c == "watermark")]
+    placeholders = ["%s"] * len(columns) + ([watermark_sql] if watermark_sql else [])
+    names = columns + (["watermark"] if watermark_sql else [])
+    values = ", ".join([f"({', '.join(placeholders)})"] * len(rows))
     sql = (
-        f"INSERT INTO {INSTANCE} ({', '.join(INSERT_COLUMNS)}) VALUES {values} "
+        f"INSERT INTO {INSTANCE} ({', '.join(names)}) VALUES {values} "
         "ON CONFLICT (partition_id, study_instance_uid, series_instance_uid, sop_instance_uid) DO NOTHING "
-        "RETURNING watermark, id"
+        "RETURNING study_instance_uid, series_instance_uid, sop_instance_uid, watermark, id"
     )
-    params = [_adapt(row[column]) for row in rows for column in INSERT_COLUMNS]
+    params = [_adapt(row[column]) for row in rows for column in columns]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return {watermark: pk for watermark, pk in cursor.fetchall()}
+        return {(st, se, sop): (watermark, pk) for st, se, sop, watermark, pk in cursor.fetchall()}
 
 
 @dataclass

@@ -7,6 +7,13 @@ from django.db import connection, transaction
 from studies.models import WatermarkSequence
 
 
+def watermark_sql() -> str | None:
+    """An SQL expression drawing one watermark inside another statement, where the database has one."""
+    if connection.vendor == "postgresql":
+        return f"nextval(pg_get_serial_sequence('{WatermarkSequence._meta.db_table}', 'id'))"
+    return None
+
+
 def watermarks_allocate(*, count: int = 1) -> list[int]:
     """`count` fresh watermarks, each used once; never reused even after a rollback elsewhere."""
     if connection.vendor == "postgresql":
