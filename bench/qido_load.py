@@ -252,8 +252,11 @@ class Loader:
                         f"(SELECT coalesce(max(id), 1) FROM {tables[model]}))")
         # Watermarks handed out later must not collide with the loaded ones.
         raw.execute("SELECT setval(pg_get_serial_sequence('studies_watermarksequence', 'id'), %s)", [instance_id + 1])
+        # VACUUM, not only ANALYZE: it sets the visibility map that index-only scans (the fuzzy
+        # name search) rely on. In production autovacuum does it (insert-triggered since
+        # PostgreSQL 13); a freshly COPYed table has none until then.
         for table in tables.values():
-            raw.execute(f"ANALYZE {table}")
+            raw.execute(f"VACUUM (ANALYZE) {table}")
         print(f"done in {time.monotonic() - started:.1f}s", flush=True)
 
     def series_template(self, study: dict, series: dict) -> str:
