@@ -257,6 +257,12 @@ class Loader:
         # PostgreSQL 13); a freshly COPYed table has none until then.
         for table in tables.values():
             raw.execute(f"VACUUM (ANALYZE) {table}")
+        # VACUUM cannot mark pages all-visible while an older snapshot is still open elsewhere:
+        # say so, since the fuzzy search then reads the heap for those pages.
+        raw.execute("SELECT relallvisible, relpages FROM pg_class WHERE relname = %s", [tables[PersonNameWord]])
+        visible, pages = raw.fetchone()
+        print(f"{tables[PersonNameWord]}: {visible} of {pages} pages all-visible"
+              + ("" if visible == pages else " (run VACUUM again when no transaction is open)"), flush=True)
         print(f"done in {time.monotonic() - started:.1f}s", flush=True)
 
     def series_template(self, study: dict, series: dict) -> str:
