@@ -7,7 +7,7 @@
 Rows go in with COPY, but every indexed value is computed by the store path's own code:
 study and series columns by `studies.dicom.reader.indexed_columns` (what
 `parsed_indexed_columns` returns for a stored file), person-name words by
-`studies.services.person_names.person_name_words`, instance metadata by
+`studies.services.person_names.person_name_word_rows`, instance metadata by
 `studies.dicom.dicomjson.dataset_json_dict` from a real CT header. No blobs are written:
 QIDO never reads them. The spread: patients with one to many studies, study dates over
 15 years, a realistic modality mix with per-modality series counts, instance counts per
@@ -39,8 +39,8 @@ from pydicom.data import get_testdata_file  # noqa: E402
 from partitions.models import DEFAULT_PARTITION_NAME, Partition  # noqa: E402
 from studies.dicom.dicomjson import ElementErrors, dataset_json_dict, json_dumps  # noqa: E402
 from studies.dicom.reader import indexed_columns  # noqa: E402
-from studies.models import Instance, PersonNameAttribute, PersonNameWord, Series, Study  # noqa: E402
-from studies.services.person_names import person_name_words  # noqa: E402
+from studies.models import Instance, PersonNameWord, Series, Study  # noqa: E402
+from studies.services.person_names import SEARCH_COLUMNS, person_name_word_rows  # noqa: E402
 
 UID_ROOT = "1.2.826.0.1.3680043.10.1234"
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -185,7 +185,7 @@ class Loader:
                          "sop_instance_uid", "sop_class_uid", "instance_number", "status", "watermark",
                          "transfer_syntax_uid", "file_size", "number_of_frames", "frame_index", "metadata",
                          "created_at", "updated_at"]
-        word_cols = ["partition_id", "study_id", "attribute", "word"]
+        word_cols = ["partition_id", "study_id", "attribute", "word", "name"]
         pk = self.partition.pk
         series_id = instance_id = 0
         with raw.copy(f"COPY {tables[Study]} ({','.join(study_cols)}) FROM STDIN") as study_copy:
@@ -211,11 +211,10 @@ class Loader:
         print(f"studies copied at {time.monotonic() - started:.1f}s", flush=True)
         with raw.copy(f"COPY {tables[PersonNameWord]} ({','.join(word_cols)}) FROM STDIN") as word_copy:
             for study_id, study in enumerate(studies, start=1):
-                for attribute, column in ((PersonNameAttribute.PATIENT_NAME, "patient_name_search"),
-                                          (PersonNameAttribute.REFERRING_PHYSICIAN_NAME,
-                                           "referring_physician_name_search")):
-                    for word in person_name_words(study["columns"][column]):
-                        word_copy.write_row([pk, study_id, int(attribute), word])
+                for attribute, column in SEARCH_COLUMNS.items():
+                    for row in person_name_word_rows(partition_id=pk, study_id=study_id, attribute=attribute,
+                                                     search_form=study["columns"][column]):
+                        word_copy.write_row([row.partition_id, row.study_id, int(row.attribute), row.word, row.name])
         print(f"person-name words copied at {time.monotonic() - started:.1f}s", flush=True)
         with raw.copy(f"COPY {tables[Series]} ({','.join(series_cols)}) FROM STDIN") as series_copy:
             for study_id, study in enumerate(studies, start=1):
@@ -253,8 +252,17 @@ class Loader:
                         f"(SELECT coalesce(max(id), 1) FROM {tables[model]}))")
         # Watermarks handed out later must not collide with the loaded ones.
         raw.execute("SELECT setval(pg_get_serial_sequence('studies_watermarksequence', 'id'), %s)", [instance_id + 1])
+        # VACUUM, not only ANALYZE: it sets the visibility map that index-only scans (the fuzzy
+        # name search) rely on. In production autovacuum does it (insert-triggered since
+        # PostgreSQL 13); a freshly COPYed table has none until then.
         for table in tables.values():
-            raw.execute(f"ANALYZE {table}")
+            raw.execute(f"VACUUM (ANALYZE) {table}")
+        # VACUUM cannot mark pages all-visible while an older snapshot is still open elsewhere:
+        # say so, since the fuzzy search then reads the heap for those pages.
+        raw.execute("SELECT relallvisible, relpages FROM pg_class WHERE relname = %s", [tables[PersonNameWord]])
+        visible, pages = raw.fetchone()
+        print(f"{tables[PersonNameWord]}: {visible} of {pages} pages all-visible"
+              + ("" if visible == pages else " (run VACUUM again when no transaction is open)"), flush=True)
         print(f"done in {time.monotonic() - started:.1f}s", flush=True)
 
     def series_template(self, study: dict, series: dict) -> str:

@@ -14,6 +14,8 @@ from django.db.models.functions import Upper
 from partitions.models import Partition
 
 UID_LENGTH = 64
+# Person-name columns, and the folded names on word rows (one length: a folded name always fits).
+PERSON_NAME_LENGTH = 330
 # A PN component group holds at most 64 characters; case folding may lengthen a word (ß -> ss).
 PERSON_NAME_WORD_LENGTH = 128
 
@@ -24,15 +26,15 @@ class Study(models.Model):
     partition = models.ForeignKey(Partition, on_delete=models.PROTECT, related_name="studies")
     study_instance_uid = models.CharField(max_length=UID_LENGTH)
     patient_id = models.CharField(max_length=64, blank=True, default="")
-    patient_name = models.CharField(max_length=330, blank=True, default="")
+    patient_name = models.CharField(max_length=PERSON_NAME_LENGTH, blank=True, default="")
     # Case- and accent-folded PatientName with ^ and = turned into spaces, for PN matching.
-    patient_name_search = models.CharField(max_length=330, blank=True, default="")
+    patient_name_search = models.CharField(max_length=PERSON_NAME_LENGTH, blank=True, default="")
     patient_birth_date = models.DateField(null=True, blank=True)
     study_date = models.DateField(null=True, blank=True)
     study_description = models.CharField(max_length=64, blank=True, default="")
     accession_number = models.CharField(max_length=64, blank=True, default="")
-    referring_physician_name = models.CharField(max_length=330, blank=True, default="")
-    referring_physician_name_search = models.CharField(max_length=330, blank=True, default="")
+    referring_physician_name = models.CharField(max_length=PERSON_NAME_LENGTH, blank=True, default="")
+    referring_physician_name_search = models.CharField(max_length=PERSON_NAME_LENGTH, blank=True, default="")
     # Backslash-separated distinct Modality values of the study's visible series.
     modalities_in_study = models.CharField(max_length=256, blank=True, default="")
     # Counters of *created* instances; a study with none is invisible to every reader.
@@ -169,31 +171,39 @@ class PersonNameAttribute(models.IntegerChoices):
 
 
 class PersonNameWord(models.Model):
-    """One distinct word of a study's folded PatientName or ReferringPhysicianName.
+    """One distinct word of a study's folded PatientName or ReferringPhysicianName, with the name.
 
-    QIDO fuzzy matching asks whether every word of the query is a prefix of some name word;
-    a btree over the words answers each prefix with one index range, on SQLite and
-    PostgreSQL alike (no trigram or full-text extension). Rows mirror the study columns and
-    are rewritten whenever the name changes (`studies.services.person_names`).
+    QIDO fuzzy matching asks whether every word of the query is a prefix of some name word.
+    One query word is answered by a range of the word index; each row also carries the whole
+    folded name (words joined by single spaces) so the other query words are checked on the
+    index entry itself, with no look-up per candidate study. Plain btree and LIKE, on SQLite
+    and PostgreSQL alike (no trigram or full-text extension). Rows mirror the study columns
+    and are rewritten whenever the name changes (`studies.services.person_names`).
     """
 
-    partition = models.ForeignKey(Partition, on_delete=models.PROTECT, related_name="+")
-    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="+")
+    # No single-column foreign-key indexes: each is the leading column of an index below
+    # (partition: the match index; study: the unique constraint, which serves the cascade
+    # from a study and the rewrite of its rows).
+    partition = models.ForeignKey(Partition, on_delete=models.PROTECT, related_name="+", db_index=False)
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="+", db_index=False)
     attribute = models.SmallIntegerField(choices=PersonNameAttribute.choices)
     word = models.CharField(max_length=PERSON_NAME_WORD_LENGTH)
+    # The study's folded name for this attribute (`Study.patient_name_search` and the like).
+    name = models.CharField(max_length=PERSON_NAME_LENGTH, default="")
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["study", "attribute", "word"], name="person_name_word_per_study"),
         ]
         indexes = [
-            # varchar_pattern_ops lets PostgreSQL answer `word LIKE 'joh%'` from the index under
-            # any database collation (other backends ignore opclasses); with the study id in
-            # the key the answer needs no table access.
+            # varchar_pattern_ops lets PostgreSQL answer `word LIKE 'joh%'` with an index range
+            # under any database collation (other backends ignore opclasses). Study and name in
+            # the key make the index covering: a fuzzy search is an index-only scan that filters
+            # on `name` and returns study ids (given a visibility map kept by (auto)vacuum).
             models.Index(
-                fields=["partition", "attribute", "word", "study"],
-                name="person_name_word_prefix",
-                opclasses=["", "", "varchar_pattern_ops", ""],
+                fields=["partition", "attribute", "word", "study", "name"],
+                name="person_name_word_match",
+                opclasses=["", "", "varchar_pattern_ops", "", ""],
             ),
         ]
 

@@ -242,6 +242,11 @@ def test_qido_finds_the_new_value(client):
         pytest.skip("QIDO-RS is not on this branch yet (issue of another helper); the study row is checked above")
     assert response.status_code == 200
     assert [d["0020000D"]["Value"][0] for d in response.json()] == [study_uid]
+    # Fuzzy search reads the word rows, which the update rewrote along with the name they carry.
+    fuzzy = client.get("/v2/studies?PatientName=sear+ag&fuzzymatching=true", HTTP_ACCEPT="application/dicom+json")
+    assert [d["0020000D"]["Value"][0] for d in fuzzy.json()] == [study_uid]
+    old = client.get("/v2/studies?PatientName=compressed+ct&fuzzymatching=true", HTTP_ACCEPT="application/dicom+json")
+    assert old.status_code == 204
 
 
 # --- outcomes per study --------------------------------------------------------------------

@@ -81,6 +81,33 @@ def test_fuzzy_matching_is_word_prefix(client, archive, path, count) -> None:  #
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("path", [path for path, _count in STUDY_LEVEL])
+def test_fuzzy_matching_edge_cases(client, archive, path) -> None:  # noqa: ANN001
+    fuzzy = {"fuzzymatching": "true"}
+
+    def names(value: str) -> list[str]:
+        return sorted(set(column(search(client, path, {**fuzzy, "PatientName": value}), "PatientName")))
+
+    # One-letter words, in either order; every word must match some word of the name.
+    assert names("j d") == names("d j") == ["Doe^John", "Johnson^Dorothy"]
+    assert names("m j") == ["Müller^Jürgen"]
+    assert search(client, path, {**fuzzy, "PatientName": "j x"}).status_code == 204
+    # A short word only matches at the start of a word: "o" starts none of these names' words.
+    assert search(client, path, {**fuzzy, "PatientName": "joh o"}).status_code == 204
+    # Accents and case are folded on both sides, whichever word is the longest.
+    assert names("MÜL j") == names("mul JÜRG") == names("müller^jürgen") == ["Müller^Jürgen"]
+    # Two query words may match the same name word; a longer word must still match on its own.
+    assert names("jo joh") == ["Doe^John", "Johnson^Dorothy"]
+    assert names("john johnson") == ["Johnson^Dorothy"]
+    assert search(client, path, {**fuzzy, "PatientName": "doe johnson"}).status_code == 204
+    # Wildcards stay within one word: "d*n" would match across "doe john" but no word of
+    # alice's or charlie's name starts with d and has an n after it.
+    assert names("j*n d") == ["Doe^John", "Johnson^Dorothy"]
+    assert search(client, path, {**fuzzy, "PatientName": "joh d*n"}).status_code == 204
+    assert names("d?r joh") == ["Johnson^Dorothy"]
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(("path", "count"), STUDY_LEVEL)
 def test_fuzzy_matching_applies_to_each_person_name_attribute(client, archive, path, count) -> None:  # noqa: ANN001
     fuzzy = {"fuzzymatching": "true"}
@@ -92,6 +119,24 @@ def test_fuzzy_matching_applies_to_each_person_name_attribute(client, archive, p
         "Johnson^Dorothy"
     ]
     assert column(search(client, path, {**fuzzy, "PatientName": "doe"}), "PatientName") == ["Doe^John"] * count
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", [path for path, _count in STUDY_LEVEL])
+def test_fuzzy_matching_on_both_person_name_attributes(client, archive, path) -> None:  # noqa: ANN001
+    def names(params: dict[str, str]) -> list[str]:
+        response = search(client, path, {"fuzzymatching": "true", **params})
+        return sorted(set(column(response, "PatientName"))) if response.status_code == 200 else []
+
+    # Either attribute may hold the longest word; both conditions hold.
+    assert names({"PatientName": "joh", "ReferringPhysicianName": "ho gre"}) == ["Doe^John"]
+    assert names({"PatientName": "d", "ReferringPhysicianName": "gregory"}) == ["Doe^John"]
+    assert names({"PatientName": "m", "ReferringPhysicianName": "wilson"}) == ["Müller^Jürgen"]
+    assert names({"PatientName": "m", "ReferringPhysicianName": "house"}) == []
+    assert names({"PatientName": "jo d", "ReferringPhysicianName": "d"}) == ["Johnson^Dorothy"]
+    # Wildcards stay within one word on the other attribute too: charlie's physician is Doe^Jane.
+    assert names({"PatientName": "johnson", "ReferringPhysicianName": "j*e"}) == ["Johnson^Dorothy"]
+    assert names({"PatientName": "johnson", "ReferringPhysicianName": "d*j"}) == []
 
 
 @pytest.mark.django_db

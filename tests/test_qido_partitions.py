@@ -59,6 +59,10 @@ def test_no_filter_kind_leaks_across_partitions(client, twins) -> None:  # noqa:
     assert column(search(client, "studies", {"PatientName": "joan", **fuzzy}, partition=BOB), "PatientName") == [
         "Doe^Joan"
     ]
+    assert search(client, "studies", {"PatientName": "doe joan", **fuzzy}, partition=ALICE).status_code == 204
+    assert column(search(client, "series", {"PatientName": "d jo", **fuzzy}, partition=ALICE), "PatientName") == [
+        "Doe^John"
+    ]
     assert search(client, "studies", {"ModalitiesInStudy": "MR"}, partition=ALICE).status_code == 204
     assert search(client, "series", {"Modality": "MR"}, partition=ALICE).status_code == 204
     assert search(client, "studies", {"StudyDate": "20210101-"}, partition=ALICE).status_code == 204

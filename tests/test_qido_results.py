@@ -153,8 +153,13 @@ def test_study_and_series_values_come_from_the_newest_instance(client) -> None: 
     assert search(client, "studies", {"PatientID": "OLD"}).status_code == 204
     assert search(client, "studies", {"PatientName": "old", "fuzzymatching": "true"}).status_code == 204
     assert column(search(client, "studies", {"PatientName": "nam", "fuzzymatching": "true"}), "PatientID") == ["NEW"]
-    words = PersonNameWord.objects.filter(study__study_instance_uid=study).values_list("word", flat=True)
-    assert sorted(words) == ["name", "new"]
+    # The word rows follow the newest name, and so does the whole name each of them carries.
+    assert column(search(client, "studies", {"PatientName": "nam ne", "fuzzymatching": "true"}), "PatientID") == [
+        "NEW"
+    ]
+    assert search(client, "studies", {"PatientName": "nam old", "fuzzymatching": "true"}).status_code == 204
+    words = PersonNameWord.objects.filter(study__study_instance_uid=study).values_list("word", "name")
+    assert sorted(words) == [("name", "new name"), ("new", "new name")]
 
 
 @pytest.mark.django_db

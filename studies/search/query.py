@@ -82,7 +82,7 @@ class Match:
     ANY = "any"  # (value, value, ...)
     LIKE = "like"  # (SQL LIKE pattern,)
     RANGE = "range"  # (low or None, high or None)
-    WORDS = "words"  # (LIKE pattern per word; each must prefix some name word)
+    WORDS = "words"  # (folded word, ...); each must prefix some name word (DICOM wildcards allowed)
     MODALITIES = "modalities"  # ((match, value), ...) any series modality matching any
 
 
@@ -208,7 +208,7 @@ def _person_name_condition(attribute: Searchable, value: str, fuzzy: bool) -> Co
     # Names are matched in their folded form: casefolded, accents stripped, ^ and = as spaces.
     folded = pn_search_form(value)
     if fuzzy and folded:
-        return Condition(attribute, Match.WORDS, tuple(wildcard_pattern(word) + "%" for word in folded.split()))
+        return Condition(attribute, Match.WORDS, tuple(folded.split()))
     if has_wildcard(folded):
         return Condition(attribute, Match.LIKE, (wildcard_pattern(folded),))
     return Condition(attribute, Match.EQUALS, (folded,))

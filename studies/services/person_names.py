@@ -18,6 +18,16 @@ def person_name_words(search_form: str) -> list[str]:
     return list(dict.fromkeys(word[:PERSON_NAME_WORD_LENGTH] for word in search_form.split()))
 
 
+def person_name_word_rows(
+    *, partition_id: int, study_id: int, attribute: PersonNameAttribute, search_form: str
+) -> list[PersonNameWord]:
+    """The word rows of one folded name of a study (unsaved; also written by bench/qido_load.py)."""
+    return [
+        PersonNameWord(partition_id=partition_id, study_id=study_id, attribute=attribute, word=word, name=search_form)
+        for word in person_name_words(search_form)
+    ]
+
+
 def person_name_words_sync(*, study: Study, columns: dict[str, Any]) -> None:
     """Rewrite the word rows of every name whose folded form changes from `study` to `columns`.
 
@@ -30,8 +40,7 @@ def person_name_words_sync(*, study: Study, columns: dict[str, Any]) -> None:
             continue
         PersonNameWord.objects.filter(study_id=study.pk, attribute=attribute).delete()
         PersonNameWord.objects.bulk_create(
-            [
-                PersonNameWord(partition_id=study.partition_id, study_id=study.pk, attribute=attribute, word=word)
-                for word in person_name_words(new)
-            ]
+            person_name_word_rows(
+                partition_id=study.partition_id, study_id=study.pk, attribute=attribute, search_form=new
+            )
         )
