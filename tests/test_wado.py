@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+import numpy as np
 import pydicom
 import pytest
 from pydicom.uid import generate_uid
@@ -305,3 +306,21 @@ def test_content_length_when_every_part_is_served_as_stored(client):
     response = client.get(f"/v2/studies/{study}", HTTP_ACCEPT='multipart/related; type="application/dicom"')
     assert not response.has_header("Content-Length")
     assert len(multipart_parts(response["Content-Type"], response_bytes(response))) == 3
+
+
+def test_single_part_above_one_mib_is_streamed_with_its_length(client):
+    ds = pydicom.dcmread(io.BytesIO(dicom_bytes()))
+    ds.Rows, ds.Columns = 1024, 768
+    ds.PixelData = np.arange(1024 * 768, dtype="<u2").tobytes()
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    data = out.getvalue()
+    assert stow(client, [data]).status_code == 200
+
+    response = client.get(instance_url(data), HTTP_ACCEPT="application/dicom; transfer-syntax=*")
+    assert response.streaming and int(response["Content-Length"]) == len(data)
+    assert response_bytes(response) == data
+    small = dicom_bytes()
+    stow(client, [small])
+    response = client.get(instance_url(small), HTTP_ACCEPT="application/dicom; transfer-syntax=*")
+    assert not response.streaming and response.content == small

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 
 from dicomsvc.api.mediatypes import accept_headers, accepts_dicom_json
 from dicomsvc.api.streaming import (
+    CHUNK,
     PartSource,
     bytes_chunks,
     file_chunks,
@@ -37,6 +38,7 @@ from studies.services import instances_delete
 from studies.views.stow import StowMixin
 
 DICOM_JSON = "application/dicom+json"
+SMALL_BLOB = CHUNK  # single-part responses up to this size are read whole (1 MiB)
 
 
 def _uids(kwargs: dict[str, Any]) -> tuple[str, str | None, str | None]:
@@ -119,9 +121,14 @@ class RetrieveMixin(StowMixin):
             parts = [_part(version, negotiated.transfer_syntax) for version in versions]
         if not negotiated.multipart:
             version = versions[0]
+            content_type = f"{DICOM}; transfer-syntax={version.transfer_syntax_uid}"
+            if version.file_size <= SMALL_BLOB:
+                # Already on a worker thread: read a small blob here rather than stream it
+                # through an async generator and another thread hop.
+                with blob_open(name=version.blob_name) as fileobj:
+                    return HttpResponse(fileobj.read(), content_type=content_type)
             response = StreamingHttpResponse(
-                file_chunks(partial(blob_open, name=version.blob_name)),
-                content_type=f"{DICOM}; transfer-syntax={version.transfer_syntax_uid}",
+                file_chunks(partial(blob_open, name=version.blob_name)), content_type=content_type
             )
             response["Content-Length"] = str(version.file_size)
             return response
