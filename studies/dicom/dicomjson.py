@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag, Tag
@@ -112,3 +113,24 @@ def dataset_json_dict(
 
 def json_dumps(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+# orjson parses and writes DICOM JSON 2-4x faster than the standard library, which matters
+# where a QIDO page decodes and re-encodes up to 200 stored documents per request. Both
+# helpers fall back to the standard library for what orjson refuses: the NaN/Infinity that
+# Python's json writes for a non-finite float, and integers beyond 64 bits.
+
+
+def json_loads_fast(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+def json_dumps_fast(data: Any) -> bytes:
+    """Compact UTF-8 JSON; a non-finite float is written as null (valid JSON) rather than NaN."""
+    try:
+        return orjson.dumps(data)
+    except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()

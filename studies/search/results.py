@@ -7,9 +7,9 @@ of the original file. Counts and ModalitiesInStudy come from the index counters 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from studies.dicom.dicomjson import json_loads_fast
 from studies.search.attributes import (
     ALL_COMPUTED,
     MODALITIES_IN_STUDY,
@@ -49,7 +49,7 @@ def computed_elements(
 
 
 def result_dataset(*, metadata: str | None, keys: list[str], computed: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    stored = json.loads(metadata) if metadata else {}
+    stored = json_loads_fast(metadata) if metadata else {}
     out = {key: stored[key] for key in keys if key in stored}
     out.update(computed)
     return dict(sorted(out.items()))

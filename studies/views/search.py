@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,6 +12,7 @@ from rest_framework.request import Request
 from dicomsvc.api.mediatypes import accepts_dicom_json
 from dicomsvc.api.views import DicomView
 from dicomsvc.errors import NotAcceptable
+from studies.dicom.dicomjson import json_dumps_fast
 from studies.dicom.uids import uid_require
 from studies.search.attributes import Resource
 from studies.search.query import search_query_parse
@@ -41,7 +41,7 @@ def search_response(
     page = SEARCHES[resource.level](partition=view.partition, query=query)
     if not page.results:
         return HttpResponse(status=204)
-    response = HttpResponse(json.dumps(page.results, ensure_ascii=False), content_type=DICOM_JSON)
+    response = HttpResponse(json_dumps_fast(page.results), content_type=DICOM_JSON)
     if page.truncated:
         host = urlsplit(settings.DICOM_PUBLIC_BASE_URL).netloc or "-"
         response["Warning"] = f'299 {host}: "{MORE_RESULTS}"'
