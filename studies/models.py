@@ -110,9 +110,12 @@ class Instance(models.Model):
     status is CREATED, so a half-written instance is never visible.
     """
 
-    partition = models.ForeignKey(Partition, on_delete=models.PROTECT, related_name="+")
-    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="instances")
-    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="instances")
+    # No single-column indexes on the foreign keys: each leads a composite index below
+    # (partition: instance_uids_per_partition; study, series: instance_*_newest), and every
+    # index costs an entry on each STOW's insert and again on its status update.
+    partition = models.ForeignKey(Partition, on_delete=models.PROTECT, related_name="+", db_index=False)
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="instances", db_index=False)
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="instances", db_index=False)
     study_instance_uid = models.CharField(max_length=UID_LENGTH)
     series_instance_uid = models.CharField(max_length=UID_LENGTH)
     sop_instance_uid = models.CharField(max_length=UID_LENGTH)
@@ -144,8 +147,6 @@ class Instance(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["series", "status"], name="instance_series_status"),
-            models.Index(fields=["study", "status"], name="instance_study_status"),
             models.Index(fields=["partition", "sop_instance_uid"], name="instance_sop_uid"),
             models.Index(fields=["partition", "sop_class_uid"], name="instance_sop_class"),
             models.Index(
