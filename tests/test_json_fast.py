@@ -25,3 +25,24 @@ def test_non_finite_floats_and_huge_integers_fall_back():
 
     huge = {"00200013": {"vr": "IS", "Value": [10**30]}}
     assert json.loads(json_dumps_fast(huge)) == huge
+
+
+def test_result_dataset_picks_the_wanted_top_level_attributes():
+    from studies.search.results import result_dataset
+
+    nested = {"vr": "SQ", "Value": [{"00080100": {"vr": "SH", "Value": ["C"]}, "0040A124": {"vr": "UI"}}]}
+    document = {
+        "00080020": {"vr": "DA", "Value": ["20240102"]},
+        "00081032": nested,  # a sequence whose items hold other keys
+        "00100010": {"vr": "PN", "Value": [{"Alphabetic": "Doe^John"}]},
+        "0020000D": {"vr": "UI", "Value": ["1.2.3"]},
+        "00280010": {"vr": "US", "Value": [512]},
+    }
+    text = json_dumps(document)
+    for keys in (["00080020"], ["00080020", "00100010"], ["00100010", "0020000D"], ["00080020", "00081032"],
+                 ["0020000D", "00280010"], ["00080050", "00100010"]):  # fmt: skip
+        expected = {key: document[key] for key in keys if key in document}
+        assert result_dataset(metadata=text, keys=keys, computed={}) == expected
+    # A document not in tag order: still found.
+    unordered = json_dumps({"00280010": document["00280010"], "00080020": document["00080020"]})
+    assert result_dataset(metadata=unordered, keys=["00080020"], computed={}) == {"00080020": document["00080020"]}
