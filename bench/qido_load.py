@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import sys
 import time
@@ -40,6 +41,7 @@ from partitions.models import DEFAULT_PARTITION_NAME, Partition  # noqa: E402
 from studies.dicom.dicomjson import ElementErrors, dataset_json_dict, json_dumps  # noqa: E402
 from studies.dicom.reader import indexed_columns  # noqa: E402
 from studies.models import Instance, PersonNameWord, Series, Study  # noqa: E402
+from studies.search.results import search_projection  # noqa: E402
 from studies.services.person_names import SEARCH_COLUMNS, person_name_word_rows  # noqa: E402
 
 UID_ROOT = "1.2.826.0.1.3680043.10.1234"
@@ -184,7 +186,7 @@ class Loader:
         instance_cols = ["id", "partition_id", "study_id", "series_id", "study_instance_uid", "series_instance_uid",
                          "sop_instance_uid", "sop_class_uid", "instance_number", "status", "watermark",
                          "transfer_syntax_uid", "file_size", "number_of_frames", "frame_index", "metadata",
-                         "created_at", "updated_at"]
+                         "search_metadata", "created_at", "updated_at"]
         word_cols = ["partition_id", "study_id", "attribute", "word", "name"]
         pk = self.partition.pk
         series_id = instance_id = 0
@@ -235,14 +237,17 @@ class Loader:
             for study_id, study in enumerate(studies, start=1):
                 for series in study["series"]:
                     template = self.series_template(study, series)
+                    # The store path's projection of the same document (placeholders kept).
+                    projection = search_projection(json.loads(template))
                     for number in range(1, series["count"] + 1):
                         instance_id += 1
                         sop = f"{series['uid']}.{number}"
                         metadata = template.replace("@SOP@", sop).replace('"@NUMBER@"', str(number))
+                        search_metadata = projection.replace("@SOP@", sop).replace('"@NUMBER@"', str(number))
                         instance_copy.write_row([
                             instance_id, pk, study_id, series["id"], study["uid"], series["uid"], sop,
                             series["sop_class"], number, 1, instance_id, ELE, 0, 1, "", metadata,
-                            self.now, self.now,
+                            search_metadata, self.now, self.now,
                         ])
                 if study_id % 20000 == 0:
                     print(f"  {study_id} studies' instances at {time.monotonic() - started:.1f}s", flush=True)

@@ -135,6 +135,10 @@ class Instance(models.Model):
     frame_index = models.TextField(blank=True, default="")
     # DICOM JSON (PS3.18 F.2) without bulk-data VRs, as text so it is served verbatim.
     metadata = models.TextField(default="{}")
+    # The attributes of `metadata` a QIDO result can show (studies.search.attributes.
+    # PROJECTION_TAGS), as DICOM JSON text: what a search decodes instead of the whole header.
+    # Empty for rows written before it existed; searches then read `metadata`.
+    search_metadata = models.TextField(blank=True, default="")
     original_metadata = models.TextField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -247,6 +247,10 @@ def test_qido_finds_the_new_value(client):
     assert [d["0020000D"]["Value"][0] for d in fuzzy.json()] == [study_uid]
     old = client.get("/v2/studies?PatientName=compressed+ct&fuzzymatching=true", HTTP_ACCEPT="application/dicom+json")
     assert old.status_code == 204
+    # Results are built from the instance's search projection, which the update rewrote too.
+    assert response.json()[0]["00100010"]["Value"] == [{"Alphabetic": "Searchable^Again"}]
+    instance = Instance.objects.get(study_instance_uid=study_uid)
+    assert json.loads(instance.search_metadata)["00100010"] == json.loads(instance.metadata)["00100010"]
 
 
 # --- outcomes per study --------------------------------------------------------------------

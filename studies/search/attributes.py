@@ -161,3 +161,13 @@ def attribute_tag(identifier: str) -> int | None:
 
 def attribute_keyword(tag: int) -> str:
     return keyword_for_tag(tag) or f"{tag:08X}"
+
+
+# What a result can show without an includefield outside these sets: every level's `all` set
+# and every searchable attribute. Each instance keeps these attributes of its metadata apart
+# (`Instance.search_metadata`), a few hundred bytes that a QIDO page decodes instead of the
+# whole header.
+PROJECTION_TAGS = (
+    frozenset().union(*ALL.values(), *DEFAULT_V2.values(), (attribute.tag for attribute in _SEARCHABLE))
+    - ALL_COMPUTED
+)

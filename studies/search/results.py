@@ -9,14 +9,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from studies.dicom.dicomjson import json_loads_fast
+from studies.dicom.dicomjson import json_dumps, json_loads_fast
 from studies.search.attributes import (
     ALL_COMPUTED,
     MODALITIES_IN_STUDY,
     NUMBER_OF_SERIES_RELATED_INSTANCES,
     NUMBER_OF_STUDY_RELATED_INSTANCES,
     NUMBER_OF_STUDY_RELATED_SERIES,
+    PROJECTION_TAGS,
 )
+
+_PROJECTION_KEYS = frozenset(f"{tag:08X}" for tag in PROJECTION_TAGS)
+
+
+def search_projection(metadata: dict[str, Any]) -> str:
+    """The `Instance.search_metadata` text of an instance's DICOM JSON (keys kept in order)."""
+    return json_dumps({key: value for key, value in metadata.items() if key in _PROJECTION_KEYS})
+
+
+def projection_serves(keys: list[str]) -> bool:
+    """Whether every stored attribute a search returns is in the projection."""
+    return _PROJECTION_KEYS.issuperset(keys)
 
 
 def stored_keys(return_tags: frozenset[int]) -> list[str]:

@@ -12,14 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import F, OuterRef, QuerySet, Subquery, TextField, Value
+from django.db.models.functions import Coalesce, NullIf
 
 from partitions.models import Partition
 from studies.models import Instance, InstanceStatus, Series, Study
 from studies.search.attributes import COMPUTED, Level
 from studies.search.matching import conditions_filter
 from studies.search.query import SearchQuery
-from studies.search.results import computed_elements, result_dataset, stored_keys
+from studies.search.results import computed_elements, projection_serves, result_dataset, stored_keys
 
 
 @dataclass(frozen=True)
@@ -29,13 +30,21 @@ class SearchPage:
     truncated: bool
 
 
-def _newest_metadata(owner: str) -> Subquery:
+def _newest_metadata(owner: str, query: SearchQuery) -> Subquery:
     newest = (
         Instance.objects.filter(**{owner: OuterRef("pk")}, status=InstanceStatus.CREATED)
         .order_by("-watermark")
-        .values("metadata")[:1]
+        .values(document=_document(query))[:1]
     )
     return Subquery(newest)
+
+
+def _document(query: SearchQuery) -> Any:
+    """The stored text a result is built from: the small projection when it holds every
+    returned attribute (and was written), else the whole metadata."""
+    if projection_serves(stored_keys(query.return_tags)):
+        return Coalesce(NullIf(F("search_metadata"), Value("")), F("metadata"), output_field=TextField())
+    return F("metadata")
 
 
 def _window(matches: QuerySet[Any], query: SearchQuery, order: str) -> QuerySet[Any]:
@@ -58,7 +67,7 @@ def study_search(*, partition: Partition, query: SearchQuery) -> SearchPage:
     rows = list(
         Study.objects.filter(pk__in=_window(matches, query, "-pk"))
         .order_by("-pk")
-        .annotate(newest_metadata=_newest_metadata("study_id"))
+        .annotate(newest_metadata=_newest_metadata("study_id", query))
         .values("newest_metadata", "modalities_in_study", "num_series", "num_instances")
     )
 
@@ -90,7 +99,7 @@ def series_search(*, partition: Partition, query: SearchQuery) -> SearchPage:
     rows = list(
         Series.objects.filter(pk__in=_window(matches, query, "-pk"))
         .order_by("-pk")
-        .annotate(newest_metadata=_newest_metadata("series_id"))
+        .annotate(newest_metadata=_newest_metadata("series_id", query))
         .values(*columns)
     )
 
@@ -118,12 +127,16 @@ def instance_search(*, partition: Partition, query: SearchQuery) -> SearchPage:
         matches = matches.filter(study_instance_uid=query.study_uid)
     if query.series_uid is not None:
         matches = matches.filter(series_instance_uid=query.series_uid)
-    columns = ["metadata"]
+    columns = ["document"]
     if query.return_tags & COMPUTED[Level.STUDY]:
         columns += ["study__modalities_in_study", "study__num_series", "study__num_instances"]
     if query.return_tags & COMPUTED[Level.SERIES]:
         columns += ["series__num_instances"]
-    rows = list(matches.order_by("-watermark").values(*columns)[query.offset : query.offset + query.limit + 1])
+    rows = list(
+        matches.annotate(document=_document(query))
+        .order_by("-watermark")
+        .values(*columns)[query.offset : query.offset + query.limit + 1]
+    )
 
     def build(row: dict[str, Any], keys: list[str]) -> dict[str, Any]:
         computed = computed_elements(
@@ -133,7 +146,7 @@ def instance_search(*, partition: Partition, query: SearchQuery) -> SearchPage:
             study_instances=row.get("study__num_instances"),
             series_instances=row.get("series__num_instances"),
         )
-        return result_dataset(metadata=row["metadata"], keys=keys, computed=computed)
+        return result_dataset(metadata=row["document"], keys=keys, computed=computed)
 
     return _page(query, rows, build)
 

@@ -116,6 +116,7 @@ def _reserve(*, partition: Partition, items: list[_Item]) -> None:
                     "number_of_frames": item.parsed.number_of_frames,
                     "frame_index": item.parsed.frame_index_text,
                     "metadata": item.parsed.metadata_text,
+                    "search_metadata": item.parsed.search_metadata_text,
                     "created_at": now,
                     "updated_at": now,
                 }

@@ -66,7 +66,7 @@ def series_find(*, partition_id: int, keys: Iterable[tuple[str, str]]) -> dict[t
 INSERT_COLUMNS = (
     "partition_id", "study_id", "series_id", "study_instance_uid", "series_instance_uid", "sop_instance_uid",
     "sop_class_uid", "instance_number", "status", "watermark", "transfer_syntax_uid", "file_size",
-    "number_of_frames", "frame_index", "metadata", "created_at", "updated_at",
+    "number_of_frames", "frame_index", "metadata", "search_metadata", "created_at", "updated_at",
 )  # fmt: skip
 
 

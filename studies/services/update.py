@@ -56,6 +56,7 @@ from studies.dicom.reader import study_columns
 from studies.dicom.splice import p10_rewrite
 from studies.dicom.uids import UID_INVALID_REASON, uid_is_valid, uid_normalize
 from studies.models import Instance, InstanceStatus, Study
+from studies.search.results import search_projection
 from studies.services.orphans import orphans_queue, orphans_remove
 from studies.services.person_names import person_name_words_sync
 from studies.services.watermarks import watermarks_allocate
@@ -233,6 +234,7 @@ def _switch(
                 original_file_size=Coalesce(F("original_file_size"), Value(item.file_size, BigIntegerField())),
                 original_metadata=Coalesce(F("original_metadata"), Value(item.metadata, TextField())),
                 metadata=item.new_metadata,
+                search_metadata=search_projection(json.loads(item.new_metadata)),
                 file_size=item.new_file_size,
                 updated_at=now,
             )
