@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
+from django.core.management import call_command
 
 from studies.models import Instance
 from studies.search.attributes import PROJECTION_TAGS
@@ -45,3 +47,15 @@ def test_results_are_the_same_from_the_projection_and_from_the_metadata(client):
     assert everything[0]["00100010"] == metadata["00100010"] and "00080020" in everything[0]
     instances = client.get(f"/v2/instances?SOPInstanceUID={sop}", HTTP_ACCEPT=ACCEPT).json()
     assert instances[0]["00080018"] == metadata["00080018"]
+
+
+def test_backfill_writes_the_projection_of_rows_stored_without_one(client):
+    files = [dicom_bytes() for _ in range(3)]
+    stow(client, files)
+    expected = dict(Instance.objects.values_list("pk", "search_metadata"))
+    Instance.objects.update(search_metadata="")
+
+    call_command("search_metadata_backfill", "--batch-size", "2", stdout=io.StringIO())
+
+    assert dict(Instance.objects.values_list("pk", "search_metadata")) == expected
+    assert all(json.loads(text)["00100010"] for text in expected.values())
