@@ -57,11 +57,15 @@ class ApiHandler(ASGIHandler):
 
 
 class _ExecutorPool:
-    """Single-thread executors lent to one request at a time; as many as requests ever ran at once."""
+    """Single-thread executors lent to one request at a time.
 
-    def __init__(self) -> None:
+    Keeps up to `max_idle` between requests; past a burst, the extra threads are let go.
+    """
+
+    def __init__(self, max_idle: int = 64) -> None:
         self._idle: list[ThreadPoolExecutor] = []
         self._lock = threading.Lock()
+        self._max_idle = max_idle
 
     def acquire(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -71,7 +75,10 @@ class _ExecutorPool:
 
     def release(self, executor: ThreadPoolExecutor) -> None:
         with self._lock:
-            self._idle.append(executor)
+            if len(self._idle) < self._max_idle:
+                self._idle.append(executor)
+                return
+        executor.shutdown(wait=False)
 
 
 _executors = _ExecutorPool()

@@ -53,3 +53,15 @@ def test_requests_reuse_pooled_threads(settings):
     # Two requests in a row used one executor; three at once needed three, kept for later.
     assert len(pool._idle) == 3
     assert all(executor._max_workers == 1 for executor in pool._idle)
+
+
+@pytest.mark.django_db
+def test_the_pool_keeps_a_bounded_number_of_idle_threads():
+    pool = importlib.import_module("dicomsvc.asgi")._ExecutorPool(max_idle=2)
+    executors = [pool.acquire() for _ in range(3)]
+    assert len({id(e) for e in executors}) == 3
+    for executor in executors:
+        pool.release(executor)
+    assert pool._idle == executors[:2]
+    assert executors[2]._shutdown and not executors[0]._shutdown
+    assert pool.acquire() is executors[1]  # the most recently returned is lent first
