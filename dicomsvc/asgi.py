@@ -124,10 +124,18 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        has_body = False
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
                 await _send_413(send, self.limit)
                 return
+            if name in (b"content-length", b"transfer-encoding"):
+                has_body = True
+        if not has_body:
+            # HTTP/1.1: a request without Content-Length or Transfer-Encoding has no body, so
+            # there is nothing to count (most GETs); skip the wrappers.
+            await self.app(scope, receive, send)
+            return
         received = 0
         exceeded = False
         started = False
