@@ -107,12 +107,6 @@ class ParsedInstance:
         return json_dumps(self.metadata)
 
     @property
-    def search_metadata_text(self) -> str:
-        from studies.search.results import search_projection  # the search app owns the attribute list
-
-        return search_projection(self.metadata)
-
-    @property
     def frame_index_text(self) -> str:
         return json.dumps(self.frame_index, separators=(",", ":")) if self.frame_index else ""
 

@@ -32,6 +32,7 @@ from partitions.models import Partition
 from studies.blobstore import blob_delete, blob_name, blob_write
 from studies.dicom.reader import ParsedInstance, parsed_indexed_columns
 from studies.models import Instance, InstanceStatus, Series, Study
+from studies.search.results import search_projection
 from studies.services import store_rows as rows
 from studies.services.orphans import orphan_record
 from studies.services.person_names import person_name_words_sync
@@ -116,7 +117,7 @@ def _reserve(*, partition: Partition, items: list[_Item]) -> None:
                     "number_of_frames": item.parsed.number_of_frames,
                     "frame_index": item.parsed.frame_index_text,
                     "metadata": item.parsed.metadata_text,
-                    "search_metadata": item.parsed.search_metadata_text,
+                    "search_metadata": search_projection(item.parsed.metadata),
                     "created_at": now,
                     "updated_at": now,
                 }

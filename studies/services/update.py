@@ -143,6 +143,7 @@ class _Pending:
     metadata: str
     new_file_size: int = 0
     new_metadata: str = ""
+    new_search_metadata: str = ""
 
 
 def _results(operation: Operation) -> dict[str, Any]:
@@ -181,11 +182,11 @@ def _reserve(*, partition: Partition, study_uid: str) -> list[_Pending]:
     return reserved
 
 
-def _metadata_merge(text: str, change_json: dict[str, Any]) -> str:
+def _metadata_merge(text: str, change_json: dict[str, Any]) -> dict[str, Any]:
     """The stored DICOM JSON with the changed attributes set, in tag order (as Microsoft's AddOrUpdate)."""
     data = json.loads(text)
     data.update(change_json)
-    return json_dumps(dict(sorted(data.items())))
+    return dict(sorted(data.items()))
 
 
 def _rewrite(*, partition: Partition, item: _Pending, change: ChangeSet, change_json: dict[str, Any]) -> None:
@@ -203,7 +204,9 @@ def _rewrite(*, partition: Partition, item: _Pending, change: ChangeSet, change_
         spool.seek(0)
         blob_write(name=target, stream=spool, size=size)  # type: ignore[arg-type]
     item.new_file_size = size
-    item.new_metadata = _metadata_merge(item.metadata, change_json)
+    merged = _metadata_merge(item.metadata, change_json)
+    item.new_metadata = json_dumps(merged)
+    item.new_search_metadata = search_projection(merged)
 
 
 def _switch(
@@ -234,7 +237,7 @@ def _switch(
                 original_file_size=Coalesce(F("original_file_size"), Value(item.file_size, BigIntegerField())),
                 original_metadata=Coalesce(F("original_metadata"), Value(item.metadata, TextField())),
                 metadata=item.new_metadata,
-                search_metadata=search_projection(json.loads(item.new_metadata)),
+                search_metadata=item.new_search_metadata,
                 file_size=item.new_file_size,
                 updated_at=now,
             )

@@ -121,7 +121,7 @@ class RetrieveMixin(StowMixin):
             parts = [_part(version, negotiated.transfer_syntax) for version in versions]
         if not negotiated.multipart:
             version = versions[0]
-            content_type = f"{DICOM}; transfer-syntax={version.transfer_syntax_uid}"
+            content_type = _stored_type(version)
             if version.file_size <= SMALL_BLOB:
                 # Already on a worker thread: read a small blob here rather than stream it
                 # through an async generator and another thread hop.
