@@ -6,9 +6,9 @@ import datetime as dt
 
 from django.db import connection, transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from changefeed.models import ChangeFeedEntry
+from dicomsvc.sqlbatch import Statement, statements_run
 
 # Any constant shared by every writer; names the advisory lock below.
 _FEED_LOCK_ID = 0x44434D46  # "DCMF"
@@ -46,46 +46,47 @@ def changefeed_append(*, entries: list[ChangeFeedEntry]) -> None:
         return
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("changefeed_append must run inside the change's transaction")
+    statements_run(changefeed_statements(entries=entries, now=timezone.now()))
+
+
+def changefeed_statements(*, entries: list[ChangeFeedEntry], now: dt.datetime) -> list[Statement]:
+    """The statements of `changefeed_append`, for callers that send them along with their own
+    (`dicomsvc.sqlbatch`); they must be the last of the transaction, see above.
+
+    The timestamp is `now`, or the newest stored one if that is later: read by a statement
+    that runs after the lock, so under READ COMMITTED it sees the previous writer's row.
+    """
+    if not entries:
+        return []
     table = ChangeFeedEntry._meta.db_table
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_FEED_LOCK_ID])
-        # Read after the lock: under READ COMMITTED this statement sees the previous writer's row.
-        cursor.execute(f"SELECT MAX(timestamp) FROM {table}")
-        newest = _as_datetime(cursor.fetchone()[0])
-        now = timezone.now()
-        if newest is not None and newest > now:
-            now = newest
-        for entry in entries:
-            entry.timestamp = now
-        # Plain SQL rather than bulk_create: this runs in every store's commit transaction,
-        # and the ORM's statement compilation cost more than the insert itself.
-        values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(entries))
-        cursor.execute(
-            f"INSERT INTO {table} (timestamp, action, partition_id, study_instance_uid, series_instance_uid, "
-            f"sop_instance_uid, watermark, original_watermark) VALUES {values}",
-            [
-                value
-                for entry in entries
-                for value in (
-                    connection.ops.adapt_datetimefield_value(now),
-                    int(entry.action),
-                    entry.partition_id,
-                    entry.study_instance_uid,
-                    entry.series_instance_uid,
-                    entry.sop_instance_uid,
-                    entry.watermark,
-                    entry.original_watermark,
-                )
-            ],
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    newest = f"(SELECT MAX(timestamp) FROM {table})"
+    if connection.vendor == "postgresql":
+        statements: list[Statement] = [("SELECT pg_advisory_xact_lock(%s)", [_FEED_LOCK_ID])]
+        timestamp, stamp_params = f"GREATEST(%s, {newest})", [stamp]  # GREATEST skips NULL
+    else:  # Django keeps datetimes as ISO text on SQLite, which compares in time order
+        statements = []
+        timestamp, stamp_params = f"MAX(%s, COALESCE({newest}, %s))", [stamp, stamp]
+    # VALUES rather than one INSERT per entry; the casts type a column that holds only NULLs.
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(entries))
+    sql = (
+        f"INSERT INTO {table} (timestamp, action, partition_id, study_instance_uid, series_instance_uid, "
+        f"sop_instance_uid, watermark, original_watermark) "
+        f"SELECT {timestamp}, v.column1, v.column2, v.column3, v.column4, v.column5, "
+        f"CAST(v.column6 AS BIGINT), CAST(v.column7 AS BIGINT) FROM (VALUES {values}) v"
+    )
+    params = [
+        value
+        for entry in entries
+        for value in (
+            int(entry.action),
+            entry.partition_id,
+            entry.study_instance_uid,
+            entry.series_instance_uid,
+            entry.sop_instance_uid,
+            entry.watermark,
+            entry.original_watermark,
         )
-
-
-def _as_datetime(value: object) -> dt.datetime | None:
-    """A MAX(timestamp) result: a datetime on PostgreSQL, Django's text form on SQLite (UTC)."""
-    if value is None or isinstance(value, dt.datetime):
-        return value
-    parsed = parse_datetime(str(value))
-    if parsed is not None and timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, dt.UTC)
-    return parsed
+    ]
+    statements.append((sql, [*stamp_params, *params]))
+    return statements

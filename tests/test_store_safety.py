@@ -51,12 +51,18 @@ def test_failure_after_blob_write_leaves_nothing_visible(client, monkeypatch):
 def test_failure_inside_commit_rolls_back_feed_and_counters(client, monkeypatch):
     data = dicom_bytes()
 
-    def broken(**kwargs):  # noqa: ANN003
-        raise RuntimeError("feed insert failed")
+    real_run = store_module.statements_run
+    ran = []
 
-    monkeypatch.setattr(store_module, "changefeed_append", broken)
+    def broken(statements):  # noqa: ANN001
+        ran.append(real_run(statements))  # every statement of the commit ran, then it fails
+        raise RuntimeError("connection lost before COMMIT")
+
+    monkeypatch.setattr(store_module, "statements_run", broken)
     response = stow(client, [data])
+    assert ran and ran[0][2], "the flip ran inside the failed transaction"
     assert response.status_code == 409
+    assert not ChangeFeedEntry.objects.exists()
     assert not Instance.objects.exists()
     study = Study.objects.filter(study_instance_uid=uids_of(data)[0]).first()
     assert study is None or study.num_instances == 0

@@ -112,7 +112,8 @@ def dataset_json_dict(
 
 
 def json_dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON text of a DICOM JSON document, as stored (see `json_dumps_fast`)."""
+    return json_dumps_fast(data).decode()
 
 
 # orjson parses and writes DICOM JSON 2-4x faster than the standard library, which matters

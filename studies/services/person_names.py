@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from studies.models import PERSON_NAME_WORD_LENGTH, PersonNameAttribute, PersonNameWord, Study
+from dicomsvc.sqlbatch import Statement
+from studies.models import PERSON_NAME_WORD_LENGTH, PersonNameAttribute, PersonNameWord
 
 # Study column holding the folded form of each person-name attribute with word rows.
 SEARCH_COLUMNS = {
@@ -28,19 +29,32 @@ def person_name_word_rows(
     ]
 
 
-def person_name_words_sync(*, study: Study, columns: dict[str, Any]) -> None:
-    """Rewrite the word rows of every name whose folded form changes from `study` to `columns`.
+def person_name_words_statements(*, partition_id: int, study_id: int, columns: dict[str, Any]) -> list[Statement]:
+    """Statements keeping a study's word rows in step with the name columns in `columns`.
 
-    Call inside the transaction that writes the new column values, with `study` holding the
-    values before the write (the store path has it locked with select_for_update).
+    They need no earlier read of the study, so they can go to the database with the rest of a
+    commit (`dicomsvc.sqlbatch`): rows of another name are deleted, and the new name's rows are
+    inserted only where none are left for that attribute, i.e. when the name changed.
     """
-    for attribute, column in SEARCH_COLUMNS.items():
-        new = columns.get(column)
-        if new is None or new == getattr(study, column):
-            continue
-        PersonNameWord.objects.filter(study_id=study.pk, attribute=attribute).delete()
-        PersonNameWord.objects.bulk_create(
-            person_name_word_rows(
-                partition_id=study.partition_id, study_id=study.pk, attribute=attribute, search_form=new
-            )
+    table = PersonNameWord._meta.db_table
+    names = [(attribute, columns[col]) for attribute, col in SEARCH_COLUMNS.items() if columns.get(col) is not None]
+    if not names:
+        return []
+    statements: list[Statement] = [
+        (
+            f"DELETE FROM {table} WHERE study_id = %s AND ("
+            + " OR ".join(["(attribute = %s AND name <> %s)"] * len(names))
+            + ")",
+            [study_id, *(value for attribute, name in names for value in (int(attribute), name))],
         )
+    ]
+    rows = [(int(attribute), word, name) for attribute, name in names for word in person_name_words(name)]
+    if rows:
+        values = ", ".join(["(%s, %s, %s)"] * len(rows))
+        statements.append((
+            f"INSERT INTO {table} (partition_id, study_id, attribute, word, name) "
+            f"SELECT %s, %s, v.column1, v.column2, v.column3 FROM (VALUES {values}) v WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {table} w WHERE w.study_id = %s AND w.attribute = v.column1)",
+            [partition_id, study_id, *(value for row in rows for value in row), study_id],
+        ))
+    return statements

@@ -27,7 +27,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from changefeed.models import ChangeAction, ChangeFeedEntry
-from changefeed.services import changefeed_append
+from changefeed.services import changefeed_statements
+from dicomsvc.sqlbatch import statements_run
 from partitions.models import Partition
 from studies.blobstore import blob_delete, blob_name, blob_write
 from studies.dicom.reader import ParsedInstance, parsed_indexed_columns
@@ -35,7 +36,7 @@ from studies.models import Instance, InstanceStatus, Series, Study
 from studies.search.results import search_projection
 from studies.services import store_rows as rows
 from studies.services.orphans import orphan_record
-from studies.services.person_names import person_name_words_sync
+from studies.services.person_names import person_name_words_statements
 from studies.services.watermarks import watermark_sql, watermarks_allocate
 
 BATCH_COUNT = 50
@@ -90,6 +91,30 @@ def _series_ids(*, partition: Partition, items: list[_Item]) -> None:
         item.study_id, item.series_id = found[item.key[:2]]
 
 
+def _row(*, partition: Partition, item: _Item, now: dt.datetime) -> dict[str, object]:
+    parsed = item.parsed
+    return {
+        "partition_id": partition.pk,
+        "study_id": item.study_id,
+        "series_id": item.series_id,
+        "study_instance_uid": item.key[0],
+        "series_instance_uid": item.key[1],
+        "sop_instance_uid": item.key[2],
+        "sop_class_uid": parsed.indexed.get("SOPClassUID", parsed.uids["SOPClassUID"]),
+        "instance_number": parsed.instance_number,
+        "status": InstanceStatus.CREATING,
+        "watermark": item.watermark,
+        "transfer_syntax_uid": parsed.transfer_syntax_uid,
+        "file_size": parsed.stream.size,
+        "number_of_frames": parsed.number_of_frames,
+        "frame_index": parsed.frame_index_text,
+        "metadata": parsed.metadata_text,
+        "search_metadata": search_projection(parsed.metadata),
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 def _reserve(*, partition: Partition, items: list[_Item]) -> None:
     """Insert the CREATING rows; an item whose UIDs exist already is left without instance_id."""
     now = timezone.now()
@@ -97,34 +122,27 @@ def _reserve(*, partition: Partition, items: list[_Item]) -> None:
     if in_insert is None:
         for item, watermark in zip(items, watermarks_allocate(count=len(items)), strict=True):
             item.watermark = watermark
+    row_of = {id(item): _row(partition=partition, item=item, now=now) for item in items}
+    keys = {item.key[:2] for item in items}
+    if len(keys) == 1:
+        # The common case, a batch of one series that exists already: one statement, which
+        # commits by itself. Anything it did not insert takes the general path below.
+        ((study_uid, series_uid),) = keys
+        inserted = rows.instances_insert_into_series(
+            rows=list(row_of.values()), partition_id=partition.pk, study_uid=study_uid, series_uid=series_uid,
+            watermark_sql=in_insert,
+        )  # fmt: skip
+        for item in items:
+            if item.key in inserted:
+                item.watermark, item.instance_id, item.study_id, item.series_id = inserted[item.key]
+        items = [item for item in items if item.instance_id is None]
+        if not items:
+            return
     with transaction.atomic():
         _series_ids(partition=partition, items=items)
-        inserted = rows.instances_insert(
-            rows=[
-                {
-                    "partition_id": partition.pk,
-                    "study_id": item.study_id,
-                    "series_id": item.series_id,
-                    "study_instance_uid": item.key[0],
-                    "series_instance_uid": item.key[1],
-                    "sop_instance_uid": item.key[2],
-                    "sop_class_uid": item.parsed.indexed.get("SOPClassUID", item.parsed.uids["SOPClassUID"]),
-                    "instance_number": item.parsed.instance_number,
-                    "status": InstanceStatus.CREATING,
-                    "watermark": item.watermark,
-                    "transfer_syntax_uid": item.parsed.transfer_syntax_uid,
-                    "file_size": item.parsed.stream.size,
-                    "number_of_frames": item.parsed.number_of_frames,
-                    "frame_index": item.parsed.frame_index_text,
-                    "metadata": item.parsed.metadata_text,
-                    "search_metadata": search_projection(item.parsed.metadata),
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for item in items
-            ],
-            watermark_sql=in_insert,
-        )
+        for item in items:
+            row_of[id(item)].update(study_id=item.study_id, series_id=item.series_id)
+        inserted = rows.instances_insert(rows=[row_of[id(item)] for item in items], watermark_sql=in_insert)
     for item in items:
         item.watermark, item.instance_id = inserted.get(item.key, (item.watermark, None))
 
@@ -161,59 +179,70 @@ class _Retry(Exception):
     pass
 
 
+class _TakenOver(Exception):
+    """Some reserved rows were removed as stale before the commit; the commit was rolled back."""
+
+    def __init__(self, flipped: set[int]) -> None:
+        super().__init__(f"{len(flipped)} rows flipped")
+        self.flipped = flipped
+
+
 def _commit(*, partition: Partition, items: list[_Item]) -> set[int]:
     """Make the reserved rows visible; returns the instance ids flipped (all, unless taken over)."""
+    live = items
+    while live:  # each retry drops the rows taken over, so this ends
+        try:
+            return _commit_statements_run(partition=partition, items=live)
+        except _TakenOver as exc:
+            live = [item for item in live if item.instance_id in exc.flipped]
+    return set()
+
+
+def _commit_statements_run(*, partition: Partition, items: list[_Item]) -> set[int]:
+    """One transaction whose statements go to the database at once (`dicomsvc.sqlbatch`).
+
+    None of them depends on another's result: counters and ModalitiesInStudy are recounted in
+    SQL, name word rows are rewritten in SQL when the name changed. Only the flip's result is
+    checked, after all ran: the counts assume every row flipped, so if any was taken over as
+    stale meanwhile the transaction is rolled back and the caller commits the rest again.
+    """
     now = timezone.now()
+    by_series: dict[int, list[_Item]] = defaultdict(list)
+    by_study: dict[int, list[_Item]] = defaultdict(list)
+    for item in items:
+        by_series[item.series_id].append(item)
+        by_study[item.study_id].append(item)
+    statements = [
+        rows.studies_lock(ids=by_study),
+        rows.series_lock(ids=by_series),
+        rows.instances_flip(ids=[item.instance_id for item in items], now=now),
+    ]
+    for series_id, group in by_series.items():
+        columns = parsed_indexed_columns(group[-1].parsed)["series"]  # the newest instance's values
+        statements.append(rows.series_update(series_id=series_id, added=len(group), columns=columns, now=now))
+    for study_id, group in by_study.items():
+        columns = parsed_indexed_columns(group[-1].parsed)["study"]
+        statements += person_name_words_statements(partition_id=partition.pk, study_id=study_id, columns=columns)
+        statements.append(rows.study_update(study_id=study_id, added=len(group), columns=columns, now=now))
+    statements += changefeed_statements(
+        entries=[
+            ChangeFeedEntry(
+                action=ChangeAction.CREATE,
+                partition_id=partition.pk,
+                study_instance_uid=item.key[0],
+                series_instance_uid=item.key[1],
+                sop_instance_uid=item.key[2],
+                watermark=item.watermark,
+            )
+            for item in items
+        ],
+        now=now,
+    )
     with transaction.atomic():
-        studies = rows.studies_lock(ids=(item.study_id for item in items))
-        series = rows.series_lock(ids=(item.series_id for item in items))
-        flipped = rows.instances_flip(ids=[item.instance_id for item in items], now=now)
-        live = [item for item in items if item.instance_id in flipped]
-        by_series: dict[int, list[_Item]] = defaultdict(list)
-        by_study: dict[int, list[_Item]] = defaultdict(list)
-        for item in live:
-            by_series[item.series_id].append(item)
-            by_study[item.study_id].append(item)
-        modalities_changed: set[int] = set()
-        for series_id, group in by_series.items():
-            columns = parsed_indexed_columns(group[-1].parsed)["series"]  # the newest instance's values
-            state = series[series_id]
-            if state.num_instances == 0 or state.modality != columns["modality"]:
-                modalities_changed.add(state.study_id)
-            rows.series_update(series_id=series_id, added=len(group), columns=columns, now=now)
-        for study_id, group in by_study.items():
-            columns = parsed_indexed_columns(group[-1].parsed)["study"]
-            state = studies[study_id]
-            person_name_words_sync(
-                study=Study(
-                    pk=study_id,
-                    partition_id=partition.pk,
-                    patient_name_search=state.patient_name_search,
-                    referring_physician_name_search=state.referring_physician_name_search,
-                ),
-                columns=columns,
-            )
-            rows.study_update(
-                study_id=study_id,
-                added=len(group),
-                new_series=sum(1 for s in {item.series_id for item in group} if series[s].num_instances == 0),
-                modalities=rows.study_modalities(study_id=study_id) if study_id in modalities_changed else None,
-                columns=columns,
-                now=now,
-            )
-        changefeed_append(
-            entries=[
-                ChangeFeedEntry(
-                    action=ChangeAction.CREATE,
-                    partition_id=partition.pk,
-                    study_instance_uid=item.key[0],
-                    series_instance_uid=item.key[1],
-                    sop_instance_uid=item.key[2],
-                    watermark=item.watermark,
-                )
-                for item in live
-            ]
-        )
+        results = statements_run(statements)
+        flipped = {row[0] for row in results[2]}
+        if len(flipped) != len(items):
+            raise _TakenOver(flipped)
     return flipped
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
 
+from dicomsvc.sqlbatch import Statement
 from studies.models import Instance, InstanceStatus, Series, Study
 
 STUDY = Study._meta.db_table
@@ -96,49 +96,68 @@ def instances_insert(
         return {(st, se, sop): (watermark, pk) for st, se, sop, watermark, pk in cursor.fetchall()}
 
 
-@dataclass
-class StudyState:
-    num_instances: int
-    patient_name_search: str
-    referring_physician_name_search: str
+# Columns a VALUES list cannot type from its literals when every row holds NULL (PostgreSQL
+# would take them as text and refuse to insert text into an integer column).
+_CASTS = {"instance_number": "INTEGER"}
 
 
-@dataclass
-class SeriesState:
-    study_id: int
-    num_instances: int
-    modality: str
+def instances_insert_into_series(
+    *, rows: Sequence[dict[str, Any]], partition_id: int, study_uid: str, series_uid: str,
+    watermark_sql: str | None = None,
+) -> dict[tuple[str, str, str], tuple[int, int, int, int]]:
+    """`instances_insert` for rows of one existing series, looking its ids up in the same statement.
+
+    One statement, so outside a transaction it is one round trip and commits by itself. Inserts
+    nothing when the series does not exist yet. Returns (study, series, SOP UID) -> (watermark,
+    new id, study id, series id) for the rows inserted.
+    """
+    if not rows:
+        return {}
+    skip = {"study_id", "series_id"} | ({"watermark"} if watermark_sql else set())
+    columns = [c for c in INSERT_COLUMNS if c not in skip]
+    values = ", ".join([f"({_placeholders(len(columns))})"] * len(rows))
+    selected = [
+        f"CAST(v.column{n} AS {_CASTS[c]})" if c in _CASTS else f"v.column{n}" for n, c in enumerate(columns, 1)
+    ]
+    # `WHERE true` keeps SQLite from reading ON CONFLICT as a join constraint.
+    sql = (
+        f"INSERT INTO {INSTANCE} ({', '.join(columns)}, study_id, series_id{', watermark' if watermark_sql else ''}) "
+        f"SELECT {', '.join(selected)}, s.study_id, s.id{', ' + watermark_sql if watermark_sql else ''} "
+        f"FROM (VALUES {values}) v CROSS JOIN (SELECT se.study_id, se.id FROM {SERIES} se "
+        f"JOIN {STUDY} st ON st.id = se.study_id WHERE st.partition_id = %s AND st.study_instance_uid = %s "
+        "AND se.series_instance_uid = %s) s WHERE true "
+        "ON CONFLICT (partition_id, study_instance_uid, series_instance_uid, sop_instance_uid) DO NOTHING "
+        "RETURNING study_instance_uid, series_instance_uid, sop_instance_uid, watermark, id, study_id, series_id"
+    )
+    params = [_adapt(row[column]) for row in rows for column in columns]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, partition_id, study_uid, series_uid])
+        return {(st, se, sop): (watermark, pk, study, series) for st, se, sop, watermark, pk, study, series in cursor}
 
 
-def _lock(table: str, columns: str, ids: Iterable[int]) -> list[tuple[Any, ...]]:
+def _lock(table: str, ids: Iterable[int]) -> Statement:
     # In id order, so two committers of overlapping batches never wait on each other in a cycle.
     ids = sorted(set(ids))
-    sql = f"SELECT id, {columns} FROM {table} WHERE id IN ({_placeholders(len(ids))}) ORDER BY id{_lock_clause()}"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, ids)
-        return cursor.fetchall()
+    return f"SELECT id FROM {table} WHERE id IN ({_placeholders(len(ids))}) ORDER BY id{_lock_clause()}", ids
 
 
-def studies_lock(*, ids: Iterable[int]) -> dict[int, StudyState]:
+def studies_lock(*, ids: Iterable[int]) -> Statement:
     """Lock the study rows of a commit (before their series)."""
-    rows = _lock(STUDY, "num_instances, patient_name_search, referring_physician_name_search", ids)
-    return {row[0]: StudyState(*row[1:]) for row in rows}
+    return _lock(STUDY, ids)
 
 
-def series_lock(*, ids: Iterable[int]) -> dict[int, SeriesState]:
+def series_lock(*, ids: Iterable[int]) -> Statement:
     """Lock the series rows of a commit, after their studies'."""
-    return {row[0]: SeriesState(*row[1:]) for row in _lock(SERIES, "study_id, num_instances, modality", ids)}
+    return _lock(SERIES, ids)
 
 
-def instances_flip(*, ids: Sequence[int], now: dt.datetime) -> set[int]:
-    """CREATING -> CREATED, compare-and-swap: the ids actually flipped (a stale takeover removes rows)."""
+def instances_flip(*, ids: Sequence[int], now: dt.datetime) -> Statement:
+    """CREATING -> CREATED, compare-and-swap; returns the ids flipped (a stale takeover removes rows)."""
     sql = (
         f"UPDATE {INSTANCE} SET status = %s, updated_at = %s "
         f"WHERE id IN ({_placeholders(len(ids))}) AND status = %s RETURNING id"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [InstanceStatus.CREATED, _adapt(now), *ids, InstanceStatus.CREATING])
-        return {row[0] for row in cursor.fetchall()}
+    return sql, [InstanceStatus.CREATED, _adapt(now), *ids, InstanceStatus.CREATING]
 
 
 def _assignments(columns: dict[str, Any]) -> tuple[str, list[Any]]:
@@ -146,30 +165,34 @@ def _assignments(columns: dict[str, Any]) -> tuple[str, list[Any]]:
     return "".join(f", {name} = %s" for name in names), [_adapt(columns[name]) for name in names]
 
 
-def series_update(*, series_id: int, added: int, columns: dict[str, Any], now: dt.datetime) -> None:
+def series_update(*, series_id: int, added: int, columns: dict[str, Any], now: dt.datetime) -> Statement:
     assignments, params = _assignments(columns)
     sql = f"UPDATE {SERIES} SET num_instances = num_instances + %s, updated_at = %s{assignments} WHERE id = %s"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [added, _adapt(now), *params, series_id])
+    return sql, [added, _adapt(now), *params, series_id]
 
 
-def study_modalities(*, study_id: int) -> str:
-    """ModalitiesInStudy from the series rows as they stand in this transaction."""
-    sql = f"SELECT DISTINCT modality FROM {SERIES} WHERE study_id = %s AND num_instances > 0 AND modality <> ''"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [study_id])
-        return "\\".join(sorted(row[0] for row in cursor.fetchall()))
+def _modalities_sql() -> str:
+    """ModalitiesInStudy of study %s from its series rows as they stand: distinct, sorted by code point."""
+    distinct = (
+        f"SELECT DISTINCT modality AS m FROM {SERIES} WHERE study_id = %s AND num_instances > 0 AND modality <> ''"
+    )
+    if connection.vendor == "postgresql":
+        return f"(SELECT COALESCE(string_agg(d.m, '\\' ORDER BY d.m COLLATE \"C\"), '') FROM ({distinct}) d)"
+    # SQLite concatenates in the order rows arrive; its default collation is by code point.
+    return f"(SELECT COALESCE(group_concat(d.m, '\\'), '') FROM ({distinct} ORDER BY m) d)"
 
 
-def study_update(
-    *, study_id: int, added: int, new_series: int, modalities: str | None, columns: dict[str, Any], now: dt.datetime
-) -> None:
-    if modalities is not None:
-        columns = {**columns, "modalities_in_study": modalities}
+def study_update(*, study_id: int, added: int, columns: dict[str, Any], now: dt.datetime) -> Statement:
+    """Counters and attribute columns of a study, run after its series' updates in the same transaction.
+
+    NumberOfStudyRelatedSeries and ModalitiesInStudy are recounted from the series rows rather
+    than adjusted by what the caller read before: the statement needs no earlier result, so a
+    commit's statements can all go to the database at once (`dicomsvc.sqlbatch`).
+    """
     assignments, params = _assignments(columns)
     sql = (
-        f"UPDATE {STUDY} SET num_instances = num_instances + %s, num_series = num_series + %s, "
-        f"updated_at = %s{assignments} WHERE id = %s"
+        f"UPDATE {STUDY} SET num_instances = num_instances + %s, "
+        f"num_series = (SELECT COUNT(*) FROM {SERIES} WHERE study_id = %s AND num_instances > 0), "
+        f"modalities_in_study = {_modalities_sql()}, updated_at = %s{assignments} WHERE id = %s"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [added, new_series, _adapt(now), *params, study_id])
+    return sql, [added, study_id, study_id, _adapt(now), *params, study_id]

@@ -44,6 +44,7 @@ from django.utils import timezone
 from changefeed.models import ChangeAction, ChangeFeedEntry
 from changefeed.services import changefeed_append
 from dicomsvc.errors import BadRequest, FailedAttributes, InvalidRequestBody, UpdateOperationActive
+from dicomsvc.sqlbatch import statements_run
 from operations.models import Operation, OperationStatus, OperationType
 from operations.selectors import operation_active_get
 from operations.services import LeaseLost, OperationRun, operation_create, operation_handler
@@ -58,7 +59,7 @@ from studies.dicom.uids import UID_INVALID_REASON, uid_is_valid, uid_normalize
 from studies.models import Instance, InstanceStatus, Study
 from studies.search.results import search_projection
 from studies.services.orphans import orphans_queue, orphans_remove
-from studies.services.person_names import person_name_words_sync
+from studies.services.person_names import person_name_words_statements
 from studies.services.watermarks import watermarks_allocate
 
 logger = logging.getLogger(__name__)
@@ -250,7 +251,9 @@ def _switch(
                 # Keep the original and the latest only: the previous latest was an intermediate.
                 removals.append(blob_name(partition_key=partition.partition_key, watermark=item.watermark))
         if study is not None and switched and columns:
-            person_name_words_sync(study=study, columns=columns)  # fuzzy QIDO reads these rows
+            statements_run(  # fuzzy QIDO reads these rows
+                person_name_words_statements(partition_id=study.partition_id, study_id=study.pk, columns=columns)
+            )
             Study.objects.filter(pk=study.pk).update(updated_at=now, **columns)
         orphans_queue(names=removals, reason="bulk update: replaced version")
         results = _results(operation)
