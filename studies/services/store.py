@@ -102,7 +102,7 @@ def _row(*, partition: Partition, item: _Item, now: dt.datetime) -> dict[str, ob
         "sop_instance_uid": item.key[2],
         "sop_class_uid": parsed.indexed.get("SOPClassUID", parsed.uids["SOPClassUID"]),
         "instance_number": parsed.instance_number,
-        "status": InstanceStatus.CREATING,
+        "status": int(InstanceStatus.CREATING),
         "watermark": item.watermark,
         "transfer_syntax_uid": parsed.transfer_syntax_uid,
         "file_size": parsed.stream.size,

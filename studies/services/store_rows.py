@@ -16,7 +16,7 @@ from typing import Any
 
 from django.db import connection
 
-from dicomsvc.sqlbatch import Statement
+from dicomsvc.sqlbatch import Statement, statement_execute
 from studies.models import Instance, InstanceStatus, Series, Study
 
 STUDY = Study._meta.db_table
@@ -130,9 +130,8 @@ def instances_insert_into_series(
         "RETURNING study_instance_uid, series_instance_uid, sop_instance_uid, watermark, id, study_id, series_id"
     )
     params = [_adapt(row[column]) for row in rows for column in columns]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, partition_id, study_uid, series_uid])
-        return {(st, se, sop): (watermark, pk, study, series) for st, se, sop, watermark, pk, study, series in cursor}
+    found = statement_execute(sql, [*params, partition_id, study_uid, series_uid])
+    return {(st, se, sop): (watermark, pk, study, series) for st, se, sop, watermark, pk, study, series in found}
 
 
 def _lock(table: str, ids: Iterable[int]) -> Statement:
@@ -157,7 +156,7 @@ def instances_flip(*, ids: Sequence[int], now: dt.datetime) -> Statement:
         f"UPDATE {INSTANCE} SET status = %s, updated_at = %s "
         f"WHERE id IN ({_placeholders(len(ids))}) AND status = %s RETURNING id"
     )
-    return sql, [InstanceStatus.CREATED, _adapt(now), *ids, InstanceStatus.CREATING]
+    return sql, [int(InstanceStatus.CREATED), _adapt(now), *ids, int(InstanceStatus.CREATING)]
 
 
 def _assignments(columns: dict[str, Any]) -> tuple[str, list[Any]]:
