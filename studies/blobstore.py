@@ -31,12 +31,45 @@ class DurableFileSystemStorage(FileSystemStorage):
             os.fsync(fd)
         finally:
             os.close(fd)
-        dir_fd = os.open(os.path.dirname(path), os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _fsync_directory(os.path.dirname(path))
         return saved
+
+    def write_new(self, name: str, stream: BinaryIO) -> None:
+        """Write a file that must not exist yet, durably: one open, write, fsync, close.
+
+        What `save` does minus the name checks and free-name search (blob names are built
+        here and never reused) and minus a second open for the fsync: ~0.3 ms of a STOW.
+        """
+        path = self.path(name)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        mode = self.file_permissions_mode if self.file_permissions_mode is not None else 0o666
+        try:
+            fd = os.open(path, flags, mode)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), mode=self.directory_permissions_mode or 0o777, exist_ok=True)
+            fd = os.open(path, flags, mode)
+        except FileExistsError:
+            raise OSError(f"blob {name} already exists") from None
+        try:
+            with os.fdopen(fd, "wb", closefd=False) as out:
+                stream.seek(0)
+                while data := stream.read(CHUNK):
+                    out.write(data)
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            os.unlink(path)  # a partial file must not stay behind under the blob's name
+            raise
+        os.close(fd)
+        _fsync_directory(os.path.dirname(path))
+
+
+def _fsync_directory(path: str) -> None:
+    dir_fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def storage() -> Storage:
@@ -70,11 +103,15 @@ class _Chunked(File):
 
 
 def blob_write(*, name: str, stream: BinaryIO, size: int) -> None:
-    saved = storage().save(name, _Chunked(stream, size))
+    target = storage()
+    if isinstance(target, DurableFileSystemStorage):
+        target.write_new(name, stream)
+        return
+    saved = target.save(name, _Chunked(stream, size))
     if saved != name:
         # Names embed a never-reused watermark; a different name means a stray file was
         # already there. Remove our copy and refuse rather than point a row at it.
-        storage().delete(saved)
+        target.delete(saved)
         raise OSError(f"blob {name} already exists")
 
 

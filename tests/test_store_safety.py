@@ -148,3 +148,30 @@ def test_concurrent_stows_of_one_instance_store_it_once():
     assert Instance.objects.get(sop_instance_uid=sop).status == InstanceStatus.CREATED
     assert ChangeFeedEntry.objects.filter(sop_instance_uid=sop).count() == 1
     assert len(_blobs()) == 1
+
+
+def test_blob_write_refuses_an_existing_file_and_leaves_it_alone():
+    from studies.blobstore import blob_write
+
+    name = blob_name(partition_key=1, watermark=987654321)
+    blob_write(name=name, stream=io.BytesIO(b"first"), size=5)
+    path = Path(storage().path(name))
+    assert path.read_bytes() == b"first"
+    with pytest.raises(OSError, match="already exists"):
+        blob_write(name=name, stream=io.BytesIO(b"second"), size=6)
+    assert path.read_bytes() == b"first"
+
+
+def test_blob_write_failing_midway_leaves_no_file():
+    from studies.blobstore import blob_write
+
+    class Broken(io.BytesIO):
+        def read(self, size: int = -1) -> bytes:
+            if self.tell() > 0:
+                raise OSError("disk went away")
+            return super().read(4)
+
+    name = blob_name(partition_key=1, watermark=987654322)
+    with pytest.raises(OSError, match="disk went away"):
+        blob_write(name=name, stream=Broken(b"0123456789"), size=10)
+    assert not Path(storage().path(name)).exists()
