@@ -124,14 +124,17 @@ def database_from_url(name: str, url: str, *, pool_max_size: int = 0) -> dict[st
             # answer for ASGI is no persistent connections plus the driver's pool.
             "CONN_MAX_AGE": 0,
             # With a pool, statements run through `dicomsvc.sqlbatch` are prepared on first use
-            # (threshold 0) and stay prepared on the pooled connection. Django's own queries bind
-            # on the client and are never prepared. Without a pool a prepared statement would
-            # not outlive the request, so nothing is prepared.
+            # (threshold 0) and stay prepared on the pooled connection, planned once (generic
+            # plan: they are all key look-ups and inserts, whose plan does not depend on the
+            # values). Django's own queries bind on the client, are never prepared and are
+            # planned per execution as before. Without a pool a prepared statement would not
+            # outlive the request, so nothing is prepared.
             **(
                 {
                     "OPTIONS": {
                         "pool": {"min_size": min(2, pool_max_size), "max_size": pool_max_size},
                         "prepare_threshold": 0,
+                        "options": "-c plan_cache_mode=force_generic_plan",
                     }
                 }
                 if pool_max_size

@@ -16,7 +16,11 @@ def test_postgres_pools_and_never_keeps_thread_local_connections():
     # Django's pool refuses CONN_MAX_AGE > 0, and under ASGI a persistent connection leaks.
     assert entry["CONN_MAX_AGE"] == 0
     # Pooled connections keep the statements `dicomsvc.sqlbatch` prepares.
-    assert entry["OPTIONS"] == {"pool": {"min_size": 2, "max_size": 10}, "prepare_threshold": 0}
+    assert entry["OPTIONS"] == {
+        "pool": {"min_size": 2, "max_size": 10},
+        "prepare_threshold": 0,
+        "options": "-c plan_cache_mode=force_generic_plan",  # affects prepared statements only
+    }
 
 
 def test_pool_size_zero_connects_per_request():
