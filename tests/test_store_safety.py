@@ -55,8 +55,11 @@ def test_failure_inside_commit_rolls_back_feed_and_counters(client, monkeypatch)
     ran = []
 
     def broken(statements):  # noqa: ANN001
-        ran.append(real_run(statements))  # every statement of the commit ran, then it fails
-        raise RuntimeError("connection lost before COMMIT")
+        results = real_run(statements)
+        if any("changefeed" in sql for sql, _params in statements):  # the commit step, not the reservation
+            ran.append(results)  # every statement of the commit ran, then it fails
+            raise RuntimeError("connection lost before COMMIT")
+        return results
 
     monkeypatch.setattr(store_module, "statements_run", broken)
     response = stow(client, [data])
@@ -175,3 +178,32 @@ def test_blob_write_failing_midway_leaves_no_file():
     with pytest.raises(OSError, match="disk went away"):
         blob_write(name=name, stream=Broken(b"0123456789"), size=10)
     assert not Path(storage().path(name)).exists()
+
+
+@pytest.mark.django_db
+def test_a_row_taken_over_before_the_commit_fails_alone_and_counts_stay_exact(client, monkeypatch):
+    first = dicom_bytes()
+    st, se, _ = uids_of(first)
+    second = dicom_bytes(StudyInstanceUID=st, SeriesInstanceUID=se)
+    _, _, lost_sop = uids_of(second)
+    real_commit = store_module._commit
+
+    def commit_after_takeover(**kwargs):  # noqa: ANN003
+        # What a stale takeover does to a slow request's reservation: its row is removed.
+        Instance.objects.filter(sop_instance_uid=lost_sop, status=InstanceStatus.CREATING).delete()
+        return real_commit(**kwargs)
+
+    monkeypatch.setattr(store_module, "_commit", commit_after_takeover)
+    response = stow(client, [first, second])
+
+    assert response.status_code == 202
+    failed = response.json()["00081198"]["Value"]
+    assert [(f["00081155"]["Value"], f["00081197"]["Value"]) for f in failed] == [([lost_sop], [272])]
+    assert list(Instance.objects.values_list("sop_instance_uid", "status")) == [
+        (uids_of(first)[2], InstanceStatus.CREATED)
+    ]
+    study = Study.objects.get(study_instance_uid=st)
+    assert (study.num_instances, study.num_series) == (1, 1)  # the rolled-back first try left no trace
+    assert study.series.get().num_instances == 1
+    assert list(ChangeFeedEntry.objects.values_list("sop_instance_uid", flat=True)) == [uids_of(first)[2]]
+    assert len(_blobs()) == 1

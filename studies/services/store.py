@@ -32,7 +32,7 @@ from dicomsvc.sqlbatch import statements_run
 from partitions.models import Partition
 from studies.blobstore import blob_delete, blob_name, blob_write
 from studies.dicom.reader import ParsedInstance, parsed_indexed_columns
-from studies.models import Instance, InstanceStatus, Series, Study
+from studies.models import Instance, InstanceStatus
 from studies.search.results import search_projection
 from studies.services import store_rows as rows
 from studies.services.orphans import orphan_record
@@ -77,16 +77,14 @@ class _Item:
         return uids["StudyInstanceUID"], uids["SeriesInstanceUID"], uids["SOPInstanceUID"]
 
 
-def _series_ids(*, partition: Partition, items: list[_Item]) -> None:
-    """Study and series ids of every item, creating the rows that do not exist yet."""
+def _series_ids(*, partition: Partition, items: list[_Item], now: dt.datetime) -> None:
+    """Study and series ids of every item, creating the rows that do not exist yet (run in a transaction)."""
     keys = {item.key[:2] for item in items}
     found = rows.series_find(partition_id=partition.pk, keys=keys)
-    for study_uid, series_uid in keys - set(found):
-        study, _ = Study.objects.get_or_create(partition=partition, study_instance_uid=study_uid)
-        series, _ = Series.objects.get_or_create(
-            study=study, series_instance_uid=series_uid, defaults={"partition": partition}
-        )
-        found[(study_uid, series_uid)] = (study.pk, series.pk)
+    missing = keys - set(found)
+    if missing:
+        statements_run(rows.studies_series_create(partition_id=partition.pk, keys=missing, now=now))
+        found.update(rows.series_find(partition_id=partition.pk, keys=missing))
     for item in items:
         item.study_id, item.series_id = found[item.key[:2]]
 
@@ -139,7 +137,7 @@ def _reserve(*, partition: Partition, items: list[_Item]) -> None:
         if not items:
             return
     with transaction.atomic():
-        _series_ids(partition=partition, items=items)
+        _series_ids(partition=partition, items=items, now=now)
         for item in items:
             row_of[id(item)].update(study_id=item.study_id, series_id=item.series_id)
         inserted = rows.instances_insert(rows=[row_of[id(item)] for item in items], watermark_sql=in_insert)

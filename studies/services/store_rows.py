@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import connection
+from django.db.models import Model
 
 from dicomsvc.sqlbatch import Statement, statement_execute
 from studies.models import Instance, InstanceStatus, Series, Study
@@ -61,6 +62,55 @@ def series_find(*, partition_id: int, keys: Iterable[tuple[str, str]]) -> dict[t
         cursor.execute(sql, [partition_id, *studies, *series])
         found = {(row[0], row[1]): (row[2], row[3]) for row in cursor.fetchall()}
     return {key: ids for key, ids in found.items() if key in keys}
+
+
+def _new_row(model: type[Model], values: dict[str, Any], now: dt.datetime) -> tuple[list[str], list[Any]]:
+    """Columns and parameters of a new row: `values`, every other column from the model's defaults."""
+    columns, params = [], []
+    for field in model._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        if field.attname in values:
+            value = values[field.attname]
+        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            value = now
+        elif field.has_default():
+            value = field.get_default()
+        elif field.null:
+            value = None
+        else:
+            raise ValueError(f"{model.__name__}.{field.name} needs a value")
+        columns.append(field.column)
+        params.append(value if isinstance(value, str) else _adapt(value))
+    return columns, params
+
+
+def studies_series_create(*, partition_id: int, keys: Iterable[tuple[str, str]], now: dt.datetime) -> list[Statement]:
+    """Create the study and series rows of (study UID, series UID) pairs where missing.
+
+    INSERT ... ON CONFLICT DO NOTHING, so concurrent creators of the same study neither fail
+    nor wait on each other's savepoints (the ORM's get_or_create did both).
+    """
+    statements: list[Statement] = []
+    for study_uid in sorted({study for study, _ in keys}):
+        columns, params = _new_row(Study, {"partition_id": partition_id, "study_instance_uid": study_uid}, now)
+        statements.append((
+            f"INSERT INTO {STUDY} ({', '.join(columns)}) VALUES ({_placeholders(len(columns))}) "
+            "ON CONFLICT (partition_id, study_instance_uid) DO NOTHING",
+            params,
+        ))  # fmt: skip
+    for study_uid, series_uid in sorted(keys):
+        values = {"partition_id": partition_id, "study_id": 0, "series_instance_uid": series_uid}
+        columns, params = _new_row(Series, values, now)
+        selected = ["st.id" if column == "study_id" else "%s" for column in columns]
+        params = [param for column, param in zip(columns, params, strict=True) if column != "study_id"]
+        statements.append((
+            f"INSERT INTO {SERIES} ({', '.join(columns)}) SELECT {', '.join(selected)} FROM {STUDY} st "
+            "WHERE st.partition_id = %s AND st.study_instance_uid = %s "
+            "ON CONFLICT (study_id, series_instance_uid) DO NOTHING",
+            [*params, partition_id, study_uid],
+        ))  # fmt: skip
+    return statements
 
 
 INSERT_COLUMNS = (
