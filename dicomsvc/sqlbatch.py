@@ -5,14 +5,12 @@ as much of PostgreSQL, mostly per-statement overhead, and the statements of one 
 depend on each other's results. SQLite runs in process, so there they run one after another.
 
 On PostgreSQL they are sent in one pipeline (one round trip) and, with the connection pool on
-(`DATABASE_POOL_MAX_SIZE` > 0, see `dicomsvc.env`), as prepared statements. Each statement
-text is then parsed once per pooled connection, and after a few
-executions PostgreSQL keeps a generic plan for it: from then on it is only bound and executed.
-Parsing and planning were half of PostgreSQL's CPU on the store path, whose statements are
-short look-ups and inserts. Django's cursors bind on the client and re-plan every time, so
-these run on psycopg cursors of Django's connection, inside Django's transaction and with its
-error translation. Behind PgBouncer in transaction mode this needs PgBouncer 1.21 or later
-with `max_prepared_statements` set.
+(`DATABASE_POOL_MAX_SIZE` > 0, see `dicomsvc.env`), as prepared statements, each parsed and
+planned once per pooled connection and from then on only bound and executed. Parsing and
+planning were half of PostgreSQL's CPU on the store path, whose statements are short look-ups
+and inserts. Django's cursors bind on the client and plan every time, so these run on psycopg
+cursors of Django's connection, inside Django's transaction and with its error translation.
+PgBouncer in front: see `DATABASE_POOL_MAX_SIZE` in the README.
 
 `statements_run` runs inside the caller's transaction; `statement_execute` runs one statement,
 in a transaction or on its own (then it commits by itself).
