@@ -81,7 +81,7 @@ def _new_row(model: type[Model], values: dict[str, Any], now: dt.datetime) -> tu
         else:
             raise ValueError(f"{model.__name__}.{field.name} needs a value")
         columns.append(field.column)
-        params.append(value if isinstance(value, str) else _adapt(value))
+        params.append(_adapt(value))
     return columns, params
 
 
@@ -100,6 +100,7 @@ def studies_series_create(*, partition_id: int, keys: Iterable[tuple[str, str]],
             params,
         ))  # fmt: skip
     for study_uid, series_uid in sorted(keys):
+        # study_id is taken from the study row in the SELECT below; 0 only marks it as given.
         values = {"partition_id": partition_id, "study_id": 0, "series_instance_uid": series_uid}
         columns, params = _new_row(Series, values, now)
         selected = ["st.id" if column == "study_id" else "%s" for column in columns]
