@@ -33,23 +33,21 @@ def _postgres_run(statements: Sequence[Statement]) -> list[Rows]:
     connection.ensure_connection()
     raw = connection.connection
     cursors = [psycopg.Cursor(raw) for _ in statements]
-    with connection.wrap_database_errors:
-        if len(statements) == 1:
-            cursors[0].execute(statements[0][0], statements[0][1])
-        else:
-            with raw.pipeline():
-                for cursor, (sql, params) in zip(cursors, statements, strict=True):
-                    cursor.execute(sql, params)
-        results = [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
-    for cursor in cursors:
-        cursor.close()
-    return results
+    try:
+        with connection.wrap_database_errors:
+            if len(statements) == 1:
+                cursors[0].execute(*statements[0])
+            else:
+                with raw.pipeline():
+                    for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                        cursor.execute(sql, params)
+            return [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()
 
 
-def statements_run(statements: Sequence[Statement]) -> list[Rows]:
-    """Run `statements` in order inside the caller's transaction; the rows each returned."""
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("statements_run must run inside a transaction")
+def _run(statements: Sequence[Statement]) -> list[Rows]:
     if connection.vendor == "postgresql":
         return _postgres_run(statements)
     results: list[Rows] = []
@@ -60,10 +58,13 @@ def statements_run(statements: Sequence[Statement]) -> list[Rows]:
     return results
 
 
+def statements_run(statements: Sequence[Statement]) -> list[Rows]:
+    """Run `statements` in order inside the caller's transaction; the rows each returned."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("statements_run must run inside a transaction")
+    return _run(statements)
+
+
 def statement_execute(sql: str, params: Sequence[Any]) -> Rows:
     """Run one statement (prepared on PostgreSQL); the rows it returned."""
-    if connection.vendor == "postgresql":
-        return _postgres_run([(sql, params)])[0]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description is not None else []
+    return _run([(sql, params)])[0]
