@@ -85,8 +85,10 @@ MIDDLEWARE = [
 ]
 
 # The DICOMweb API (everything but the admin console and its static files) runs through these
-# only, under ASGI: see dicomsvc/middleware.py. The test client uses MIDDLEWARE everywhere.
-API_MIDDLEWARE = ["dicomsvc.middleware.ApiSecurityMiddleware"]
+# only, under ASGI, as a synchronous chain in one thread hop per request: see dicomsvc/asgi.py.
+# The API needs no cookies, sessions or CSRF (DRF views are exempt). The test client uses
+# MIDDLEWARE everywhere.
+API_MIDDLEWARE = ["django.middleware.security.SecurityMiddleware"]
 BROWSER_PATH_PREFIXES = ("/admin", "/static/")
 
 ROOT_URLCONF = "dicomsvc.urls"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import threading
 
 import pytest
 
@@ -65,3 +66,48 @@ def test_the_pool_keeps_a_bounded_number_of_idle_threads():
     assert pool._idle == executors[:2]
     assert executors[2]._shutdown and not executors[0]._shutdown
     assert pool.acquire() is executors[1]  # the most recently returned is lent first
+
+
+@pytest.mark.django_db
+def test_a_request_takes_one_thread_hop_and_finishes_in_it(settings, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.core import signals
+
+    settings.DICOM_ENABLE_DATA_PARTITIONS = False
+    module = importlib.import_module("dicomsvc.asgi")
+    submitted: list[str] = []
+
+    class CountingExecutor(ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+            submitted.append(getattr(fn, "__qualname__", repr(fn)))
+            return super().submit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(module._ExecutorPool, "acquire", lambda self: CountingExecutor(max_workers=1))
+    threads: dict[str, int] = {}
+
+    def started(**kwargs):  # noqa: ANN003
+        threads["started"] = threading.get_ident()
+
+    def finished(**kwargs):  # noqa: ANN003
+        threads["finished"] = threading.get_ident()
+
+    signals.request_started.connect(started)
+    signals.request_finished.connect(finished)
+    try:
+        status, body = asyncio.run(_get("/v2/partitions"))
+    finally:
+        signals.request_started.disconnect(started)
+        signals.request_finished.disconnect(finished)
+    assert (status, b"Data partitions feature is disabled." in body) == (400, True)
+    # request_started, the view and request_finished all ran in one hop to one worker thread.
+    assert len(submitted) == 1, submitted
+    assert threads["started"] == threads["finished"] != threading.get_ident()
+
+
+@pytest.mark.django_db  # importing dicomsvc.asgi runs the partition start-up guard
+def test_long_lived_objects_are_kept_out_of_the_garbage_collector():
+    import gc
+
+    importlib.import_module("dicomsvc.asgi")
+    assert gc.get_freeze_count() > 100_000
