@@ -27,6 +27,8 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix  # noqa: E4
 from django.http import HttpResponseBase  # noqa: E402
 from django.urls import set_script_prefix  # noqa: E402
 
+from dicomsvc.api.body import BodyCollector  # noqa: E402
+
 browser_application = get_asgi_application()
 
 
@@ -108,6 +110,20 @@ class ApiHandler(ASGIHandler):
                 except asyncio.CancelledError:
                     pass
         body_file.close()
+
+    async def read_body(self, receive: Any) -> Any:
+        """The body as `BodyCollector` leaves it: one bytes object when small, else a temporary
+        file (Django's spooled file copied each chunk in, then grew and copied again)."""
+        collector = BodyCollector()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                collector.close()
+                raise RequestAborted()
+            if message.get("body"):
+                collector.write(message["body"])
+            if not message.get("more_body", False):
+                return collector.finish()
 
     def _respond(self, scope: dict[str, Any], body_file: Any) -> HttpResponseBase:
         signals.request_started.send(sender=self.__class__, scope=scope)

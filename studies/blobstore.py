@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 
-from studies.dicom.streams import CHUNK
+from studies.dicom.streams import CHUNK, ConcatReader
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +52,7 @@ class DurableFileSystemStorage(FileSystemStorage):
             raise OSError(f"blob {name} already exists") from None
         try:
             with os.fdopen(fd, "wb", closefd=False) as out:
-                stream.seek(0)
-                while data := stream.read(CHUNK):
+                for data in _chunks(stream):
                     out.write(data)
             os.fsync(fd)
         except BaseException:
@@ -62,6 +61,15 @@ class DurableFileSystemStorage(FileSystemStorage):
             raise
         os.close(fd)
         _fsync_directory(os.path.dirname(path))
+
+
+def _chunks(stream: BinaryIO) -> Iterator[bytes | memoryview]:
+    if isinstance(stream, ConcatReader):
+        yield from stream.chunks()  # views of a body in memory: written without a copy
+        return
+    stream.seek(0)
+    while data := stream.read(CHUNK):
+        yield data
 
 
 def _fsync_directory(path: str) -> None:

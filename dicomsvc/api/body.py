@@ -1,4 +1,4 @@
-"""Request bodies as seekable files, spooled to disk above a few MB."""
+"""Request bodies as seekable files: in memory up to FILE_UPLOAD_MAX_MEMORY_SIZE, on disk past it."""
 
 from __future__ import annotations
 
@@ -14,11 +14,52 @@ from dicomsvc.errors import PayloadTooLarge
 CHUNK = 1024 * 1024
 
 
+class BodyCollector:
+    """Collects a body arriving in chunks.
+
+    A small body becomes one `bytes` object behind a `BytesIO`, joined once: the STOW parser
+    and blob writer then work on views of it without copying (`studies.dicom.streams`). A
+    body past the limit goes to a temporary file as it arrives, never whole in memory.
+    """
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._chunks: list[bytes] = []
+        self._spool: tempfile.SpooledTemporaryFile[bytes] | None = None
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self._spool is not None:
+            self._spool.write(data)
+            return
+        self._chunks.append(data)
+        if self.size > settings.FILE_UPLOAD_MAX_MEMORY_SIZE:
+            self._spool = tempfile.SpooledTemporaryFile(max_size=0, mode="w+b")  # noqa: SIM115
+            self._spool.rollover()
+            for chunk in self._chunks:
+                self._spool.write(chunk)
+            self._chunks = []
+
+    def finish(self) -> BinaryIO:
+        """The body, positioned at its start."""
+        if self._spool is not None:
+            self._spool.seek(0)
+            return self._spool  # type: ignore[return-value]
+        body = io.BytesIO(b"".join(self._chunks))  # shares the joined bytes, no copy
+        self._chunks = []
+        return body
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+        self._chunks = []
+
+
 def request_body_file(request: HttpRequest, *, limit: int) -> tuple[BinaryIO, int]:
     """The body as a seekable file and its size; 413 past `limit`.
 
-    Under ASGI Django has already spooled the body to a temporary file; reuse it. Other
-    handlers (the test client, WSGI) give a forward-only stream, copied to a spooled file.
+    Under ASGI the API handler (`dicomsvc.asgi`) has collected the body already; reuse it.
+    Other handlers (the test client, WSGI) give a forward-only stream, collected the same way.
     """
     declared = request.META.get("CONTENT_LENGTH")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -31,16 +72,10 @@ def request_body_file(request: HttpRequest, *, limit: int) -> tuple[BinaryIO, in
         if size > limit:
             raise PayloadTooLarge(limit)
         return stream, size  # type: ignore[return-value]
-    spool = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")
-    size = 0
-    while True:
-        data = request.read(CHUNK)
-        if not data:
-            break
-        size += len(data)
-        if size > limit:
-            spool.close()
+    collector = BodyCollector()
+    while data := request.read(CHUNK):
+        collector.write(data)
+        if collector.size > limit:
+            collector.close()
             raise PayloadTooLarge(limit)
-        spool.write(data)
-    spool.seek(0)
-    return spool, size  # type: ignore[return-value]
+    return collector.finish(), collector.size

@@ -1,11 +1,13 @@
 """Streaming multipart/related parsing over a seekable file (RFC 2046 §5.1).
 
-The body is scanned for delimiters in 1 MB windows; each part comes back as a
-`FileSlice` over the same file, so no part is copied or held in memory.
+A body on disk is scanned for delimiters in 1 MB windows; a body in memory (`BytesIO`) is
+searched in place. Each part comes back as a `FileSlice` over the same file, so no part is
+copied or held in memory twice.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -27,12 +29,14 @@ class Part:
 
 
 def _find(raw: BinaryIO, needle: bytes, start: int, size: int) -> int:
-    """Offset of the first `needle` at or after `start`, or -1."""
+    """Offset of the first `needle` lying wholly in [start, size), or -1."""
+    if isinstance(raw, io.BytesIO):
+        return raw.getvalue().find(needle, start, size)  # the buffer itself: no copy
     overlap = len(needle) - 1
     pos = start
     while pos < size:
         raw.seek(pos)
-        window = raw.read(CHUNK + overlap)
+        window = raw.read(min(CHUNK + overlap, size - pos))
         if not window:
             return -1
         found = window.find(needle)

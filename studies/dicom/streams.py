@@ -22,8 +22,17 @@ class ConcatReader(io.RawIOBase):
 
     def __init__(self, prefix: bytes, body: BinaryIO, body_offset: int = 0, body_end: int | None = None) -> None:
         super().__init__()
+        if isinstance(body, ConcatReader) and not body._prefix:
+            # A view of a view (a normalised part over its request body): read the outer body
+            # directly, so a body in memory stays one buffer for `chunks`.
+            body_end = body._body_offset + (body._size if body_end is None else body_end)
+            body_offset += body._body_offset
+            body = body._body
         self._prefix = prefix
         self._body = body
+        # A body in memory is read through a view of its buffer: no seek, one copy per read
+        # and none at all for `chunks`.
+        self._memory = memoryview(body.getvalue()) if isinstance(body, io.BytesIO) else None
         self._body_offset = body_offset
         self._pos = 0
         if body_end is None:
@@ -52,25 +61,38 @@ class ConcatReader(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
             size = self._size - self._pos
-        out = bytearray()
+        head = b""
         if self._pos < len(self._prefix) and size > 0:
-            take = self._prefix[self._pos : self._pos + size]
-            out += take
-            self._pos += len(take)
-            size -= len(take)
-        if size > 0 and self._pos < self._size:
-            self._body.seek(self._body_offset + self._pos - len(self._prefix))
-            data = self._body.read(min(size, self._size - self._pos))
-            out += data
-            self._pos += len(data)
-        return bytes(out)
+            head = self._prefix[self._pos : self._pos + size]
+            self._pos += len(head)
+            size -= len(head)
+        data = self._body_read(min(size, self._size - self._pos)) if size > 0 and self._pos < self._size else b""
+        return head + data if head else data
+
+    def _body_read(self, size: int) -> bytes:
+        start = self._body_offset + self._pos - len(self._prefix)
+        if self._memory is not None:
+            data = self._memory[start : start + size].tobytes()
+        else:
+            self._body.seek(start)
+            data = self._body.read(size)
+        self._pos += len(data)
+        return data
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
 
-    def chunks(self, chunk_size: int = CHUNK) -> Iterator[bytes]:
+    def chunks(self, chunk_size: int = CHUNK) -> Iterator[bytes | memoryview]:
+        """The whole content in order; views of the buffer, not copies, for a body in memory."""
+        if self._memory is not None:
+            if self._prefix:
+                yield self._prefix
+            end = self._body_offset + self._size - len(self._prefix)
+            for start in range(self._body_offset, end, chunk_size):
+                yield self._memory[start : min(start + chunk_size, end)]
+            return
         self.seek(0)
         while True:
             data = self.read(chunk_size)
