@@ -88,22 +88,20 @@ class _Source:
             raise GiveUp("truncated")
         return data
 
-    def at_end(self, pos: int) -> bool:
-        """True at the end of the stream; a partial element header left there needs pydicom."""
-        if pos >= self.size:
-            return True
-        if pos + 8 > self.size:
-            raise GiveUp("trailing bytes")
-        return False
-
     def get_available(self, pos: int, size: int) -> bytes:
+        buf, offset = self.window(pos, size)
+        return buf[offset : offset + size]
+
+    def window(self, pos: int, size: int) -> tuple[bytes, int]:
+        """The read-ahead buffer and `pos`'s offset in it, holding [pos, pos + size) unless
+        the stream ends first: for callers that unpack in place rather than slice."""
         offset = pos - self.start
         if offset < 0 or offset + size > len(self.buf):
             self.stream.seek(pos)
             self.buf = self.stream.read(max(size, READ_AHEAD))
             self.start = pos
             offset = 0
-        return self.buf[offset : offset + size]
+        return self.buf, offset
 
 
 class _Walker:
@@ -121,37 +119,52 @@ class _Walker:
 
     def dataset(self, pos: int, end: int | None, *, top: bool, owner: int = 0) -> tuple[dict[str, Any], int]:
         """JSON of the elements from `pos` to `end` (None: to the item delimiter, or EOF at top level)."""
+        # The loop runs once per attribute of every STOW part: names are bound to locals and
+        # element headers unpacked in the read-ahead buffer rather than sliced out of it.
         out: dict[str, Any] = {}
         previous = -1
+        src = self.src
+        size = src.size
+        window = src.window
+        implicit = self.implicit
+        unpack_head = _IMPLICIT_HEAD.unpack_from
         while True:
-            if end is not None and pos >= end:
-                if pos > end:
-                    raise GiveUp("element overruns its item")
-                return out, pos
-            if end is None and top and self.src.at_end(pos):
-                return out, pos
-            head = self.src.get_available(pos, 12)
-            if len(head) < 8:
+            if end is not None:
+                if pos >= end:
+                    if pos > end:
+                        raise GiveUp("element overruns its item")
+                    return out, pos
+            elif top:
+                if pos >= size:
+                    return out, pos
+                if pos + 8 > size:
+                    raise GiveUp("trailing bytes")  # a partial element header needs pydicom
+            buf = src.buf
+            off = pos - src.start
+            if off < 0 or off + 12 > len(buf):
+                buf, off = window(pos, 12)
+            available = len(buf) - off
+            if available < 8:
                 raise GiveUp("truncated")
-            group, element, length = _IMPLICIT_HEAD.unpack_from(head)
+            group, element, length = unpack_head(buf, off)
             tag = group << 16 | element
             if tag == ITEM_END and not top and end is None:
                 return out, pos + 8
             if group == 0xFFFE or tag <= previous:
                 raise GiveUp("delimiter out of place, or tags out of order")
             previous = tag
-            if self.implicit:
+            if implicit:
                 value_pos = pos + 8
                 vr = self._implicit_vr(tag) if element else "UL"
             else:
-                vr = _VR_NAMES.get(head[4:6])
+                vr = _VR_NAMES.get(buf[off + 4 : off + 6])
                 if vr is None:
                     # Unknown bytes, or UN: pydicom replaces UN by a dictionary's VR
-                    raise GiveUp(f"VR {head[4:6]!r}")
+                    raise GiveUp(f"VR {buf[off + 4 : off + 6]!r}")
                 if vr in LONG_VRS:
-                    if len(head) < 12:
+                    if available < 12:
                         raise GiveUp("truncated")
-                    (length,) = _LONG_LENGTH.unpack_from(head, 8)
+                    (length,) = _LONG_LENGTH.unpack_from(buf, off + 8)
                     value_pos = pos + 12
                 else:
                     length = length >> 16
@@ -168,7 +181,7 @@ class _Walker:
                 pos = self._skip_fragments(value_pos)
                 continue
             pos = value_pos + length
-            if pos > self.src.size:
+            if pos > size:
                 raise GiveUp("value runs past the end of the file")
             if group == 0x0002 or element == 0 or vr in BULK_VRS:
                 continue
@@ -176,7 +189,12 @@ class _Walker:
                 items, _ = self.sequence(value_pos, pos, owner=owner or tag)
                 self._add_sequence(out, tag, element, items)
                 continue
-            raw = self.src.get(value_pos, length)
+            off = value_pos - src.start
+            if off < 0 or off + length > len(buf):
+                buf, off = window(value_pos, length)
+            raw = buf[off : off + length]
+            if len(raw) < length:
+                raise GiveUp("truncated")
             if tag == SPECIFIC_CHARACTER_SET:
                 self._charset(raw, top=top)
             self._element(out, tag, vr, raw, top=top, owner=owner or tag)
@@ -250,7 +268,20 @@ class _Walker:
             return
         if vr == "PN":
             json_values = tuple(dict(name) for name in json_values)  # cached dicts stay unshared
-        out[f"{tag:08X}"] = {"vr": vr, "Value": list(json_values)} if json_values else {"vr": vr}
+        out[_tag_key(tag)] = {"vr": vr, "Value": list(json_values)} if json_values else {"vr": vr}
+
+
+_TAG_KEYS: dict[int, str] = {}
+
+
+def _tag_key(tag: int) -> str:
+    """DICOM JSON's key of a tag ("0020000D"), formatted once per process for the first 64K tags."""
+    key = _TAG_KEYS.get(tag)
+    if key is None:
+        key = f"{tag:08X}"
+        if len(_TAG_KEYS) < 65536:
+            _TAG_KEYS[tag] = key
+    return key
 
 
 def _decode(vr: str, raw: bytes, encoding: str, validate: bool) -> tuple[tuple[Any, ...], tuple[Any, ...], str]:
