@@ -490,6 +490,17 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _settle() -> None:
+    """Write back every dirty page before a measured run.
+
+    Without it the server measured first pays for the writes made just before its run (the
+    data generator's 3 GB; later, the previous run's files): both servers fsync, and on ext4
+    (data=ordered) an fsync commits the journal, which first writes out the data of every
+    file whose blocks that transaction allocated.
+    """
+    os.sync()
+
+
 def _run(args: argparse.Namespace, workdir: Path) -> int:
     print(f"load average at start: {os.getloadavg()}", flush=True)
     t0 = time.perf_counter()
@@ -510,6 +521,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     def phase(metric: str, unit_div: float, make_jobs: Callable[[Target], list[Job]]) -> None:
         values: dict[str, float | None] = {}
         for target in targets:
+            _settle()
             result = run_phase(metric, target.root, make_jobs(target), clients=args.clients,
                                deadline_s=args.phase_seconds, timeout=timeout)
             value = result.units / unit_div / result.seconds if result.seconds else 0.0
@@ -552,6 +564,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     big: dict[str, BigResult] = {}
     if data.big is not None:
         for target in targets:
+            _settle()
             result = big_store(target.root, target.pid, data.big, timeout)
             big[target.name] = result
             print(f"  1 GB STOW {target.name:<8} status {result.status} in {result.seconds:.1f}s; RSS tree "
