@@ -128,6 +128,7 @@ class _Walker:
         window = src.window
         implicit = self.implicit
         unpack_head = _IMPLICIT_HEAD.unpack_from
+        values = self.values
         while True:
             if end is not None:
                 if pos >= end:
@@ -197,7 +198,21 @@ class _Walker:
                 raise GiveUp("truncated")
             if tag == SPECIFIC_CHARACTER_SET:
                 self._charset(raw, top=top)
-            self._element(out, tag, vr, raw, top=top, owner=owner or tag)
+            # The element's value, inline: this runs once per attribute.
+            if vr in CHARSET_VRS:
+                self.text_decoded = True
+            decode = _decode_cached if len(raw) <= CACHED_VALUE_BYTES else _decode
+            strings, json_values, failure = decode(vr, raw, self.encoding, self.validate)
+            if top:
+                values[tag] = list(json_values if vr in NUMBERS else strings)
+            if failure:
+                self.errors.add(owner or tag, failure)
+                continue
+            if vr == "PN":
+                json_values = tuple(dict(name) for name in json_values)  # cached dicts stay unshared
+            out[_TAG_KEYS.get(tag) or _tag_key(tag)] = (
+                {"vr": vr, "Value": list(json_values)} if json_values else {"vr": vr}
+            )
 
     def sequence(self, pos: int, end: int | None, *, owner: int) -> tuple[list[dict[str, Any]], int]:
         items: list[dict[str, Any]] = []
@@ -255,20 +270,6 @@ class _Walker:
         out[f"{tag:08X}"] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
 
     # --- values -----------------------------------------------------------------------
-
-    def _element(self, out: dict[str, Any], tag: int, vr: str, raw: bytes, *, top: bool, owner: int) -> None:
-        if vr in CHARSET_VRS:
-            self.text_decoded = True
-        decode = _decode_cached if len(raw) <= CACHED_VALUE_BYTES else _decode
-        strings, json_values, failure = decode(vr, raw, self.encoding, self.validate)
-        if top:
-            self.values[tag] = list(json_values if vr in NUMBERS else strings)
-        if failure:
-            self.errors.add(owner, failure)
-            return
-        if vr == "PN":
-            json_values = tuple(dict(name) for name in json_values)  # cached dicts stay unshared
-        out[_tag_key(tag)] = {"vr": vr, "Value": list(json_values)} if json_values else {"vr": vr}
 
 
 _TAG_KEYS: dict[int, str] = {}
