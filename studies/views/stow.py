@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,6 +13,7 @@ from dicomsvc.api.body import request_body_file
 from dicomsvc.api.mediatypes import accepts_dicom_json, media_type_parse
 from dicomsvc.api.views import DicomView
 from dicomsvc.errors import NotAcceptable, UnsupportedMediaType
+from studies.dicom.dicomjson import json_dumps_fast
 from studies.dicom.uids import uid_require
 from studies.search.attributes import Resource
 from studies.services.stow import MULTIPLE_VALUES_WARNING, stow_parts, stow_process
@@ -49,7 +49,7 @@ class StowMixin(DicomView):
             return HttpResponse(status=204)
         dataset = stow_response_dataset(result, base_url=self.base_url(), study_uid=study_uid)
         response = HttpResponse(
-            json.dumps(dataset, ensure_ascii=False), status=result.status_code, content_type=DICOM_JSON
+            json_dumps_fast(dataset), status=result.status_code, content_type=DICOM_JSON
         )
         if result.multi_valued_warning:
             response["Warning"] = warning_header(MULTIPLE_VALUES_WARNING)
