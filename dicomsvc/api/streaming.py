@@ -67,14 +67,19 @@ def _closing(boundary: str) -> bytes:
 
 
 async def multipart_stream(parts: list[PartSource], boundary: str) -> AsyncIterator[bytes]:
-    """`--b CRLF headers CRLF CRLF body CRLF` per part, then `--b--`."""
+    """`--b CRLF headers CRLF CRLF body CRLF` per part, then `--b--`.
+
+    A part's closing CRLF goes out with the next part's head (or the closing delimiter): one
+    message to the server fewer per part, which shows on a study of small instances.
+    """
+    pending = b""
     for part in parts:
         content_type, body = await part()
-        yield _part_head(boundary, content_type)
+        yield pending + _part_head(boundary, content_type)
         async for chunk in body:
             yield chunk
-        yield b"\r\n"
-    yield _closing(boundary)
+        pending = b"\r\n"
+    yield pending + _closing(boundary)
 
 
 def multipart_length(parts: list[tuple[str, int]], boundary: str) -> int:
