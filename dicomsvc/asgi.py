@@ -28,6 +28,7 @@ from django.http import HttpResponseBase  # noqa: E402
 from django.urls import set_script_prefix  # noqa: E402
 
 from dicomsvc.api.body import BodyCollector  # noqa: E402
+from dicomsvc.malloc import malloc_tune  # noqa: E402
 
 browser_application = get_asgi_application()
 
@@ -260,4 +261,5 @@ def _gc_settle() -> None:
     gc.freeze()
 
 
+malloc_tune()
 _gc_settle()
