@@ -28,7 +28,7 @@ from django.http import HttpResponseBase  # noqa: E402
 from django.urls import set_script_prefix  # noqa: E402
 
 from dicomsvc.api.body import BodyCollector  # noqa: E402
-from dicomsvc.malloc import malloc_tune  # noqa: E402
+from dicomsvc.malloc import IdleRelease, malloc_tune  # noqa: E402
 
 browser_application = get_asgi_application()
 
@@ -63,11 +63,13 @@ class ApiHandler(ASGIHandler):
         # own, started and joined per request: a quarter of a one-instance retrieve's CPU. Lend
         # each request an idle single-thread executor instead (asgiref's supported way).
         executor = _executors.acquire()
+        _idle.request_started()
         try:
             async with ThreadSensitiveContext(executor=executor):
                 await self.handle(scope, receive, send)
         finally:
             _executors.release(executor)
+            _idle.request_finished()
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """`ASGIHandler.handle` with the synchronous part in one hop; same disconnect handling."""
@@ -165,6 +167,8 @@ class _ExecutorPool:
 
 
 _executors = _ExecutorPool()
+# Buffers kept for reuse under load (dicomsvc.malloc) go back to the kernel after 2 s without requests.
+_idle = IdleRelease(delay=2.0)
 api_application = ApiHandler()
 
 

@@ -8,10 +8,12 @@ while it served studies (perf: exc_page_fault, clear_page_erms, unmap_page_range
 these settings freed buffers stay in the process and are reused: the worker's CPU per MB of
 study retrieve fell from ~1.55 to ~0.95 ms (docs/benchmarks.md).
 
-What stays mapped is bounded: buffers below MMAP_THRESHOLD come from at most ARENA_MAX
-arenas, each keeping at most TRIM_THRESHOLD of free memory at its top; anything larger
-(a 100 MB frame read, say) is still mapped and unmapped as before. Two arenas, not glibc's
-eight per core: Python threads allocate under the GIL, so more arenas only add retained memory.
+What stays mapped is bounded: buffers below MMAP_THRESHOLD come from one arena, which keeps
+at most TRIM_THRESHOLD of free memory at its top while requests come in; anything larger (a
+100 MB frame read, say) is still mapped and unmapped as before. Once a worker is idle,
+`IdleRelease` hands what it kept back (`malloc_trim`). One arena, not glibc's eight per core:
+Python threads allocate under the GIL, so more arenas only add retained memory, and
+`malloc_trim` cannot shrink the top of a thread's arena, only the main one's.
 
 Nothing is changed where the C library is not glibc, or where the operator set malloc
 tunables (`GLIBC_TUNABLES`) themselves.
@@ -19,8 +21,10 @@ tunables (`GLIBC_TUNABLES`) themselves.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import os
+from collections.abc import Callable
 
 # mallopt parameters, from glibc's malloc.h.
 M_TRIM_THRESHOLD = -1
@@ -29,7 +33,7 @@ M_ARENA_MAX = -8
 
 MMAP_THRESHOLD = 4 * 1024 * 1024
 TRIM_THRESHOLD = 16 * 1024 * 1024
-ARENA_MAX = 2
+ARENA_MAX = 1
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -53,3 +57,41 @@ def malloc_tune() -> bool:
         return False
     settings = ((M_ARENA_MAX, ARENA_MAX), (M_MMAP_THRESHOLD, MMAP_THRESHOLD), (M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     return all(libc.mallopt(param, value) == 1 for param, value in settings)
+
+
+def malloc_release() -> None:
+    """Hand the free memory of every arena back to the kernel (glibc's malloc_trim)."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+class IdleRelease:
+    """Calls `release` once the process has served no request for `delay` seconds.
+
+    The settings above keep freed buffers for reuse while requests come in; once they stop,
+    a worker would keep that memory for good (after a burst of study retrieves, ~30-70 MiB
+    a worker). Runs on the event loop that serves the requests, so no locking.
+    """
+
+    def __init__(self, *, delay: float, release: Callable[[], None] = malloc_release) -> None:
+        self._delay = delay
+        self._release = release
+        self._busy = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def request_started(self) -> None:
+        self._busy += 1
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def request_finished(self) -> None:
+        self._busy -= 1
+        if self._busy == 0:
+            self._timer = asyncio.get_running_loop().call_later(self._delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        if self._busy == 0:
+            self._release()
