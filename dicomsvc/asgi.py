@@ -17,6 +17,11 @@ from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 
+from dicomsvc.malloc import IdleRelease, malloc_tune
+
+# First, before anything starts a thread: glibc fixes its arena limit once threads need arenas.
+malloc_tune()
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dicomsvc.settings")
 
 from django.conf import settings  # noqa: E402
@@ -28,7 +33,6 @@ from django.http import HttpResponseBase  # noqa: E402
 from django.urls import set_script_prefix  # noqa: E402
 
 from dicomsvc.api.body import BodyCollector  # noqa: E402
-from dicomsvc.malloc import IdleRelease, malloc_tune  # noqa: E402
 
 browser_application = get_asgi_application()
 
@@ -265,5 +269,4 @@ def _gc_settle() -> None:
     gc.freeze()
 
 
-malloc_tune()
 _gc_settle()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import gc
 import os
 from collections.abc import Callable
 
@@ -60,7 +61,13 @@ def malloc_tune() -> bool:
 
 
 def malloc_release() -> None:
-    """Hand the free memory of every arena back to the kernel (glibc's malloc_trim)."""
+    """Free what only cyclic garbage still holds, then hand free memory back (glibc's malloc_trim).
+
+    The collection matters: a finished request's objects that sit in reference cycles keep
+    their body or blob buffers until the collector runs, and an idle process allocates
+    nothing that would make it run.
+    """
+    gc.collect()
     libc = _glibc()
     if libc is not None:
         libc.malloc_trim(0)
