@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import BinaryIO
 
 CHUNK = 1024 * 1024
@@ -58,6 +60,58 @@ async def file_chunks(opener: Callable[[], BinaryIO]) -> AsyncIterator[bytes]:
 PartSource = Callable[[], Awaitable[tuple[str, AsyncIterator[bytes]]]]
 
 
+@dataclass(frozen=True)
+class StoredPart:
+    """A part sent as a stored blob of known size: consecutive small ones are read together."""
+
+    content_type: str
+    opener: Callable[[], BinaryIO]
+    size: int
+
+
+# Blobs of up to CHUNK bytes are read in groups of up to BATCH_BYTES per thread hop: a study
+# of 0.5 MB instances took one hop per instance, a tenth of the CPU of serving it.
+BATCH_BYTES = 2 * CHUNK
+
+
+def _blobs_read(parts: list[StoredPart]) -> list[bytes]:
+    blobs = []
+    for part in parts:
+        with part.opener() as fileobj:
+            data = fileobj.read(part.size + 1)
+        if len(data) != part.size:
+            # The response's Content-Length counts the recorded size; never send other bytes.
+            raise OSError(f"blob is {len(data)} bytes, {part.size} recorded")
+        blobs.append(data)
+    return blobs
+
+
+def _groups(parts: list[PartSource | StoredPart]) -> list[list[StoredPart] | PartSource]:
+    """Runs of small stored parts (each run one read), everything else on its own."""
+    groups: list[list[StoredPart] | PartSource] = []
+    run: list[StoredPart] = []
+    run_bytes = 0
+    for part in parts:
+        small = isinstance(part, StoredPart) and part.size <= CHUNK
+        if run and (not small or run_bytes + part.size > BATCH_BYTES):  # type: ignore[union-attr]
+            groups.append(run)
+            run, run_bytes = [], 0
+        if small:
+            run.append(part)  # type: ignore[arg-type]
+            run_bytes += part.size  # type: ignore[union-attr]
+        elif isinstance(part, StoredPart):
+            groups.append(partial(_streamed, part))
+        else:
+            groups.append(part)
+    if run:
+        groups.append(run)
+    return groups
+
+
+async def _streamed(part: StoredPart) -> tuple[str, AsyncIterator[bytes]]:
+    return part.content_type, file_chunks(part.opener)
+
+
 def _part_head(boundary: str, content_type: str) -> bytes:
     return f"--{boundary}\r\nContent-Type: {content_type}\r\n\r\n".encode()
 
@@ -66,15 +120,23 @@ def _closing(boundary: str) -> bytes:
     return f"--{boundary}--".encode()
 
 
-async def multipart_stream(parts: list[PartSource], boundary: str) -> AsyncIterator[bytes]:
+async def multipart_stream(parts: list[PartSource | StoredPart], boundary: str) -> AsyncIterator[bytes]:
     """`--b CRLF headers CRLF CRLF body CRLF` per part, then `--b--`.
 
     A part's closing CRLF goes out with the next part's head (or the closing delimiter): one
     message to the server fewer per part, which shows on a study of small instances.
     """
     pending = b""
-    for part in parts:
-        content_type, body = await part()
+    for group in _groups(parts):
+        if isinstance(group, list):
+            blobs = await asyncio.to_thread(_blobs_read, group)
+            for part, blob in zip(group, blobs, strict=True):
+                yield pending + _part_head(boundary, part.content_type)
+                yield blob
+                pending = b"\r\n"
+            del blobs  # sent: let the group's memory go before the next group is read
+            continue
+        content_type, body = await group()
         yield pending + _part_head(boundary, content_type)
         async for chunk in body:
             yield chunk

@@ -15,6 +15,7 @@ from dicomsvc.api.mediatypes import accept_headers, accepts_dicom_json
 from dicomsvc.api.streaming import (
     CHUNK,
     PartSource,
+    StoredPart,
     bytes_chunks,
     file_chunks,
     multipart_content_type,
@@ -65,13 +66,13 @@ def _served_as_stored(version: StoredVersion, target: str) -> bool:
     return target == ORIGINAL or version.transfer_syntax_uid == ELE
 
 
-def _part(version: StoredVersion, target: str) -> PartSource:
+def _part(version: StoredVersion, target: str) -> PartSource | StoredPart:
     stored_type = _stored_type(version)
+    opener = partial(blob_open, name=version.blob_name)
+    if _served_as_stored(version, target):
+        return StoredPart(stored_type, opener, version.file_size)
 
     async def resolve() -> tuple[str, AsyncIterator[bytes]]:
-        opener = partial(blob_open, name=version.blob_name)
-        if _served_as_stored(version, target):
-            return stored_type, file_chunks(opener)
         try:
             data = await asyncio.to_thread(_transcoded, version)
         except TranscodingNotSupported:
@@ -116,7 +117,7 @@ class RetrieveMixin(StowMixin):
             content_type = f"{DICOM}; transfer-syntax={ELE}"
             if not negotiated.multipart:
                 return HttpResponse(data, content_type=content_type)
-            parts: list[PartSource] = [partial(_ready, content_type, data)]
+            parts: list[PartSource | StoredPart] = [partial(_ready, content_type, data)]
         else:
             parts = [_part(version, negotiated.transfer_syntax) for version in versions]
         if not negotiated.multipart:
