@@ -7,7 +7,7 @@
 # Settings (environment):
 #   PYTHON            interpreter with the project installed   (.venv/bin/python)
 #   BENCH_PORT        our port; Orthanc gets BENCH_PORT+1      (18700)
-#   BENCH_WORKERS     gunicorn workers                          (3; see docs/benchmarks.md)
+#   BENCH_WORKERS     gunicorn workers                          (2; see docs/benchmarks.md)
 #   BENCH_DB          PostgreSQL database, dropped and created  (dicomsvc_bench)
 #   BENCH_PG          PostgreSQL server URL without database    (postgres://postgres@127.0.0.1:5432)
 #   BENCH_REDIS       Celery broker                             (redis://127.0.0.1:6379/7)
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 PORT=${BENCH_PORT:-18700}
 ORTHANC_PORT=$((PORT + 1))
-WORKERS=${BENCH_WORKERS:-3}
+WORKERS=${BENCH_WORKERS:-2}
 DB=${BENCH_DB:-dicomsvc_bench}
 PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 TIMEOUT=${BENCH_TIMEOUT:-1800}
