@@ -6,7 +6,7 @@ is mapped fresh from the kernel and handed back when freed (a thread's arena tri
 past 128 KiB), so every one paid page faults and page zeroing: a quarter of a worker's CPU
 while it served studies (perf: exc_page_fault, clear_page_erms, unmap_page_range). With
 these settings freed buffers stay in the process and are reused: the worker's CPU per MB of
-study retrieve fell from ~1.55 to ~0.95 ms (docs/benchmarks.md).
+study retrieve fell from ~1.8 to ~1.0 ms (docs/benchmarks.md).
 
 What stays mapped is bounded: buffers below MMAP_THRESHOLD come from one arena, which keeps
 at most TRIM_THRESHOLD of free memory at its top while requests come in; anything larger (a
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import gc
 import os
 from collections.abc import Callable
@@ -37,6 +38,7 @@ TRIM_THRESHOLD = 16 * 1024 * 1024
 ARENA_MAX = 1
 
 
+@functools.cache
 def _glibc() -> ctypes.CDLL | None:
     try:
         if not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"):
@@ -77,8 +79,8 @@ class IdleRelease:
     """Calls `release` once the process has served no request for `delay` seconds.
 
     The settings above keep freed buffers for reuse while requests come in; once they stop,
-    a worker would keep that memory for good (after a burst of study retrieves, ~30-70 MiB
-    a worker). Runs on the event loop that serves the requests, so no locking.
+    a worker would keep that memory for good (idle workers stayed at 110-140 MiB after the
+    bench's load instead of ~95). Runs on the event loop that serves the requests, so no locking.
     """
 
     def __init__(self, *, delay: float, release: Callable[[], None] = malloc_release) -> None:
