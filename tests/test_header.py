@@ -19,6 +19,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
+from studies.dicom import header as header_module
 from studies.dicom.header import Header, header_read
 from studies.dicom.reader import NotDicom, _pydicom_header, instance_parse, p10_normalize
 from studies.dicom.streams import ConcatReader, FileSlice
@@ -188,3 +189,100 @@ def test_pixel_data_position_is_the_stored_files():
     header = header_read(_stream(data), validate=True)
     position, length = header.pixel_data
     assert data[position : position + length] == pydicom.dcmread(io.BytesIO(data)).PixelData
+
+
+# --- Groups decoded before (studies.dicom.header._GROUPS) -------------------------------
+
+
+@pytest.fixture
+def replays(monkeypatch):
+    """The groups replayed from the cache, as (first tag, position) pairs; the cache starts empty."""
+    header_module._GROUPS.clear()
+    seen: list[tuple[int, int]] = []
+    original = header_module._Walker._group_replay
+
+    def spy(self, key, pos, out):
+        result = original(self, key, pos, out)
+        if result is not None:
+            seen.append((key[0], pos))
+        return result
+
+    monkeypatch.setattr(header_module._Walker, "_group_replay", spy)
+    yield seen
+    header_module._GROUPS.clear()
+
+
+@pytest.mark.parametrize("validate", [True, False])
+def test_groups_replayed_from_the_cache_agree_with_pydicom(replays, validate):
+    for name in COMMON:
+        data = open(get_testdata_file(name), "rb").read()
+        before = len(replays)
+        assert _compare(data, validate=validate)
+        assert _compare(data, validate=validate)  # the same bytes again: groups come from the cache
+        assert len(replays) > before, name
+    # CT_small: every group but the one holding the character set and Pixel Data's is replayed
+    # (0010 holds a sequence, FFFC the trailing padding).
+    ct = open(get_testdata_file("CT_small.dcm"), "rb").read()
+    replays.clear()
+    header_read(_stream(ct), validate=validate)
+    assert {tag >> 16 for tag, _pos in replays} == {
+        0x0009, 0x0010, 0x0011, 0x0018, 0x0019, 0x0020, 0x0021, 0x0023, 0x0025, 0x0027, 0x0028, 0x0029, 0x0043,
+        0xFFFC,
+    }  # fmt: skip
+
+
+def test_a_changed_value_in_a_cached_group_is_decoded_again(replays):
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    first = _p10(ds)
+    header_read(_stream(first), validate=True)
+    ds.PatientName = "OTHER^NAME"  # group 0010
+    ds[0x00431012].value = [7, 8, 9]  # a private group, same length: only the bytes differ
+    second = _p10(ds)
+    replays.clear()
+    assert _compare(second, validate=True)
+    header = header_read(_stream(second), validate=True)
+    assert header.metadata["00100010"]["Value"] == [{"Alphabetic": "OTHER^NAME"}]
+    assert header.metadata["00431012"]["Value"] == [7, 8, 9]
+    assert {tag >> 16 for tag, _pos in replays} >= {0x0018, 0x0028}  # the unchanged groups still replayed
+
+
+def test_a_cached_group_keeps_its_validation_failures(replays):
+    ds = _edge_dataset()
+    ds.add_new(0x00100030, "DA", "1970-01-01")  # invalid DA in group 0010, which has no charset attribute
+    data = _p10(ds)
+    first = header_read(_stream(data), validate=True)
+    second = header_read(_stream(data), validate=True)
+    assert any(tag >> 16 == 0x0010 for tag, _pos in replays)
+    assert second.errors.reasons == first.errors.reasons
+    assert second.errors.reasons[0x00100030]
+    assert "00100030" not in second.metadata
+    assert _compare(data, validate=True)
+
+
+def test_the_same_group_bytes_under_another_character_set_are_decoded_again(replays):
+    def encoded(charset: str) -> bytes:
+        ds = _edge_dataset()
+        ds.SpecificCharacterSet = charset
+        del ds[0x00080090], ds[0x00081030], ds[0x00081032]  # text only Latin-1 can hold
+        ds[0x00100010].value = "M\xfcller^J"
+        data = _p10(ds)
+        return data
+
+    latin = encoded("ISO_IR 100")
+    utf8 = latin.replace(b"ISO_IR 100", b"ISO_IR 192")  # same bytes in group 0010, read as UTF-8
+    assert header_read(_stream(latin), validate=True).metadata["00100010"]["Value"] == [{"Alphabetic": "Müller^J"}]
+    replays.clear()
+    # \xfc is not UTF-8: the fast reader gives the file up rather than replay the Latin-1 decoding.
+    assert header_read(_stream(utf8), validate=True) is None
+    assert 0x0010 not in {tag >> 16 for tag, _pos in replays}
+
+
+def test_the_group_cache_is_bounded():
+    cache = header_module._GroupCache()
+    group = header_module._Group(raw=b"x" * 4096, json={}, values={}, failures=(), last_tag=0, text=False)
+    for n in range(3 * cache.MAX_BYTES // 4096):
+        cache.add((n, "latin_1", False, True), group)
+        assert cache.size <= cache.MAX_BYTES
+    for _ in range(10):
+        cache.add((1, "latin_1", False, True), group)
+    assert len(cache.entries[(1, "latin_1", False, True)]) == cache.PER_KEY

@@ -10,7 +10,8 @@ up (`header_read` returns None) and the caller reads the file with pydicom inste
 `tests/test_header.py` checks both agree on every pydicom test file.
 
 Values the caller never needs in memory (bulk VRs: Pixel Data above all) are skipped by
-position, never read.
+position, never read. A top-level group whose bytes were decoded before (the slices of a series
+share most of theirs) is taken from a bounded per-process cache instead of walked again.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from __future__ import annotations
 import functools
 import re
 import struct
+import threading
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, BinaryIO
 
 from pydicom.datadict import dictionary_VR
@@ -62,6 +65,9 @@ class GiveUp(Exception):
 
 @dataclass
 class Header:
+    """What the store path needs of a header. The nested JSON values of `metadata` and the lists
+    of `values` may be shared with other headers (`_GroupCache`): read them, never change them."""
+
     transfer_syntax_uid: str
     metadata: dict[str, Any]
     errors: ElementErrors
@@ -104,13 +110,70 @@ class _Source:
         return self.buf, offset
 
 
+@dataclass(frozen=True)
+class _Group:
+    """A top-level group as decoded once: replayed whenever the same bytes come again.
+
+    A replay adds these very objects to the new header (copying them cost as much as the walk
+    it saves): the JSON values of `Header.metadata` and the lists of `Header.values` are
+    shared between headers and must be treated as read-only (the store path only reads
+    them, serialises them, or removes top-level keys).
+    """
+
+    raw: bytes
+    json: dict[str, Any]
+    values: dict[int, list[Any]]
+    failures: tuple[tuple[int, str], ...]
+    last_tag: int
+    text: bool  # holds character-set text (the walker must not change encoding afterwards)
+
+
+class _GroupCache:
+    """Decoded top-level groups keyed by their first tag and the walker's state, matched on exact bytes.
+
+    Why: the slices of a series repeat most of their header byte for byte (the patient, study and
+    equipment groups, and the private groups that make up most of a CT header: 221 of CT_small's
+    258 attributes). Walking, decoding and validating those attributes again was most of a
+    one-instance STOW's header time; comparing a group's bytes with the ones decoded before is
+    one C-level comparison. The output is a function of the bytes and the state in the key only,
+    so a hit yields exactly what the walk would. Bounded by `MAX_BYTES` of cached encodings.
+    """
+
+    MAX_SPAN = 16 * 1024  # larger groups (e.g. CSA headers) are walked every time
+    MAX_BYTES = 4 * 1024 * 1024
+    PER_KEY = 4  # versions kept per key: a group that changes from slice to slice evicts itself
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[int, str, bool, bool], tuple[_Group, ...]] = {}
+        self.size = 0
+        self.lock = threading.Lock()
+
+    def add(self, key: tuple[int, str, bool, bool], group: _Group) -> None:
+        with self.lock:
+            if self.size + len(group.raw) > self.MAX_BYTES:
+                self.entries.clear()
+                self.size = 0
+            kept = self.entries.get(key, ())
+            dropped = kept[self.PER_KEY - 1 :]
+            self.entries[key] = (group, *kept[: self.PER_KEY - 1])
+            self.size += len(group.raw) - sum(len(old.raw) for old in dropped)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+            self.size = 0
+
+
+_GROUPS = _GroupCache()
+
+
 class _Walker:
     def __init__(self, source: _Source, *, implicit: bool, validate: bool) -> None:
         self.src = source
         self.implicit = implicit
         self.validate = validate
         self.encoding = "latin_1"
-        self.text_decoded = False
+        self.texts = 0  # character-set text values decoded so far
         self.errors = ElementErrors()
         self.values: dict[int, list[Any]] = {}
         self.pixel_data: tuple[int, int] | None = None
@@ -129,6 +192,13 @@ class _Walker:
         implicit = self.implicit
         unpack_head = _IMPLICIT_HEAD.unpack_from
         values = self.values
+        # Top level: the group being walked, where it started and how much of the output came
+        # before it (for _GROUPS); not `keep` while it holds something a replay cannot reproduce.
+        group_now = -1
+        group_start = 0
+        group_key: tuple[int, str, bool, bool] = (0, "", False, False)
+        marks = (0, 0, 0, 0)
+        keep = False
         while True:
             if end is not None:
                 if pos >= end:
@@ -137,6 +207,8 @@ class _Walker:
                     return out, pos
             elif top:
                 if pos >= size:
+                    if keep:
+                        self._group_keep(group_key, group_start, pos, marks, previous, out)
                     return out, pos
                 if pos + 8 > size:
                     raise GiveUp("trailing bytes")  # a partial element header needs pydicom
@@ -153,6 +225,19 @@ class _Walker:
                 return out, pos + 8
             if group == 0xFFFE or tag <= previous:
                 raise GiveUp("delimiter out of place, or tags out of order")
+            if top and group != group_now:
+                if keep:
+                    self._group_keep(group_key, group_start, pos, marks, previous, out)
+                group_key = (tag, self.encoding, implicit, self.validate)
+                replayed = self._group_replay(group_key, pos, out)
+                if replayed is not None:
+                    pos, previous = replayed
+                    group_now, keep = -1, False
+                    continue
+                group_now, group_start, keep = group, pos, True
+                marks = (len(out), len(values), len(self.errors.reasons), self.texts)
+                buf, off = window(pos, 12)  # the look-up may have moved the window
+                available = len(buf) - off
             previous = tag
             if implicit:
                 value_pos = pos + 8
@@ -172,6 +257,7 @@ class _Walker:
                     value_pos = pos + 8
             if tag == PIXEL_DATA and top:
                 self.pixel_data = (value_pos, length)
+                keep = False
             if length == UNDEFINED:
                 if vr == "SQ":
                     items, pos = self.sequence(value_pos, None, owner=owner or tag)
@@ -198,9 +284,10 @@ class _Walker:
                 raise GiveUp("truncated")
             if tag == SPECIFIC_CHARACTER_SET:
                 self._charset(raw, top=top)
+                keep = False
             # The element's value, inline: this runs once per attribute.
             if vr in CHARSET_VRS:
-                self.text_decoded = True
+                self.texts += 1
             decode = _decode_cached if len(raw) <= CACHED_VALUE_BYTES else _decode
             strings, json_values, failure = decode(vr, raw, self.encoding, self.validate)
             if top:
@@ -213,6 +300,49 @@ class _Walker:
             out[_TAG_KEYS.get(tag) or _tag_key(tag)] = (
                 {"vr": vr, "Value": list(json_values)} if json_values else {"vr": vr}
             )
+
+    def _group_keep(
+        self,
+        key: tuple[int, str, bool, bool],
+        start: int,
+        stop: int,
+        marks: tuple[int, int, int, int],
+        last_tag: int,
+        out: dict[str, Any],
+    ) -> None:
+        """Cache the group just walked: what it added to the output since `marks` was taken."""
+        if stop - start > _GroupCache.MAX_SPAN:
+            return
+        n_out, n_values, n_errors, texts = marks
+        group = _Group(
+            raw=self.src.get(start, stop - start),
+            json=dict(islice(out.items(), n_out, None)),
+            values=dict(islice(self.values.items(), n_values, None)),
+            failures=tuple(islice(self.errors.reasons.items(), n_errors, None)),
+            last_tag=last_tag,
+            text=self.texts > texts,
+        )
+        _GROUPS.add(key, group)
+
+    def _group_replay(self, key: tuple[int, str, bool, bool], pos: int, out: dict[str, Any]) -> tuple[int, int] | None:
+        """Replay a cached group whose bytes start at `pos`: (position after it, its last tag), or None."""
+        candidates = _GROUPS.entries.get(key)
+        if not candidates:
+            return None
+        window = self.src.window
+        for group in candidates:
+            buf, off = window(pos, len(group.raw))
+            if buf.startswith(group.raw, off):
+                break
+        else:
+            return None
+        if group.text:
+            self.texts += 1
+        out.update(group.json)
+        self.values.update(group.values)
+        for tag, failure in group.failures:
+            self.errors.add(tag, failure)
+        return pos + len(group.raw), group.last_tag
 
     def sequence(self, pos: int, end: int | None, *, owner: int) -> tuple[list[dict[str, Any]], int]:
         items: list[dict[str, Any]] = []
@@ -260,7 +390,7 @@ class _Walker:
     def _charset(self, raw: bytes, *, top: bool) -> None:
         name = raw.decode("latin_1").rstrip(" \x00")
         encoding = CHARSETS.get(name)
-        if not top or encoding is None or "\\" in name or (self.text_decoded and encoding != self.encoding):
+        if not top or encoding is None or "\\" in name or (self.texts and encoding != self.encoding):
             raise GiveUp("character set")
         self.encoding = encoding
 
