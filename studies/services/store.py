@@ -7,7 +7,8 @@ files at most), each in three steps:
    watermarks; the unique constraint decides races (45070 already stored, 45071 being stored).
 2. The blobs are written, outside any transaction, under those watermarks' names.
 3. A second short transaction flips the rows to CREATED, updates the study and series rows
-   and appends the change-feed entries. Only now can any reader see the instances.
+   and appends the change-feed entries. Only now can any reader see the instances. Concurrent
+   requests of one process that reach this step together share it (`group_commit`).
 
 A crash after 1 leaves invisible CREATING rows (taken over once stale, or removed by
 `manage.py dicom_cleanup`); a crash after 2 also leaves blobs no visible row points at.
@@ -35,6 +36,7 @@ from studies.dicom.reader import ParsedInstance, parsed_indexed_columns
 from studies.models import Instance, InstanceStatus
 from studies.search.results import search_projection
 from studies.services import store_rows as rows
+from studies.services.group_commit import GroupCommit
 from studies.services.orphans import orphan_record
 from studies.services.person_names import person_name_words_statements
 from studies.services.watermarks import watermark_sql, watermarks_allocate
@@ -65,6 +67,7 @@ class StoreOutcome:
 @dataclass
 class _Item:
     parsed: ParsedInstance
+    partition_id: int
     error: Exception | None = None
     watermark: int = 0
     instance_id: int | None = None
@@ -177,6 +180,10 @@ class _Retry(Exception):
     pass
 
 
+# The commit steps of this process's concurrent stores, one transaction for all queued.
+_GROUP: GroupCommit[_Item] = GroupCommit(key=lambda item: item.instance_id or 0, max_items=BATCH_COUNT)
+
+
 class _TakenOver(Exception):
     """Some reserved rows were removed as stale before the commit; the commit was rolled back."""
 
@@ -185,18 +192,20 @@ class _TakenOver(Exception):
         self.flipped = flipped
 
 
-def _commit(*, partition: Partition, items: list[_Item]) -> set[int]:
-    """Make the reserved rows visible; returns the instance ids flipped (all, unless taken over)."""
+def _commit(*, items: list[_Item]) -> set[int]:
+    """Make the reserved rows visible; returns the instance ids flipped (all, unless taken over).
+
+    The items may come from several requests and partitions (`_GROUP`)."""
     live = items
     while live:  # each retry drops the rows taken over, so this ends
         try:
-            return _commit_statements_run(partition=partition, items=live)
+            return _commit_statements_run(items=live)
         except _TakenOver as exc:
             live = [item for item in live if item.instance_id in exc.flipped]
     return set()
 
 
-def _commit_statements_run(*, partition: Partition, items: list[_Item]) -> set[int]:
+def _commit_statements_run(*, items: list[_Item]) -> set[int]:
     """One transaction whose statements go to the database at once (`dicomsvc.sqlbatch`).
 
     None of them depends on another's result: counters and ModalitiesInStudy are recounted in
@@ -220,13 +229,15 @@ def _commit_statements_run(*, partition: Partition, items: list[_Item]) -> set[i
         statements.append(rows.series_update(series_id=series_id, added=len(group), columns=columns, now=now))
     for study_id, group in by_study.items():
         columns = parsed_indexed_columns(group[-1].parsed)["study"]
-        statements += person_name_words_statements(partition_id=partition.pk, study_id=study_id, columns=columns)
+        statements += person_name_words_statements(
+            partition_id=group[0].partition_id, study_id=study_id, columns=columns
+        )
         statements.append(rows.study_update(study_id=study_id, added=len(group), columns=columns, now=now))
     statements += changefeed_statements(
         entries=[
             ChangeFeedEntry(
                 action=ChangeAction.CREATE,
-                partition_id=partition.pk,
+                partition_id=item.partition_id,
                 study_instance_uid=item.key[0],
                 series_instance_uid=item.key[1],
                 sop_instance_uid=item.key[2],
@@ -303,13 +314,9 @@ def _store_batch(*, partition: Partition, batch: list[_Item]) -> None:
     written = [item for item in reserved if item.error is None]
     if not written:
         return
-    try:
-        flipped = _commit(partition=partition, items=written)
-    except Exception as exc:
-        logger.exception("committing %d instances failed", len(written))
-        flipped, failure = set(), str(exc)
-    else:
-        failure = "the reservation was taken over as stale before the store finished"
+    # `_commit` looked up at call time: tests replace it.
+    flipped, failure = _GROUP.run(written, lambda items: _commit(items=items))
+    failure = failure or "the reservation was taken over as stale before the store finished"
     for item in written:
         if item.instance_id not in flipped:
             item.error = StoreFailed(failure)
@@ -319,7 +326,7 @@ def _store_batch(*, partition: Partition, batch: list[_Item]) -> None:
 def instances_store(*, partition: Partition, parsed: list[ParsedInstance]) -> list[Exception | None]:
     """Store validated instances; per instance None when stored, else why not:
     InstanceAlreadyExists, InstancePending or StoreFailed."""
-    items = [_Item(parsed=one) for one in parsed]
+    items = [_Item(parsed=one, partition_id=partition.pk) for one in parsed]
     for batch in _batches(items):
         _store_batch(partition=partition, batch=batch)
     return [item.error for item in items]
