@@ -30,8 +30,13 @@ Rows = list[tuple[Any, ...]]
 def _postgres_run(statements: Sequence[Statement]) -> list[Rows]:
     import psycopg  # only installed where PostgreSQL is used
 
+    from dicomsvc.pgpipeline import pipeline_run, pipeline_supported
+
     connection.ensure_connection()
     raw = connection.connection
+    if pipeline_supported(raw, statements):
+        with connection.wrap_database_errors:
+            return pipeline_run(raw, statements, prepare="pool" in connection.settings_dict.get("OPTIONS", {}))
     cursors = [psycopg.Cursor(raw) for _ in statements]
     try:
         with connection.wrap_database_errors:

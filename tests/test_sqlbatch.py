@@ -54,3 +54,75 @@ def test_statements_are_prepared_once_per_pooled_connection():
     executions, generic = prepared[0]
     assert executions == 7
     assert generic == 7  # planned once, not per execution (plan_cache_mode on pooled connections)
+
+
+# --- PostgreSQL: the libpq pipeline below psycopg's cursors (dicomsvc.pgpipeline) -------
+
+postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="the pipeline is PostgreSQL's")
+
+
+@pytest.fixture
+def pipelined(monkeypatch):
+    """Counts the batches that went through `pipeline_run` rather than psycopg's cursors."""
+    from dicomsvc import pgpipeline
+
+    calls = []
+    real = pgpipeline.pipeline_run
+
+    def spy(raw, statements, *, prepare):  # noqa: ANN001
+        calls.append(len(statements))
+        return real(raw, statements, prepare=prepare)
+
+    monkeypatch.setattr(pgpipeline, "pipeline_run", spy)
+    return calls
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_batches_go_through_the_pipeline_and_values_round_trip(pipelined):
+    import datetime as dt
+
+    stamp = dt.datetime(2026, 11, 30, 6, 0, 0, 123456, tzinfo=dt.UTC)
+    with transaction.atomic():
+        results = statements_run([
+            ("SELECT %s::int, %s::bigint, %s, %s::timestamptz, %s::boolean, %s::text IS NULL",
+             [7, 2**40, "Müller", stamp, True, None]),
+            ("SELECT %s::bigint", [1]),  # the same statement with a small value, then a large one
+            ("SELECT %s::bigint", [2**40]),
+        ])  # fmt: skip
+    assert results == [[(7, 2**40, "Müller", stamp, True, True)], [(1,)], [(2**40,)]]
+    assert pipelined == [3]
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_on_its_own_commits_by_itself(pipelined):
+    from psycopg import pq
+
+    statement_execute(f"INSERT INTO {TABLE} (partition_name, created_date) VALUES (%s, %s)", ["alone", "2026-01-01Z"])
+    assert connection.connection.pgconn.transaction_status == pq.TransactionStatus.IDLE
+    assert pipelined == [1]
+    connection.close()  # another connection sees it: it was committed
+    assert Partition.objects.filter(partition_name="alone").exists()
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_an_error_inside_a_savepoint_leaves_the_outer_transaction_usable(pipelined):
+    insert = f"INSERT INTO {TABLE} (partition_name, created_date) VALUES (%s, %s)"
+    with transaction.atomic():
+        statements_run([(insert, ["outer", "2026-01-01Z"])])
+        with pytest.raises(IntegrityError), transaction.atomic():
+            statements_run([(insert, ["inner", "2026-01-01Z"]), (insert, ["outer", "2026-01-01Z"])])
+        statements_run([(insert, ["after", "2026-01-01Z"])])
+    names = set(Partition.objects.values_list("partition_name", flat=True))
+    assert {"outer", "after"} <= names and "inner" not in names
+    assert pipelined == [1, 2, 1]
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_sql_with_a_literal_percent_is_left_to_psycopg(pipelined):
+    with transaction.atomic():
+        assert statements_run([("SELECT %s || '%%'", ["50"])]) == [[("50%",)]]
+    assert pipelined == []
