@@ -146,3 +146,36 @@ def test_one_commit_for_stores_of_two_partitions_keeps_each_in_its_own():
     assert [(entry.partition_id, entry.watermark) for entry in feed] == [(i.partition_id, i.watermark) for i in items]
     studies = Study.objects.filter(study_instance_uid=study_uid).order_by("partition_id")
     assert [(s.partition_id, s.num_instances, s.num_series) for s in studies] == [(p.pk, 1, 1) for p in partitions]
+
+
+def test_a_store_inside_a_transaction_commits_alone_in_its_own_thread():
+    group = _group()
+    busy = threading.Lock()
+    busy.acquire()
+    group._commit_lock = busy  # another thread is committing: a queued store would wait
+    threads = []
+
+    def commit(items: list[int]) -> set[int]:
+        threads.append(threading.get_ident())
+        return set(items)
+
+    assert group.run([7], commit, alone=True) == ({7}, None)
+    assert threads == [threading.get_ident()] and group._pending == []
+
+
+@pytest.mark.django_db
+def test_the_store_service_inside_a_transaction_does_not_queue(monkeypatch):
+    from studies.services import store as store_module
+    from tests.conftest import dicom_bytes
+
+    def queued(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise AssertionError("queued behind other threads while inside a transaction")
+
+    monkeypatch.setattr(store_module._GROUP, "_take", queued)
+    from partitions.services import partition_default
+    from studies.dicom.reader import instance_parse
+    from studies.dicom.streams import FileSlice
+
+    data = dicom_bytes()
+    parsed = instance_parse(FileSlice(io.BytesIO(data), 0, len(data)), validate_all=True)
+    assert store_module.instances_store(partition=partition_default(), parsed=[parsed]) == [None]

@@ -45,9 +45,18 @@ class GroupCommit(Generic[T]):
         self._commit_lock = threading.Lock()
         self._pending: list[_Ticket[T]] = []
 
-    def run(self, items: Sequence[T], commit: Callable[[list[T]], set[int]]) -> tuple[set[int], str | None]:
-        """(keys of `items` committed, why the rest were not or None). Returns once they are committed."""
+    def run(
+        self, items: Sequence[T], commit: Callable[[list[T]], set[int]], *, alone: bool = False
+    ) -> tuple[set[int], str | None]:
+        """(keys of `items` committed, why the rest were not or None). Returns once they are committed.
+
+        `alone`: commit these items by themselves in the calling thread, e.g. when the caller is
+        inside a transaction of its own (its rows are visible only to its connection, and it may
+        hold row locks another committer would wait for while it waited for the commit lock)."""
         ticket = _Ticket(items=items)
+        if alone:
+            self._commit([ticket], commit)
+            return ticket.committed, ticket.failure
         with self._queue_lock:
             self._pending.append(ticket)
         with self._commit_lock:
