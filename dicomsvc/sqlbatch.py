@@ -8,8 +8,9 @@ On PostgreSQL they are sent in one pipeline (one round trip) and, with the conne
 (`DATABASE_POOL_MAX_SIZE` > 0, see `dicomsvc.env`), as prepared statements, each parsed and
 planned once per pooled connection and from then on only bound and executed. Parsing and
 planning were half of PostgreSQL's CPU on the store path, whose statements are short look-ups
-and inserts. Django's cursors bind on the client and plan every time, so these run on psycopg
-cursors of Django's connection, inside Django's transaction and with its error translation.
+and inserts. Django's cursors bind on the client and plan every time, so these run on Django's
+psycopg connection directly, inside Django's transaction and with its error translation: as one
+libpq pipeline (`dicomsvc.pgpipeline`), or on psycopg cursors where that does not apply.
 PgBouncer in front: see `DATABASE_POOL_MAX_SIZE` in the README.
 
 `statements_run` runs inside the caller's transaction; `statement_execute` runs one statement,

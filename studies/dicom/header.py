@@ -136,7 +136,8 @@ class _GroupCache:
     258 attributes). Walking, decoding and validating those attributes again was most of a
     one-instance STOW's header time; comparing a group's bytes with the ones decoded before is
     one C-level comparison. The output is a function of the bytes and the state in the key only,
-    so a hit yields exactly what the walk would. Bounded by `MAX_BYTES` of cached encodings.
+    so a hit yields exactly what the walk would. Bounded by `MAX_BYTES` of cached encodings (the
+    decoded objects kept beside them take a few times that).
     """
 
     MAX_SPAN = 16 * 1024  # larger groups (e.g. CSA headers) are walked every time
