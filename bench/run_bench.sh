@@ -13,6 +13,7 @@
 #   BENCH_REDIS       Celery broker                             (redis://127.0.0.1:6379/7)
 #   BENCH_TIMEOUT     hard limit for the whole run, seconds     (1800)
 #   ORTHANC_SH        peer starter                              (../shared/peers/orthanc.sh)
+#   BENCH_ORTHANC     0: measure only our server (A/B runs)     (1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -66,14 +67,18 @@ done
 curl -fs "http://127.0.0.1:$PORT/health/check" >/dev/null
 echo "== ours: http://127.0.0.1:$PORT/v2 (gunicorn pid $GUNICORN_PID, $WORKERS uvicorn workers, PostgreSQL $DB)"
 
-ORTHANC_ROOT=$(bash "$ORTHANC_SH" start "$ORTHANC_PORT" "$WORK/orthanc")
-ORTHANC_PID=$(cat "$WORK/orthanc/orthanc.pid")
-echo "== orthanc: $ORTHANC_ROOT (pid $ORTHANC_PID, $(Orthanc --version 2>/dev/null | head -1))"
+PEER=()
+if [ "${BENCH_ORTHANC:-1}" != 0 ]; then
+  ORTHANC_ROOT=$(bash "$ORTHANC_SH" start "$ORTHANC_PORT" "$WORK/orthanc")
+  ORTHANC_PID=$(cat "$WORK/orthanc/orthanc.pid")
+  echo "== orthanc: $ORTHANC_ROOT (pid $ORTHANC_PID, $(Orthanc --version 2>/dev/null | head -1))"
+  PEER=(--orthanc "$ORTHANC_ROOT" --orthanc-pid "$ORTHANC_PID")
+fi
 
 status=0
 timeout --signal=TERM --kill-after=30 "$TIMEOUT" "$PYTHON" bench/stow_wado_bench.py \
   --ours "http://127.0.0.1:$PORT/v2" --ours-pid "$GUNICORN_PID" \
-  --orthanc "$ORTHANC_ROOT" --orthanc-pid "$ORTHANC_PID" --workdir "$WORK" "$@" || status=$?
+  "${PEER[@]}" --workdir "$WORK" "$@" || status=$?
 if grep -qiE "error|traceback" "$WORK/gunicorn.log"; then
   echo "== server log (errors):"; grep -iE -A3 "error|traceback" "$WORK/gunicorn.log" | tail -40
 fi
