@@ -43,8 +43,6 @@ def operation_json(operation: Operation, *, api_version: int) -> dict[str, Any]:
 
 
 class OperationView(DicomView):
-    partitioned = False
-
     def get(self, request: Request, **kwargs: Any) -> Response:
         operation = operation_get(operation_id=operation_id_parse(text=kwargs["operation_id"]))
         running = operation.status in ACTIVE_STATUSES
