@@ -11,7 +11,7 @@ from dicomsvc.api.mediatypes import media_type_parse
 from dicomsvc.errors import NotFound, UnsupportedMediaType
 from operations.export.services import export_create
 from operations.export.specification import export_specification_parse
-from operations.views import operation_reference, operation_url
+from operations.wire import operation_reference, operation_url
 from partitions.api import PartitionedView
 
 

@@ -1,4 +1,4 @@
-"""POST /studies/$bulkUpdate: start a bulk update of patient and study attributes."""
+"""POST /v{n}[/partitions/{partitionName}]/studies/$bulkUpdate: start a bulk update of patient and study attributes."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from dicomsvc.errors import NotFound
-from operations.views import operation_reference
+from operations.update.services import update_create
+from operations.wire import operation_reference
 from partitions.api import PartitionedView
-from studies.services.update import bulk_update_start
 
-# Microsoft serves the action in every version but answers 404 below v2 (reference §1.1).
+# Microsoft serves the action in every version but answers 404 below v2.
 MINIMUM_VERSION = 2
 
 
@@ -22,5 +22,5 @@ class BulkUpdateView(PartitionedView):
     def post(self, request: Request, **kwargs: Any) -> Response:
         if self.api_version < MINIMUM_VERSION:
             raise NotFound()
-        operation = bulk_update_start(partition=self.partition, body=request.data)
+        operation = update_create(partition=self.partition, body=request.data)
         return Response(operation_reference(version_segment=self.version_segment, operation=operation), status=202)
