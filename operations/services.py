@@ -18,7 +18,6 @@ lease gone and stops without writing anything.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -31,8 +30,6 @@ from django.utils import timezone
 
 from operations.models import ACTIVE_STATUSES, Operation, OperationStatus, OperationType
 from partitions.models import Partition
-
-logger = logging.getLogger(__name__)
 
 
 class LeaseLost(Exception):
