@@ -31,6 +31,7 @@ run: migrate
 
 test: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) manage.py makemigrations --check --dry-run >/dev/null
 	$(PY) -m pytest
 

@@ -78,9 +78,9 @@ def main() -> None:
 
     from dicomsvc.celery import broker_dirs_create
     from operations.models import Operation, OperationStatus
+    from operations.update.services import update_create
     from partitions.models import DEFAULT_PARTITION_NAME
     from partitions.selectors import partition_get
-    from studies.services.update import bulk_update_start
 
     call_command("migrate", verbosity=0)
     broker_dirs_create()
@@ -104,7 +104,7 @@ def main() -> None:
         time.sleep(3)  # let the worker connect before the clock starts
         change = {"00100010": {"vr": "PN", "Value": [{"Alphabetic": "Bench^Updated"}]}}
         started = time.perf_counter()
-        operation = bulk_update_start(
+        operation = update_create(
             partition=partition_get(name=DEFAULT_PARTITION_NAME),
             body={"studyInstanceUids": uids, "changeDataset": change},
         )

@@ -19,7 +19,7 @@ from django.utils.safestring import SafeString
 from changefeed.models import ChangeFeedEntry, ChangeState
 from changefeed.selectors import changefeed_queryset, changefeed_state_q
 from changefeed.wire import entry_json_text
-from dicomsvc.admin_tools import LargeTableAdmin
+from partitions.admin_tools import PartitionedTableAdmin
 
 EXPORT_BATCH = 1000
 
@@ -100,7 +100,7 @@ async def _json_lines(queryset: QuerySet[ChangeFeedEntry]) -> AsyncIterator[byte
 
 
 @admin.register(ChangeFeedEntry)
-class ChangeFeedEntryAdmin(LargeTableAdmin):
+class ChangeFeedEntryAdmin(PartitionedTableAdmin):
     list_display = ("sequence", "time", "action", "state_badge", "partition", "uids", "instance_link")
     list_filter = ("action", StateFilter, "partition", TimeRangeFilter)
     list_select_related = ("partition",)

@@ -33,8 +33,6 @@ async def _entries_stream(entries: list[ChangeFeedEntry], *, include_metadata: b
 
 
 class ChangeFeedView(DicomView):
-    partitioned = False
-
     def get(self, request: Request, **kwargs: Any) -> StreamingHttpResponse:
         query = feed_query_parse(request.query_params, api_version=self.api_version)
         if self.api_version < 2:
@@ -46,8 +44,6 @@ class ChangeFeedView(DicomView):
 
 
 class ChangeFeedLatestView(DicomView):
-    partitioned = False
-
     def get(self, request: Request, **kwargs: Any) -> HttpResponse:
         include_metadata = latest_query_parse(request.query_params)
         entry = changefeed_latest(by_timestamp=self.api_version >= 2)

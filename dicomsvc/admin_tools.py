@@ -4,8 +4,9 @@
   the change list knows whether another page follows; the page list ends one page
   after the current one.
 - `LargeTableAdmin`: that paginator, no full result count, no facet counts, no
-  "show all", no sorting on unindexed columns, and a UID search that uses the
-  (partition, uid) indexes (exact match, as UIDs are compared exactly everywhere).
+  "show all", no sorting on unindexed columns, and an exact UID search (UIDs are compared
+  exactly everywhere) that a subclass can scope so composite indexes serve it
+  (`partitions.admin_tools.PartitionedTableAdmin`: the (partition, uid) indexes).
 - `ReadOnlyAdmin`: DICOM data is changed through the API and its services only.
 """
 
@@ -20,8 +21,6 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Page, Paginator
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
-
-from partitions.models import Partition
 
 # Matches per searched-for value that a search resolves through a related table.
 SEARCH_RESOLVE_LIMIT = 1000
@@ -89,8 +88,8 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class LargeTableAdmin(ReadOnlyAdmin):
     """A read-only change list whose cost does not grow with the table.
 
-    `uid_search_fields` are compared exactly with the search term, each restricted to the
-    known partitions so the (partition, uid) indexes serve the lookup. `related_search`
+    `uid_search_fields` are compared exactly with the search term, each together with the
+    lookups of `uid_search_scope` so an index on (scope, uid) serves it. `related_search`
     maps a foreign key to fields of the related model searched the same way (resolved to
     ids first, so each arm of the OR stays an index lookup).
     """
@@ -114,19 +113,23 @@ class LargeTableAdmin(ReadOnlyAdmin):
         # Non-empty so the change list shows its search box; the matching is ours.
         return ("uid",) if self.uid_search_fields or self.related_search else ()
 
+    def uid_search_scope(self) -> dict[str, Any]:
+        """Lookups added to every exact UID match (none here)."""
+        return {}
+
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
                            ) -> tuple[QuerySet[Any], bool]:
         term = search_term.strip()
         if not term:
             return queryset, False
-        keys = list(Partition.objects.values_list("pk", flat=True))
+        scope = self.uid_search_scope()
         match = Q(pk__in=[])
         for field in self.uid_search_fields:
-            match |= Q(partition_id__in=keys, **{field: term})
+            match |= Q(**scope, **{field: term})
         for foreign_key, (model, fields) in self.related_search.items():
             related = Q(pk__in=[])
             for field in fields:
-                related |= Q(partition_id__in=keys, **{field: term})
+                related |= Q(**scope, **{field: term})
             ids = list(model.objects.filter(related).values_list("pk", flat=True)[:SEARCH_RESOLVE_LIMIT])
             if ids:
                 match |= Q(**{f"{foreign_key}__in": ids})

@@ -9,7 +9,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from changefeed.selectors import changefeed_queryset
-from partitions.selectors import partition_list_with_stats
+from studies.selectors_partition import partition_statistics_list
 
 DASHBOARD_FEED_ENTRIES = 20
 DASHBOARD_PARTITIONS = 50
@@ -27,7 +27,7 @@ class DicomAdminSite(admin.AdminSite):
         user = request.user
         context: dict[str, Any] = {}
         if user.has_perm("partitions.view_partition"):
-            stats = list(partition_list_with_stats()[: DASHBOARD_PARTITIONS + 1])
+            stats = list(partition_statistics_list()[: DASHBOARD_PARTITIONS + 1])
             context["partition_stats"] = stats[:DASHBOARD_PARTITIONS]
             context["more_partitions"] = len(stats) > DASHBOARD_PARTITIONS
         if user.has_perm("changefeed.view_changefeedentry"):

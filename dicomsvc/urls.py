@@ -14,6 +14,8 @@ register_converter(SegmentConverter, "seg")
 
 # Resources that live in a partition: served at /v{n}/... and /v{n}/partitions/{name}/...
 partitioned = [
+    # Before studies.urls, whose `studies/<study>` would take `studies/$bulkUpdate`.
+    path("", include("operations.update.urls")),
     path("", include("studies.urls")),
     path("", include("operations.export.urls")),
 ]

@@ -1,7 +1,9 @@
 """Operation lifecycle: rows first, then jobs; compare-and-swap state changes; one runner at a time.
 
-A handler (bulk update, export, ...) registers for its type. The runner owns start,
-completion and error capture, so a handler only does its work and reports progress.
+This module creates operations and holds the lease a handler runs under;
+`operations.runner` starts, finishes and captures the errors of a run, calling the handler
+that `operations.handlers.HANDLERS` names for the type, so a handler (bulk update, export)
+only does its work and reports progress.
 
 Exactly one runner works on an operation at a time. Starting it (notStarted -> running)
 takes a *lease*: a random token stored on the row, with a heartbeat the runner renews while
@@ -16,10 +18,8 @@ lease gone and stops without writing anything.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -30,8 +30,6 @@ from django.utils import timezone
 
 from operations.models import ACTIVE_STATUSES, Operation, OperationStatus, OperationType
 from partitions.models import Partition
-
-logger = logging.getLogger(__name__)
 
 
 class LeaseLost(Exception):
@@ -90,25 +88,13 @@ class OperationRun:
         self._last_beat = time.monotonic()
 
 
-Handler = Callable[[OperationRun], OperationStatus]
-_handlers: dict[str, Handler] = {}
-
-
 def _beat_interval() -> float:
     return min(5.0, settings.DICOM_OPERATION_LEASE_SECONDS / 3)
 
 
-def operation_handler(type: OperationType) -> Callable[[Handler], Handler]:
-    """Register the function that performs operations of `type`; it returns the final status."""
-
-    def register(handler: Handler) -> Handler:
-        _handlers[type] = handler
-        return handler
-
-    return register
-
-
 def _enqueue(operation_id: str) -> None:
+    # Imported here: the task calls the runner, whose handler table imports the services
+    # that create operations through this module.
     from operations.tasks import operation_execute
 
     operation_execute.delay(operation_id)
@@ -128,81 +114,6 @@ def operation_create(
     )
     transaction.on_commit(partial(_enqueue, str(operation.pk)), robust=True)
     return operation
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """`status` when this call finished the operation; `retry_in` seconds when another runner holds it."""
-
-    status: OperationStatus | None = None
-    retry_in: float | None = None
-
-
-def _acquire(operation_id: Any) -> tuple[Operation | None, uuid.UUID | None, float | None]:
-    """Take the lease: start a notStarted operation or take over an abandoned running one."""
-    lease = uuid.uuid4()
-    now = timezone.now()
-    started = Operation.objects.filter(pk=operation_id, status=OperationStatus.NOT_STARTED).update(
-        status=OperationStatus.RUNNING, lease=lease, heartbeat_time=now, last_updated_time=now
-    )
-    operation = Operation.objects.filter(pk=operation_id).first()
-    if started:
-        return operation, lease, None
-    if operation is None or operation.status != OperationStatus.RUNNING:
-        return None, None, None  # unknown, or finished by an earlier delivery
-    lease_seconds = settings.DICOM_OPERATION_LEASE_SECONDS
-    beat = operation.heartbeat_time or operation.last_updated_time
-    age = (now - beat).total_seconds()
-    if age < lease_seconds:
-        return None, None, lease_seconds - age + 1  # a live runner holds it
-    taken = Operation.objects.filter(
-        pk=operation_id,
-        status=OperationStatus.RUNNING,
-        lease=operation.lease,
-        heartbeat_time=operation.heartbeat_time,
-    ).update(lease=lease, heartbeat_time=now)
-    if not taken:
-        return None, None, float(lease_seconds)  # another delivery took it first: watch that one
-    logger.warning("operation %s: taking over from a runner silent for %.0f s", operation.pk, age)
-    operation.refresh_from_db()
-    return operation, lease, None
-
-
-def operation_run(*, operation_id: Any) -> RunResult:
-    """Run an operation to its end. Safe to call twice, concurrently, or after a crash.
-
-    Returns `retry_in` when another runner holds a fresh lease: the caller should look again
-    after that many seconds, so an operation whose runner dies is always taken over.
-    """
-    operation, lease, retry_in = _acquire(operation_id)
-    if operation is None or lease is None:
-        return RunResult(retry_in=retry_in)
-    run = OperationRun(operation=operation, lease=lease)
-    handler = _handlers.get(operation.type)
-    if handler is None:
-        _finish(run, OperationStatus.FAILED, error=f"No handler for operation type '{operation.type}'.")
-        return RunResult(status=OperationStatus.FAILED)
-    try:
-        status = handler(run)
-    except LeaseLost:
-        logger.warning("operation %s: lease lost, another runner continues it", operation.pk)
-        return RunResult()
-    except Exception as exc:
-        logger.exception("operation %s failed", operation.pk)
-        _finish(run, OperationStatus.FAILED, error=str(exc) or exc.__class__.__name__)
-        return RunResult(status=OperationStatus.FAILED)
-    _finish(run, status)
-    return RunResult(status=status)
-
-
-def _finish(run: OperationRun, status: OperationStatus, error: str | None = None) -> None:
-    now = timezone.now()
-    fields: dict[str, Any] = {"status": status, "last_updated_time": now, "heartbeat_time": now, "lease": None}
-    if status in (OperationStatus.SUCCEEDED, OperationStatus.FAILED):
-        fields["percent_complete"] = 100
-    if error is not None:
-        fields["errors"] = [*run.operation.errors, error]
-    Operation.objects.filter(pk=run.operation.pk, status=OperationStatus.RUNNING, lease=run.lease).update(**fields)
 
 
 def operations_resume(*, older_than: dt.timedelta | None = None) -> list[Operation]:

@@ -8,7 +8,8 @@ from typing import Any
 from celery import Task, shared_task
 from celery.signals import worker_ready
 
-from operations.services import operation_run, operations_resume
+from operations.runner import operation_run
+from operations.services import operations_resume
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,6 @@ from partitions.selectors import partition_list
 
 
 class PartitionListView(DicomView):
-    partitioned = False
-
     def get(self, request: Request, **kwargs: Any) -> Response:
         if not settings.DICOM_ENABLE_DATA_PARTITIONS:
             raise PartitionsDisabled()

@@ -19,8 +19,8 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from pydicom.uid import UID
 
-from dicomsvc.admin_tools import LargeTableAdmin
 from dicomsvc.api.streaming import file_chunks
+from partitions.admin_tools import PartitionedTableAdmin
 from studies.blobstore import blob_name, blob_open
 from studies.dicom.attributes import attribute_rows
 from studies.models import Instance, Series, Study
@@ -59,7 +59,7 @@ class SeriesInline(admin.TabularInline):
 
 
 @admin.register(Study)
-class StudyAdmin(LargeTableAdmin):
+class StudyAdmin(PartitionedTableAdmin):
     list_display = (
         "study_instance_uid", "partition", "patient_id", "patient_name", "study_date",
         "modalities_in_study", "num_series", "num_instances", "updated_at",
@@ -87,7 +87,7 @@ class StudyAdmin(LargeTableAdmin):
 
 
 @admin.register(Series)
-class SeriesAdmin(LargeTableAdmin):
+class SeriesAdmin(PartitionedTableAdmin):
     list_display = ("series_instance_uid", "study_uid", "partition", "modality", "num_instances", "updated_at")
     list_filter = ("partition",)
     list_select_related = ("partition", "study")
@@ -115,7 +115,7 @@ class SeriesAdmin(LargeTableAdmin):
 
 
 @admin.register(Instance)
-class InstanceAdmin(LargeTableAdmin):
+class InstanceAdmin(PartitionedTableAdmin):
     list_display = (
         "sop_instance_uid", "series_instance_uid", "study_instance_uid", "partition", "instance_number",
         "transfer_syntax_uid", "size", "status", "created_at",

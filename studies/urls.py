@@ -14,7 +14,6 @@ from studies.views.search import (
     StudySeriesSearchView,
 )
 from studies.views.stow import StudiesView
-from studies.views.update import BulkUpdateView
 
 STUDY = "studies/<seg:study>"
 SERIES = f"{STUDY}/series/<seg:series>"
@@ -22,8 +21,6 @@ INSTANCE = f"{SERIES}/instances/<seg:instance>"
 
 urlpatterns = [
     path("studies", StudiesView.as_view()),
-    # Before STUDY, which would take `$bulkUpdate` for a study UID.
-    path("studies/$bulkUpdate", BulkUpdateView.as_view()),
     path(STUDY, StudyView.as_view()),
     path(f"{STUDY}/metadata", MetadataView.as_view()),
     path(SERIES, SeriesView.as_view()),

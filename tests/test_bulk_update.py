@@ -299,8 +299,9 @@ def test_study_whose_files_cannot_be_rewritten_is_reported_and_the_others_contin
 def test_run_resumed_after_its_worker_died_updates_each_instance_exactly_once(client, settings):
     """The state a killed worker leaves (study A switched, study B half rewritten) is finished by the next run."""
     from operations.services import LeaseLost, OperationRun
+    from operations.update.services import _study_update, _switch
     from studies.dicom.changeset import changeset_parse
-    from studies.services.update import _reserve, _rewrite, _study_update, _switch
+    from studies.services.study_update import study_update_reserve, study_update_write
 
     settings.DICOM_OPERATION_LEASE_SECONDS = 30
     studies = [store_study(client, 2)[0] for _ in range(3)]
@@ -318,8 +319,8 @@ def test_run_resumed_after_its_worker_died_updates_each_instance_exactly_once(cl
     assert (operation.checkpoint, operation.percent_complete) == ({"index": 1}, 33)
     assert client.get(f"/v2/operations/{operation.pk.hex}").json()["percentComplete"] == 33
     after_first = {i.pk: i.watermark for i in _instances(studies[0])}
-    pending = _reserve(partition=partition, study_uid=studies[1])
-    _rewrite(partition=partition, item=pending[0], change=change, change_json=change.json)
+    pending = study_update_reserve(partition=partition, study_uid=studies[1])
+    study_update_write(partition=partition, item=pending[0], change=change, change_json=change.json)
     # ... and the worker dies. Its heartbeat ages past the lease.
     Operation.objects.filter(pk=operation.pk).update(
         heartbeat_time=timezone.now() - dt.timedelta(seconds=31)

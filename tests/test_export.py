@@ -23,7 +23,7 @@ from pydicom.uid import generate_uid
 from operations import services as operations_services
 from operations.export import services as export_services
 from operations.models import Operation, OperationStatus, OperationType
-from operations.services import RunResult, operation_run
+from operations.runner import RunResult, operation_run
 from studies.blobstore import blob_name, storage
 from studies.models import Instance
 from tests.conftest import dicom_bytes, instance_url, response_bytes, stow, uids_of

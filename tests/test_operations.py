@@ -13,14 +13,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from operations import services as operation_services
+from operations.handlers import HANDLERS
 from operations.models import Operation, OperationStatus, OperationType
-from operations.services import (
-    LeaseLost,
-    OperationRun,
-    operation_create,
-    operation_handler,
-    operation_run,
-)
+from operations.runner import RunResult, operation_run
+from operations.services import LeaseLost, OperationRun, operation_create
 
 pytestmark = pytest.mark.django_db
 
@@ -31,22 +27,17 @@ def _operation(status: str = OperationStatus.NOT_STARTED, **fields: object) -> O
 
 
 @pytest.fixture
-def export_handler():
-    """A real handler for the EXPORT type, recording its runs (the type has no handler yet)."""
+def export_handler(monkeypatch: pytest.MonkeyPatch):
+    """A stand-in handler for the EXPORT type, recording its runs."""
     calls: list[OperationRun] = []
-    previous = operation_services._handlers.get(OperationType.EXPORT)
 
-    @operation_handler(OperationType.EXPORT)
     def handle(run: OperationRun) -> OperationStatus:
         calls.append(run)
         run.progress(percent_complete=50, checkpoint={"step": 1}, results={"exported": 1})
         return OperationStatus.SUCCEEDED
 
-    yield calls
-    if previous is None:
-        operation_services._handlers.pop(OperationType.EXPORT, None)
-    else:
-        operation_services._handlers[OperationType.EXPORT] = previous
+    monkeypatch.setitem(HANDLERS, OperationType.EXPORT, handle)
+    return calls
 
 
 @pytest.fixture
@@ -201,24 +192,21 @@ def test_stale_lease_is_taken_over_and_the_old_runner_is_fenced_off(export_handl
     assert Operation.objects.get(pk=operation.pk).percent_complete == 100
 
 
-def test_handler_exception_fails_the_operation_with_the_error():
-    @operation_handler(OperationType.REINDEX)
+def test_handler_exception_fails_the_operation_with_the_error(monkeypatch: pytest.MonkeyPatch):
     def broken(run: OperationRun) -> OperationStatus:
         raise ValueError("tag index is corrupt")
 
-    try:
-        operation = Operation.objects.create(type=OperationType.REINDEX)
-        assert operation_run(operation_id=operation.pk).status == OperationStatus.FAILED
-        row = Operation.objects.get(pk=operation.pk)
-        assert row.status == OperationStatus.FAILED
-        assert row.errors == ["tag index is corrupt"]
-        assert row.lease is None
-    finally:
-        operation_services._handlers.pop(OperationType.REINDEX, None)
+    monkeypatch.setitem(HANDLERS, OperationType.REINDEX, broken)
+    operation = Operation.objects.create(type=OperationType.REINDEX)
+    assert operation_run(operation_id=operation.pk).status == OperationStatus.FAILED
+    row = Operation.objects.get(pk=operation.pk)
+    assert row.status == OperationStatus.FAILED
+    assert row.errors == ["tag index is corrupt"]
+    assert row.lease is None
 
 
 def test_unknown_id_runs_nothing(export_handler):
-    assert operation_run(operation_id=uuid.uuid4()) == operation_services.RunResult()
+    assert operation_run(operation_id=uuid.uuid4()) == RunResult()
     assert export_handler == []
 
 

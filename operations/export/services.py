@@ -20,7 +20,7 @@ from operations.export.destinations import DestinationUnavailable, Sink, SourceS
 from operations.export.selectors import export_instances_count, export_version_get, export_versions_iter
 from operations.export.specification import ExportSpecification, Identifier, export_specification_load
 from operations.models import Operation, OperationStatus, OperationType
-from operations.services import OperationRun, operation_create, operation_handler
+from operations.services import OperationRun, operation_create
 from partitions.models import Partition
 from studies.blobstore import blob_open
 from studies.selectors import StoredVersion
@@ -159,7 +159,6 @@ class _Export:
             self.save()
 
 
-@operation_handler(OperationType.EXPORT)
 def export_execute(run: OperationRun) -> OperationStatus:
     """Run (or resume) an export. Skipped instances don't fail it; an unwritable destination does."""
     operation = run.operation

@@ -8,14 +8,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from dicomsvc.api.mediatypes import media_type_parse
-from dicomsvc.api.views import DicomView
 from dicomsvc.errors import NotFound, UnsupportedMediaType
 from operations.export.services import export_create
 from operations.export.specification import export_specification_parse
-from operations.views import operation_reference, operation_url
+from operations.wire import operation_reference, operation_url
+from partitions.api import PartitionedView
 
 
-class ExportView(DicomView):
+class ExportView(PartitionedView):
     def post(self, request: Request, **kwargs: Any) -> Response:
         if self.version_segment == "1.0-prerelease":
             raise NotFound("The requested resource was not found.")  # export exists from v1 on

@@ -10,8 +10,8 @@ from django.http import HttpResponse
 from rest_framework.request import Request
 
 from dicomsvc.api.mediatypes import accepts_dicom_json
-from dicomsvc.api.views import DicomView
 from dicomsvc.errors import NotAcceptable
+from partitions.api import PartitionedView
 from studies.dicom.dicomjson import json_dumps_fast
 from studies.dicom.uids import uid_require
 from studies.search.attributes import Resource
@@ -24,7 +24,7 @@ MORE_RESULTS = "There are additional results that can be requested."
 
 
 def search_response(
-    view: DicomView, request: Request, *, resource: Resource, study: str | None = None, series: str | None = None
+    view: PartitionedView, request: Request, *, resource: Resource, study: str | None = None, series: str | None = None
 ) -> HttpResponse:
     """Validate, search the view's partition, render: 200 array, or 204 when nothing matches."""
     study_uid = uid_require(name="StudyInstanceUID", value=study) if study is not None else None
@@ -48,7 +48,7 @@ def search_response(
     return response
 
 
-class SearchView(DicomView):
+class SearchView(PartitionedView):
     resource: Resource
 
     def get(self, request: Request, **kwargs: Any) -> HttpResponse:

@@ -11,8 +11,8 @@ from rest_framework.request import Request
 
 from dicomsvc.api.body import request_body_file
 from dicomsvc.api.mediatypes import accepts_dicom_json, media_type_parse
-from dicomsvc.api.views import DicomView
 from dicomsvc.errors import NotAcceptable, UnsupportedMediaType
+from partitions.api import PartitionedView
 from studies.dicom.dicomjson import json_dumps_fast
 from studies.dicom.uids import uid_require
 from studies.search.attributes import Resource
@@ -28,7 +28,7 @@ def warning_header(message: str) -> str:
     return f'299 {host}: "{message}"'
 
 
-class StowMixin(DicomView):
+class StowMixin(PartitionedView):
     creates_partition_for = frozenset({"POST"})
 
     def stow(self, request: Request, study_uid: str | None) -> HttpResponse:

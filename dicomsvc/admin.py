@@ -1,4 +1,8 @@
-"""Partitions in the admin: read-only (partitions are created by STOW, never renamed or deleted)."""
+"""Admin pages that join apps, registered here, above them all.
+
+Partitions: read-only (partitions are created by STOW, never renamed or deleted), listed
+with the studies, instances and bytes each holds.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,8 @@ from django.utils.safestring import SafeString
 
 from dicomsvc.admin_tools import ReadOnlyAdmin
 from partitions.models import Partition
-from partitions.selectors import partition_list_with_stats
 from studies.admin import filesize, list_link
+from studies.selectors_partition import partition_statistics_list
 
 
 @admin.register(Partition)
@@ -25,7 +29,7 @@ class PartitionAdmin(ReadOnlyAdmin):
     readonly_fields = ("studies", "instances", "stored_size")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Partition]:
-        return partition_list_with_stats()
+        return partition_statistics_list()
 
     @admin.display(description="Studies")
     def studies(self, partition: Any) -> SafeString:

@@ -1,4 +1,4 @@
-"""POST /studies/$bulkUpdate: start a bulk update of patient and study attributes."""
+"""POST /v{n}[/partitions/{partitionName}]/studies/$bulkUpdate: start a bulk update of patient and study attributes."""
 
 from __future__ import annotations
 
@@ -7,20 +7,20 @@ from typing import Any
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from dicomsvc.api.views import DicomView
 from dicomsvc.errors import NotFound
-from operations.views import operation_reference
-from studies.services.update import bulk_update_start
+from operations.update.services import update_create
+from operations.wire import operation_reference
+from partitions.api import PartitionedView
 
-# Microsoft serves the action in every version but answers 404 below v2 (reference §1.1).
+# Microsoft serves the action in every version but answers 404 below v2.
 MINIMUM_VERSION = 2
 
 
-class BulkUpdateView(DicomView):
+class BulkUpdateView(PartitionedView):
     """`/studies/$bulkUpdate`: 202 with a reference to the operation."""
 
     def post(self, request: Request, **kwargs: Any) -> Response:
         if self.api_version < MINIMUM_VERSION:
             raise NotFound()
-        operation = bulk_update_start(partition=self.partition, body=request.data)
+        operation = update_create(partition=self.partition, body=request.data)
         return Response(operation_reference(version_segment=self.version_segment, operation=operation), status=202)

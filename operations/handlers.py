@@ -1,0 +1,22 @@
+"""Which function performs each operation type: the one table the runner reads.
+
+A handler does the work under the run's lease, reports progress through it, and returns
+the final status; the runner starts and finishes the operation around it. A type without
+a handler here (reindex) fails when run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from operations.export.services import export_execute
+from operations.models import OperationStatus, OperationType
+from operations.services import OperationRun
+from operations.update.services import update_execute
+
+Handler = Callable[[OperationRun], OperationStatus]
+
+HANDLERS: dict[OperationType, Handler] = {
+    OperationType.UPDATE: update_execute,
+    OperationType.EXPORT: export_execute,
+}
