@@ -17,11 +17,6 @@ pytestmark = pytest.mark.django_db
 ORIGINAL = "application/dicom; transfer-syntax=*"
 
 
-@pytest.fixture
-def partitions_on(settings):  # noqa: ANN001
-    settings.DICOM_ENABLE_DATA_PARTITIONS = True
-
-
 def _same_uids_other_name(data: bytes, name: str) -> bytes:
     st, se, sop = uids_of(data)
     return dicom_bytes(PatientName=name, StudyInstanceUID=st, SeriesInstanceUID=se, SOPInstanceUID=sop)
