@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from tests.helpers import dicom_bytes, instance_url, store, stow
+from tests.helpers import dicom_bytes, instance_url, store
 
 pytestmark = pytest.mark.django_db
 
@@ -43,5 +43,5 @@ def test_rendered_frame_and_errors(client):
 
 def test_rendered_without_pixel_data_is_404(client):
     data = dicom_bytes("rtplan.dcm", PatientID="RT")
-    stow(client, [data])  # stored with a warning (202), which `store()` refuses
+    store(data, status=202)  # stored with a warning
     assert client.get(f"{instance_url(data)}/rendered").status_code == 404

@@ -16,6 +16,7 @@ DICOM_JSON = "application/dicom+json"
 MULTIPART_DICOM = 'multipart/related; type="application/dicom"; boundary=XBOUNDARYX'
 # Accept for WADO-RS in the stored transfer syntax.
 ORIGINAL = "application/dicom; transfer-syntax=*"
+FAILED_SOP_SEQUENCE = "00081198"
 
 
 def base(partition: str | None = None, version: str = "v2") -> str:
@@ -83,16 +84,18 @@ def stow(client: Any, parts: list[bytes], *, url: str = "/v2/studies", **headers
     return client.post(url, data=multipart_body(parts), content_type=MULTIPART_DICOM, **headers)
 
 
-def store(*files: bytes, partition: str | None = None) -> list[Instance]:
+def store(*files: bytes, partition: str | None = None, status: int = 200) -> list[Instance]:
     """Store `files` (one fresh CT_small when none is given) with one STOW-RS request.
 
-    Asserts that every file was stored without a warning (200) and returns their rows, in the
-    order of `files`. `partition` is the /partitions/{name}/ route segment, so it needs data
-    partitions on; without it the request goes to the base URL (the default partition).
+    Asserts the response is `status` (202 for files stored with a warning) and that no file
+    failed, and returns their rows in the order of `files`. `partition` is the
+    /partitions/{name}/ route segment, so it needs data partitions on; without it the request
+    goes to the base URL (the default partition).
     """
     files = files or (dicom_bytes(),)
     response = stow(APIClient(), list(files), url=f"{base(partition)}/studies")
-    assert response.status_code == 200, response.content
+    assert response.status_code == status, response.content
+    assert FAILED_SOP_SEQUENCE not in response.json(), response.content
     stored_in = Instance.objects.filter(partition__partition_name=partition or DEFAULT_PARTITION_NAME)
     return [stored_in.get(sop_instance_uid=uids_of(data)[2]) for data in files]
 
