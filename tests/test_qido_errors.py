@@ -58,7 +58,7 @@ def _bad(response, message: str) -> None:  # noqa: ANN001
 
 
 @pytest.fixture(autouse=True)
-def _stored(client, db) -> None:  # noqa: ANN001
+def _stored(db) -> None:  # noqa: ANN001
     """Something to find, so an error is never a side effect of an empty archive."""
     store(dicom_bytes(StudyInstanceUID=STUDY, SeriesInstanceUID=SERIES, PatientID="P", StudyDate="20200101"))
 

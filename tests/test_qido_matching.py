@@ -17,7 +17,7 @@ STUDY_LEVEL = [("studies", 1), ("series", 2), ("instances", 3)]
 
 
 @pytest.fixture
-def archive(client) -> Archive:  # noqa: ANN001
+def archive(db) -> Archive:  # noqa: ANN001
     return Archive()
 
 

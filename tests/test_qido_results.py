@@ -39,7 +39,7 @@ STUDY_UID, SERIES_UID, SOP_UID = key("StudyInstanceUID"), key("SeriesInstanceUID
 
 
 @pytest.fixture
-def archive(client) -> Archive:  # noqa: ANN001
+def archive(db) -> Archive:  # noqa: ANN001
     return Archive()
 
 
