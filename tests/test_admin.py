@@ -17,11 +17,10 @@ from django.urls import reverse
 
 from changefeed.models import ChangeFeedEntry
 from operations.models import Operation, OperationStatus, OperationType
-from partitions.models import Partition
+from partitions.models import DEFAULT_PARTITION_NAME, Partition
 from studies.blobstore import blob_name, blob_open, blob_write
 from studies.models import Instance, Series, Study
-from tests.conftest import dicom_bytes, response_bytes
-from tests.feed_helpers import delete, store, update
+from tests.helpers import delete, dicom_bytes, response_bytes, store, update
 
 pytestmark = pytest.mark.django_db
 
@@ -117,7 +116,7 @@ def test_staff_without_a_group_is_forbidden_and_non_staff_sent_to_login(dave, ev
 
 
 def test_operations_group_sees_only_feed_and_operations(carol):
-    instance = store()
+    (instance,) = store()
     page(carol, changelist("changefeed.changefeedentry"))
     page(carol, changelist("operations.operation"))
     for model in ("partitions.partition", "studies.study", "studies.series", "studies.instance"):
@@ -133,7 +132,7 @@ def test_operations_group_sees_only_feed_and_operations(carol):
 @pytest.mark.parametrize("who", ["alice", "bob"])
 def test_dicom_data_is_read_only_for_everyone(request, who):
     client = request.getfixturevalue(who)
-    instance = store()
+    (instance,) = store()
     pages = {
         "studies.study": instance.study_id, "studies.series": instance.series_id, "studies.instance": instance.pk,
         "partitions.partition": instance.partition_id,
@@ -155,7 +154,7 @@ def test_dicom_data_is_read_only_for_everyone(request, who):
 def test_dashboard_shows_partition_counts_and_the_last_20_entries(alice, settings):
     settings.DICOM_ENABLE_DATA_PARTITIONS = True
     study = dicom_bytes()
-    instances = [store(study)] + [store(partition="beta") for _ in range(21)]
+    instances = store(study, partition=DEFAULT_PARTITION_NAME) + [store(partition="beta")[0] for _ in range(21)]
     html = page(alice, reverse("admin:index"))
     stats = html.split('id="partition-stats"')[1].split("</table>")[0]
     beta_size = sum(i.file_size for i in instances[1:])
@@ -184,10 +183,10 @@ def test_dashboard_hides_data_from_staff_without_groups(dave):
 
 
 def test_feed_list_rows_states_links_and_filters(alice):
-    kept = store()
-    gone = store()
+    (kept,) = store()
+    (gone,) = store()
     delete(gone)
-    updated = update(store(), **{"00100020": "NEW"})
+    updated = update(store()[0], **{"00100020": "NEW"})
     url = changelist("changefeed.changefeedentry")
     rows = list(ChangeFeedEntry.objects.order_by("-sequence"))
 
@@ -234,7 +233,7 @@ def test_feed_time_range_filter(alice):
 
 
 def test_operations_group_sees_the_feed_without_instance_links(carol):
-    instance = store()
+    (instance,) = store()
     html = page(carol, changelist("changefeed.changefeedentry"))
     assert instance.sop_instance_uid in html
     assert "/admin/studies/" not in html
@@ -243,8 +242,8 @@ def test_operations_group_sees_the_feed_without_instance_links(carol):
 
 
 def test_export_selected_entries_as_json_lines(carol):
-    first = store()
-    second = store()
+    (first,) = store()
+    (second,) = store()
     delete(first)
     url = changelist("changefeed.changefeedentry")
     chosen = ChangeFeedEntry.objects.filter(sop_instance_uid=first.sop_instance_uid).order_by("sequence")
@@ -314,11 +313,11 @@ def test_feed_list_with_10000_rows_runs_a_bounded_number_of_queries_and_no_count
 def test_partition_list_counts_studies_instances_and_size(alice, settings):
     settings.DICOM_ENABLE_DATA_PARTITIONS = True
     study = dicom_bytes()
-    a = store(study, partition="alpha")
-    b = store(dicom_bytes(StudyInstanceUID=a.study_instance_uid), partition="alpha")
-    c = store(partition="alpha")
+    (a,) = store(study, partition="alpha")
+    (b,) = store(dicom_bytes(StudyInstanceUID=a.study_instance_uid), partition="alpha")
+    (c,) = store(partition="alpha")
     store(study, partition="beta")
-    gone = store(partition="beta")
+    (gone,) = store(partition="beta")
     delete(gone)
     updated = update(a, **{"00100020": "NEW"})
     Instance.objects.filter(pk=updated.pk).update(original_file_size=1000)
@@ -340,9 +339,9 @@ def test_partition_list_counts_studies_instances_and_size(alice, settings):
 
 def test_study_list_counts_search_and_detail(alice):
     data = dicom_bytes(PatientID="PID-42")
-    first = store(data)
-    second = store(dicom_bytes(StudyInstanceUID=first.study_instance_uid, PatientID="PID-42"))
-    other = store(PatientID="PID-7")
+    (first,) = store(data)
+    (second,) = store(dicom_bytes(StudyInstanceUID=first.study_instance_uid, PatientID="PID-42"))
+    (other,) = store(dicom_bytes(PatientID="PID-7"))
     url = changelist("studies.study")
     html = page(alice, url)
     assert first.study_instance_uid in html and other.study_instance_uid in html
@@ -361,11 +360,11 @@ def test_study_list_counts_search_and_detail(alice):
 
 
 def test_series_and_instance_lists_search_and_filter(alice):
-    first = store(PatientID="PID-S")
-    sibling = store(dicom_bytes(
+    (first,) = store(dicom_bytes(PatientID="PID-S"))
+    (sibling,) = store(dicom_bytes(
         StudyInstanceUID=first.study_instance_uid, SeriesInstanceUID=first.series_instance_uid, PatientID="PID-S"
     ))
-    other = store()
+    (other,) = store()
     series_url, instance_url = changelist("studies.series"), changelist("studies.instance")
 
     html = page(alice, f"{series_url}?q=PID-S")
@@ -385,7 +384,7 @@ def test_series_and_instance_lists_search_and_filter(alice):
 
 
 def test_instance_detail_renders_attributes_and_downloads_the_stored_file(bob):
-    instance = store(PatientID="ATTR-1")
+    (instance,) = store(dicom_bytes(PatientID="ATTR-1"))
     html = page(bob, change("studies.instance", instance.pk))
     table = html.split('class="dicom-attributes"')[1].split("</table>")[0]
     assert re.search(r'<td class="tag">\(0010,0020\)</td>\s*<td[^>]*>PatientID</td>\s*<td class="vr">LO</td>\s*'
@@ -406,7 +405,7 @@ def test_instance_detail_renders_attributes_and_downloads_the_stored_file(bob):
 
 
 def test_instance_download_after_update_offers_the_original(bob):
-    instance = store()
+    (instance,) = store()
     updated = update(instance, **{"00100020": "NEW"})
     # The update helper writes rows only; give the new version a file as the bulk update would.
     new_bytes = dicom_bytes(PatientID="NEW")

@@ -8,32 +8,7 @@ import threading
 
 import pytest
 
-
-async def _get(path: str) -> tuple[int, bytes]:
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-        "headers": [(b"accept", b"application/json")], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
-    }  # fmt: skip
-    sent = asyncio.Event()
-
-    async def receive() -> dict:
-        if sent.is_set():
-            await asyncio.sleep(3600)
-        sent.set()
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    status, body = 0, b""
-
-    async def send(message: dict) -> None:
-        nonlocal status, body
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        else:
-            body += message.get("body", b"")
-
-    await importlib.import_module("dicomsvc.asgi").application(scope, receive, send)
-    return status, body
+from tests.helpers import asgi_get
 
 
 @pytest.mark.django_db  # importing dicomsvc.asgi runs the partition start-up guard
@@ -43,9 +18,9 @@ def test_requests_reuse_pooled_threads(settings):
     pool._idle.clear()
 
     async def scenario() -> list[tuple[int, bytes]]:
-        first = await _get("/v2/partitions")
-        second = await _get("/v2/partitions")
-        return [first, second, *await asyncio.gather(*(_get("/v2/partitions") for _ in range(3)))]
+        first = await asgi_get("/v2/partitions")
+        second = await asgi_get("/v2/partitions")
+        return [first, second, *await asyncio.gather(*(asgi_get("/v2/partitions") for _ in range(3)))]
 
     results = asyncio.run(scenario())
     assert all(status == 400 for status, _ in results)
@@ -95,7 +70,7 @@ def test_a_request_takes_one_thread_hop_and_finishes_in_it(settings, monkeypatch
     signals.request_started.connect(started)
     signals.request_finished.connect(finished)
     try:
-        status, body = asyncio.run(_get("/v2/partitions"))
+        status, body = asyncio.run(asgi_get("/v2/partitions"))
     finally:
         signals.request_started.disconnect(started)
         signals.request_finished.disconnect(finished)

@@ -21,14 +21,16 @@ from studies.blobstore import blob_name, blob_open, storage
 from studies.dicom.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from studies.dicom.splice import file_layout
 from studies.models import Instance, OrphanBlob, Study
-from tests.bulkupdate_helpers import (
+from tests.helpers import (
     blob_bytes,
+    multipart_parts,
     patient_name_change,
     read,
+    response_bytes,
     start,
-    store_study,
+    store,
+    study_files,
 )
-from tests.conftest import multipart_parts, response_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -90,7 +92,8 @@ def _metadata(client, path: str, *, original: bool = False) -> list[dict]:
 
 
 def test_update_rewrites_every_instance_and_reports_counts(client, django_capture_on_commit_callbacks):
-    study_uid, stored = store_study(client, 3)
+    stored = study_files(3)
+    study_uid = store(*stored)[0].study_instance_uid
     with django_capture_on_commit_callbacks() as callbacks:
         response = start(
             client, {"studyInstanceUids": [study_uid], "changeDataset": patient_name_change("Doe^Jane")}
@@ -143,7 +146,8 @@ def test_update_rewrites_every_instance_and_reports_counts(client, django_captur
 
 
 def test_original_stays_byte_identical_after_one_and_two_updates(client):
-    study_uid, stored = store_study(client, 2)
+    stored = study_files(2)
+    study_uid = store(*stored)[0].study_instance_uid
     instances = _instances(study_uid)
     series_uid, sop_uid = instances[0].series_instance_uid, instances[0].sop_instance_uid
     metadata_before = _metadata(client, f"/v2/studies/{study_uid}")
@@ -177,7 +181,8 @@ def test_original_stays_byte_identical_after_one_and_two_updates(client):
 
 def test_only_the_changed_attributes_and_file_meta_differ(client):
     """Pixel data and every other element keep their bytes; frames are unchanged."""
-    study_uid, stored = store_study(client, 1, name="MR_small_RLE.dcm")
+    stored = study_files(1, name="MR_small_RLE.dcm")
+    study_uid = store(*stored)[0].study_instance_uid
     instance = _instances(study_uid)[0]
     frame_path = (
         f"/v2/studies/{study_uid}/series/{instance.series_instance_uid}/instances/"
@@ -212,7 +217,7 @@ def test_only_the_changed_attributes_and_file_meta_differ(client):
 
 
 def test_study_columns_follow_the_general_study_and_patient_attributes(client):
-    study_uid, _ = store_study(client, 2)
+    study_uid = store(*study_files(2))[0].study_instance_uid
     change = {
         "00100020": {"vr": "LO", "Value": ["NEW-ID-7"]},
         "00100030": {"vr": "DA", "Value": ["19700402"]},
@@ -235,7 +240,7 @@ def test_study_columns_follow_the_general_study_and_patient_attributes(client):
 
 
 def test_qido_finds_the_new_value(client):
-    study_uid, _ = store_study(client, 1)
+    study_uid = store(*study_files(1))[0].study_instance_uid
     _update(client, [study_uid], patient_name_change("Searchable^Again"))
     response = client.get("/v2/studies?PatientName=Searchable^Again", HTTP_ACCEPT="application/dicom+json")
     if response.status_code in (404, 405):
@@ -257,7 +262,7 @@ def test_qido_finds_the_new_value(client):
 
 
 def test_unknown_study_counts_as_processed_and_the_others_complete(client):
-    known, _ = store_study(client, 2)
+    known = store(*study_files(2))[0].study_instance_uid
     unknown = generate_uid()
     operation = _update(client, [unknown, known], patient_name_change("Known^Only"))
     assert operation.status == OperationStatus.SUCCEEDED
@@ -266,8 +271,8 @@ def test_unknown_study_counts_as_processed_and_the_others_complete(client):
 
 
 def test_study_whose_files_cannot_be_rewritten_is_reported_and_the_others_continue(client):
-    broken, _ = store_study(client, 2)
-    healthy, _ = store_study(client, 2)
+    broken = store(*study_files(2))[0].study_instance_uid
+    healthy = store(*study_files(2))[0].study_instance_uid
     victim = _instances(broken)[1]
     # The latest file of one instance is damaged in storage (truncated inside its pixel data).
     name = blob_name(partition_key=victim.partition_id, watermark=victim.watermark)
@@ -304,7 +309,7 @@ def test_run_resumed_after_its_worker_died_updates_each_instance_exactly_once(cl
     from studies.services.study_update import study_update_reserve, study_update_write
 
     settings.DICOM_OPERATION_LEASE_SECONDS = 30
-    studies = [store_study(client, 2)[0] for _ in range(3)]
+    studies = [store(*study_files(2))[0].study_instance_uid for _ in range(3)]
     response = start(client, {"studyInstanceUids": studies, "changeDataset": patient_name_change("Once^Only")})
     operation = Operation.objects.get(pk=response.json()["id"])
     dead = uuid.uuid4()
@@ -351,7 +356,7 @@ def test_run_resumed_after_its_worker_died_updates_each_instance_exactly_once(cl
 
 
 def test_delete_after_update_removes_original_and_latest(client):
-    study_uid, _ = store_study(client, 2)
+    study_uid = store(*study_files(2))[0].study_instance_uid
     _update(client, [study_uid], patient_name_change("To^Delete"))
     assert len(_all_blobs()) == 4
     assert client.delete(f"/v2/studies/{study_uid}").status_code == 204
@@ -365,8 +370,9 @@ def test_delete_after_update_removes_original_and_latest(client):
 
 def test_update_in_one_partition_never_touches_the_same_uids_in_another(client, settings):
     settings.DICOM_ENABLE_DATA_PARTITIONS = True
-    study_uid, alice_files = store_study(client, 2, partition="alice")
-    store_study(client, 2, partition="bob", study_uid=study_uid)
+    alice_files = study_files(2)
+    study_uid = store(*alice_files, partition="alice")[0].study_instance_uid
+    store(*study_files(2, study_uid=study_uid), partition="bob")
     operation = _update(client, [study_uid], patient_name_change("Alice^Only"), partition="alice")
     assert operation.results["instanceUpdated"] == 2
     assert operation.partition.partition_name == "alice"
@@ -388,8 +394,8 @@ def test_partition_route_requires_an_existing_partition(client, settings):
 
 
 def test_value_a_study_files_character_set_cannot_hold_fails_that_study_only(client):
-    ascii_only, _ = store_study(client, 1, name="MR_small.dcm")  # no Specific Character Set
-    latin1, _ = store_study(client, 1, name="CT_small.dcm")  # ISO_IR 100
+    ascii_only = store(*study_files(1, name="MR_small.dcm"))[0].study_instance_uid  # no Specific Character Set
+    latin1 = store(*study_files(1, name="CT_small.dcm"))[0].study_instance_uid  # ISO_IR 100
     operation = _update(client, [ascii_only, latin1], patient_name_change("Müller^Jürgen"))
     assert operation.status == OperationStatus.FAILED
     assert operation.results["errors"] == [f"Failed to update instances for study {ascii_only}"]

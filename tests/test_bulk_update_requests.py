@@ -10,7 +10,7 @@ from pydicom.uid import generate_uid
 from operations.models import Operation, OperationStatus, OperationType
 from studies.dicom.changeset import UPDATABLE_TAGS
 from studies.dicom.implementation import IMPLEMENTATION_CLASS_UID, implementation_class_uid_derive
-from tests.bulkupdate_helpers import patient_name_change, start
+from tests.helpers import patient_name_change, start
 
 pytestmark = pytest.mark.django_db
 

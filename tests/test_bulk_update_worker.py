@@ -22,7 +22,7 @@ from django.db import connection
 from changefeed.models import ChangeAction, ChangeFeedEntry
 from operations.models import Operation, OperationStatus
 from studies.models import Instance, OrphanBlob, Study
-from tests.bulkupdate_helpers import blob_bytes, patient_name_change, read, start, store_study
+from tests.helpers import blob_bytes, patient_name_change, read, start, store, study_files
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
@@ -109,7 +109,7 @@ def _finished(operation_id: str) -> Callable[[], bool]:
 
 
 def test_worker_completes_an_update(client, workers):
-    studies = [store_study(client, 3)[0] for _ in range(2)]
+    studies = [store(*study_files(3))[0].study_instance_uid for _ in range(2)]
     workers.start()
     response = start(client, {"studyInstanceUids": studies, "changeDataset": patient_name_change("Worker^Done")})
     assert response.status_code == 202
@@ -134,7 +134,8 @@ def test_worker_killed_mid_operation_is_finished_by_a_new_worker_exactly_once(cl
     stored = {}
     studies = []
     for _ in range(3):
-        uid, files = store_study(client, 4)
+        files = study_files(4)
+        uid = store(*files)[0].study_instance_uid
         studies.append(uid)
         stored[uid] = files
     created = {i.pk: i.watermark for i in Instance.objects.all()}

@@ -10,8 +10,7 @@ from django.db import transaction
 
 from changefeed.models import ChangeAction, ChangeFeedEntry
 from changefeed.services import changefeed_append
-from tests.conftest import dicom_bytes, response_bytes, uids_of
-from tests.feed_helpers import delete, feed_rows, store
+from tests.helpers import delete, dicom_bytes, feed_rows, response_bytes, store, uids_of
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +19,6 @@ MINUTE = dt.timedelta(minutes=1)
 FAKE_UIDS = {
     "partition_id": 1, "study_instance_uid": "1.2.3", "series_instance_uid": "1.2.3.4", "sop_instance_uid": "1.2.3.4.5"
 }
-STOW = {"content_type": "application/dicom", "HTTP_ACCEPT": "application/dicom+json"}
 
 
 def feed(client, url: str):  # noqa: ANN001, ANN201
@@ -37,8 +35,7 @@ def sequences(entries: list[dict]) -> list[int]:
 def test_stored_instance_appears_with_every_field_and_its_metadata(client):
     data = dicom_bytes(PatientID="FEED-1")
     study, series, sop = uids_of(data)
-    response = client.post("/v2/studies", data=data, **STOW)
-    assert response.status_code == 200, response.content
+    store(data)
 
     row = ChangeFeedEntry.objects.get()
     for version in ("v1", "v1.0-prerelease", "v2"):
@@ -60,8 +57,8 @@ def test_stored_instance_appears_with_every_field_and_its_metadata(client):
 
 
 def test_include_metadata_false_and_deleted_instances_omit_metadata(client):
-    kept = store()
-    gone = store()
+    (kept,) = store()
+    (gone,) = store()
     delete(gone)
     entries = feed(client, "/v2/changefeed?includeMetadata=false")
     assert [("metadata" in e) for e in entries] == [False, False, False]
@@ -167,8 +164,8 @@ def test_latest_v1_by_sequence_v2_by_timestamp(client):
 
 
 def test_latest_carries_state_and_metadata(client):
-    first = store()
-    second = store(PatientID="LATEST")
+    (first,) = store()
+    (second,) = store(dicom_bytes(PatientID="LATEST"))
     latest = feed(client, "/v2/changefeed/latest")
     assert latest["sopInstanceUid"] == second.sop_instance_uid
     assert latest["state"] == "current"
@@ -250,8 +247,7 @@ def test_offset_near_the_top_of_the_range_does_not_overflow(client):
 def test_change_feed_is_global_not_under_partitions(client, settings):
     settings.DICOM_ENABLE_DATA_PARTITIONS = True
     data = dicom_bytes()
-    response = client.post("/v2/partitions/alpha/studies", data=data, **STOW)
-    assert response.status_code == 200, response.content
+    store(data, partition="alpha")
     store(partition="beta")
     entries = feed(client, "/v2/changefeed")
     assert [e["partitionName"] for e in entries] == ["alpha", "beta"]

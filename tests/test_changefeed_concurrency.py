@@ -20,7 +20,7 @@ from django.db import close_old_connections, connection, connections, transactio
 from changefeed.models import ChangeAction, ChangeFeedEntry
 from changefeed.selectors import changefeed_latest, changefeed_list, changefeed_window_list
 from changefeed.services import changefeed_append
-from tests.feed_helpers import store
+from tests.helpers import store
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 

@@ -9,8 +9,7 @@ import pytest
 from changefeed.models import ChangeAction, ChangeFeedEntry, ChangeState
 from changefeed.selectors import changefeed_queryset, changefeed_state_q
 from studies.models import Instance, InstanceStatus
-from tests.conftest import dicom_bytes, response_bytes
-from tests.feed_helpers import delete, store, update
+from tests.helpers import delete, dicom_bytes, response_bytes, store, update
 
 pytestmark = pytest.mark.django_db
 
@@ -27,11 +26,11 @@ def actions_and_states(client) -> list[tuple[str, str]]:  # noqa: ANN001
 
 def test_create_delete_create_reads_replaced_replaced_current(client):
     data = dicom_bytes(PatientID="FIRST")
-    first = store(data)
+    (first,) = store(data)
     assert actions_and_states(client) == [("create", "current")]
     delete(first)
     assert actions_and_states(client) == [("create", "deleted"), ("delete", "deleted")]
-    second = store(data.replace(b"FIRST", b"AGAIN"))
+    (second,) = store(data.replace(b"FIRST", b"AGAIN"))
     assert second.sop_instance_uid == first.sop_instance_uid
     assert second.watermark != first.watermark
     entries = api_feed(client)
@@ -46,7 +45,7 @@ def test_create_delete_create_reads_replaced_replaced_current(client):
 
 
 def test_create_update_delete(client):
-    instance = store(PatientID="BEFORE")
+    (instance,) = store(dicom_bytes(PatientID="BEFORE"))
     assert actions_and_states(client) == [("create", "current")]
 
     updated = update(instance, **{"00100020": "AFTER"})
@@ -76,9 +75,9 @@ def test_create_update_delete(client):
 def test_states_are_per_instance_and_per_partition(client, settings):
     settings.DICOM_ENABLE_DATA_PARTITIONS = True
     data = dicom_bytes()
-    in_alpha = store(data, partition="alpha")
-    in_beta = store(data, partition="beta")
-    neighbour = store(dicom_bytes(), partition="alpha")
+    (in_alpha,) = store(data, partition="alpha")
+    (in_beta,) = store(data, partition="beta")
+    (neighbour,) = store(dicom_bytes(), partition="alpha")
     delete(in_alpha)
     states = {(e["partitionName"], e["sopInstanceUid"], e["action"]): e["state"] for e in api_feed(client)}
     assert states == {
@@ -90,13 +89,13 @@ def test_states_are_per_instance_and_per_partition(client, settings):
 
 
 def test_an_instance_being_stored_again_does_not_count_as_live(client):
-    instance = store()
+    (instance,) = store()
     delete(instance)
     # A new STOW of the same UIDs has reserved its row but not yet committed it.
     Instance.objects.create(
         partition_id=instance.partition_id,
-        study_id=store().study_id,
-        series_id=store().series_id,
+        study_id=store()[0].study_id,
+        series_id=store()[0].series_id,
         study_instance_uid=instance.study_instance_uid,
         series_instance_uid=instance.series_instance_uid,
         sop_instance_uid=instance.sop_instance_uid,
@@ -110,9 +109,9 @@ def test_an_instance_being_stored_again_does_not_count_as_live(client):
 
 
 def test_state_is_filterable_in_sql():
-    kept = store()
-    gone = store()
-    replaced = store()
+    (kept,) = store()
+    (gone,) = store()
+    (replaced,) = store()
     delete(gone)
     update(replaced, **{"00100020": "NEW"})
     by_state = {

@@ -8,7 +8,7 @@ import pydicom.data
 import pytest
 
 from studies.models import Instance, InstanceStatus
-from tests.conftest import response_bytes, stow
+from tests.helpers import response_bytes, stow
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from pydicom.uid import generate_uid
 from changefeed.models import ChangeAction, ChangeFeedEntry
 from studies.blobstore import blob_name, storage
 from studies.models import Instance, OrphanBlob, Series, Study
-from tests.conftest import dicom_bytes, instance_url, response_bytes, stow, uids_of
+from tests.helpers import dicom_bytes, instance_url, response_bytes, store, uids_of
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +22,7 @@ def _blob(instance: Instance) -> str:
 def test_delete_instance_removes_row_blob_and_writes_feed(client):
     study = generate_uid()
     keep, gone = dicom_bytes(StudyInstanceUID=study), dicom_bytes(StudyInstanceUID=study)
-    stow(client, [keep, gone])
+    store(keep, gone)
     gone_row = Instance.objects.get(sop_instance_uid=uids_of(gone)[2])
     name = _blob(gone_row)
     assert storage().exists(name)
@@ -46,7 +46,7 @@ def test_delete_series_and_study(client):
     study, series = generate_uid(), generate_uid()
     parts = [dicom_bytes(StudyInstanceUID=study, SeriesInstanceUID=series) for _ in range(2)]
     other = dicom_bytes(StudyInstanceUID=study)
-    stow(client, parts + [other])
+    store(*parts, other)
 
     assert client.delete(f"/v2/studies/{study}/series/{series}").status_code == 204
     assert Instance.objects.filter(study_instance_uid=study).count() == 1
@@ -72,9 +72,9 @@ def test_delete_malformed_uid_is_400(client):
 
 def test_delete_then_restore(client):
     data = dicom_bytes(PatientName="Again^Stored")
-    assert stow(client, [data]).status_code == 200
+    store(data)
     assert client.delete(f"/v2/studies/{uids_of(data)[0]}").status_code == 204
-    assert stow(client, [data]).status_code == 200
+    store(data)
     assert response_bytes(client.get(instance_url(data), HTTP_ACCEPT="application/dicom; transfer-syntax=*")) == data
     actions = list(
         ChangeFeedEntry.objects.filter(sop_instance_uid=uids_of(data)[2]).order_by("sequence").values_list("action", flat=True)
@@ -84,7 +84,7 @@ def test_delete_then_restore(client):
 
 def test_blob_removal_failure_is_queued_not_lost(client, monkeypatch):
     data = dicom_bytes()
-    stow(client, [data])
+    store(data)
     instance = Instance.objects.get(sop_instance_uid=uids_of(data)[2])
     name = _blob(instance)
 

@@ -6,7 +6,6 @@ request enqueues the task is asserted from the captured on-commit callbacks.
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 import os
@@ -17,7 +16,6 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from django.utils import timezone
 from pydicom.uid import generate_uid
 
 from operations import services as operations_services
@@ -26,7 +24,18 @@ from operations.models import Operation, OperationStatus, OperationType
 from operations.runner import RunResult, operation_run
 from studies.blobstore import blob_name, storage
 from studies.models import Instance
-from tests.conftest import dicom_bytes, instance_url, response_bytes, stow, uids_of
+from tests.helpers import (
+    WorkerKilled,
+    dicom_bytes,
+    export_body,
+    files_under,
+    post_export,
+    result_path,
+    run_export,
+    store,
+    uids_of,
+    wado_original,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -40,43 +49,6 @@ def root(tmp_path: Path, settings) -> Path:  # noqa: ANN001
     exports.mkdir()
     settings.DICOM_EXPORT_FILESYSTEM_ROOTS = [str(exports)]
     return exports
-
-
-def export_body(values: list[str], path: Path | str) -> dict:
-    return {
-        "source": {"type": "identifiers", "settings": {"values": values}},
-        "destination": {"type": "filesystem", "settings": {"path": str(path)}},
-    }
-
-
-def post_export(client, body, prefix: str = "/v2"):  # noqa: ANN001, ANN201
-    payload = body if isinstance(body, str) else json.dumps(body)
-    return client.post(f"{prefix}/export", data=payload, content_type="application/json")
-
-
-def run_export(response, *, after_crash: bool = False) -> Operation:  # noqa: ANN001
-    assert response.status_code == 202, response.content
-    operation_id = response.json()["id"]
-    if after_crash:
-        # The dead runner's lease must lapse before a redelivered task may take over.
-        Operation.objects.filter(pk=operation_id).update(heartbeat_time=timezone.now() - dt.timedelta(hours=1))
-    operation_run(operation_id=operation_id)
-    return Operation.objects.get(pk=operation_id)
-
-
-def wado_original(client, data: bytes, prefix: str = "/v2") -> bytes:  # noqa: ANN001
-    response = client.get(instance_url(data, prefix), HTTP_ACCEPT=ORIGINAL)
-    assert response.status_code == 200
-    return response_bytes(response)
-
-
-def result_path(folder: Path, data: bytes) -> Path:
-    study, series, sop = uids_of(data)
-    return folder / "results" / study / series / f"{sop}.dcm"
-
-
-def files_under(folder: Path) -> set[Path]:
-    return {path for path in folder.rglob("*") if path.is_file()}
 
 
 def error_lines(folder: Path) -> list[dict]:
@@ -93,7 +65,7 @@ def test_export_of_a_study_a_series_and_an_instance(client, root, django_capture
     b2 = dicom_bytes("CT_small.dcm", StudyInstanceUID=study_b)
     c_wanted = dicom_bytes("MR_small.dcm")
     c_other = dicom_bytes("MR_small.dcm", StudyInstanceUID=uids_of(c_wanted)[0], SeriesInstanceUID=uids_of(c_wanted)[1])
-    assert stow(client, [*a, *b1, b2, c_wanted, c_other]).status_code == 200
+    store(*a, *b1, b2, c_wanted, c_other)
     missing = f"{generate_uid()}/{generate_uid()}"
 
     with django_capture_on_commit_callbacks() as callbacks:
@@ -133,7 +105,7 @@ def test_export_of_a_study_a_series_and_an_instance(client, root, django_capture
 
 def test_identifiers_matching_nothing_are_skipped_and_the_operation_succeeds(client, root):
     data = dicom_bytes()
-    stow(client, [data])
+    store(data)
     study, series, sop = uids_of(data)
     unknown = [generate_uid(), f"{study}/{generate_uid()}", f"{study}/{series}/{generate_uid()}"]
 
@@ -154,7 +126,7 @@ def test_identifiers_matching_nothing_are_skipped_and_the_operation_succeeds(cli
 
 def test_overlapping_identifiers_copy_each_instance_once(client, root):
     data = dicom_bytes()
-    stow(client, [data])
+    store(data)
     study, series, sop = uids_of(data)
     operation = run_export(post_export(client, export_body([f"{study}/{series}/{sop}", study, study], root)))
     assert (operation.results["exported"], operation.results["skipped"]) == (1, 0)
@@ -163,7 +135,7 @@ def test_overlapping_identifiers_copy_each_instance_once(client, root):
 
 def test_property_names_are_case_insensitive_and_sources_is_accepted(client, root):
     data = dicom_bytes()
-    stow(client, [data])
+    store(data)
     body = {
         "Sources": {"Type": "Identifiers", "SETTINGS": {"Values": [uids_of(data)[0]]}},
         "DESTINATION": {"type": "FileSystem", "Settings": {"PATH": str(root / "batch-1")}},
@@ -273,7 +245,7 @@ def test_filesystem_destination_is_disabled_without_roots(client, tmp_path, sett
 
 def test_a_symlink_swapped_in_after_the_request_fails_the_operation_and_writes_nothing(client, root, tmp_path):
     data = dicom_bytes()
-    stow(client, [data])
+    store(data)
     outside = tmp_path / "outside"
     outside.mkdir()
     response = post_export(client, export_body([uids_of(data)[0]], root / "later"))
@@ -290,7 +262,7 @@ def test_a_symlink_swapped_in_after_the_request_fails_the_operation_and_writes_n
 
 def test_an_unwritable_destination_fails_the_operation(client, root):
     data = dicom_bytes()
-    stow(client, [data])
+    store(data)
     response = post_export(client, export_body([uids_of(data)[0]], root / "target"))
     (root / "target").write_bytes(b"not a directory")
 
@@ -306,7 +278,7 @@ def test_an_unwritable_destination_fails_the_operation(client, root):
 def test_an_unreadable_stored_file_skips_that_instance_only(client, root):
     study = generate_uid()
     parts = [dicom_bytes(StudyInstanceUID=study) for _ in range(3)]
-    stow(client, parts)
+    store(*parts)
     lost = Instance.objects.get(sop_instance_uid=uids_of(parts[1])[2])
     storage().delete(blob_name(partition_key=1, watermark=lost.watermark))
 
@@ -327,8 +299,8 @@ def test_export_from_one_partition_never_reads_the_other(client, root, settings)
     alice = dicom_bytes(StudyInstanceUID=study, SeriesInstanceUID=series, SOPInstanceUID=sop, PatientName="Alice")
     bob = dicom_bytes(StudyInstanceUID=study, SeriesInstanceUID=series, SOPInstanceUID=sop, PatientName="Bob")
     bob_only = dicom_bytes(PatientName="Bob")
-    assert stow(client, [alice], url="/v2/partitions/alice/studies").status_code == 200
-    assert stow(client, [bob, bob_only], url="/v2/partitions/bob/studies").status_code == 200
+    store(alice, partition="alice")
+    store(bob, bob_only, partition="bob")
 
     response = post_export(client, export_body([study, uids_of(bob_only)[0]], root), prefix="/v2/partitions/alice")
     operation = run_export(response)
@@ -362,14 +334,10 @@ def test_export_exists_from_v1_not_in_the_prerelease(client, root):
     assert client.get(f"/v1/operations/{operation.pk.hex}").json()["status"] == "completed"
 
 
-class WorkerKilled(BaseException):
-    """Stands for the worker process dying: the runner does not catch it, the row stays running."""
-
-
 def test_a_redelivered_task_resumes_without_counting_twice(client, root, monkeypatch):
     study = generate_uid()
     parts = [dicom_bytes(StudyInstanceUID=study) for _ in range(5)]
-    stow(client, parts)
+    store(*parts)
     missing = generate_uid()
     response = post_export(client, export_body([missing, study], root))
     monkeypatch.setattr(export_services, "CHECKPOINT_EVERY", 2)
@@ -415,7 +383,7 @@ def test_memory_stays_flat_while_a_large_file_is_copied(client, root):
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     data = out.getvalue()
-    stow(client, [data])
+    store(data)
     del ds, out
     response = post_export(client, export_body(["/".join(uids_of(data))], root))
     operation_id = response.json()["id"]

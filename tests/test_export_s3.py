@@ -18,8 +18,7 @@ from pydicom.uid import generate_uid
 
 from operations.export import services as export_services
 from operations.models import Operation, OperationStatus
-from tests.conftest import dicom_bytes, stow, uids_of
-from tests.test_export import WorkerKilled, post_export, run_export, wado_original
+from tests.helpers import WorkerKilled, dicom_bytes, post_export, run_export, store, uids_of, wado_original
 
 pytestmark = pytest.mark.django_db
 
@@ -77,7 +76,7 @@ def test_export_to_an_s3_bucket(client, s3):
     study = generate_uid()
     whole = [dicom_bytes("CT_small.dcm", StudyInstanceUID=study), dicom_bytes("JPEG2000.dcm", StudyInstanceUID=study)]
     single = dicom_bytes("MR_small_RLE.dcm")
-    stow(client, [*whole, single, dicom_bytes(StudyInstanceUID=uids_of(single)[0])])
+    store(*whole, single, dicom_bytes(StudyInstanceUID=uids_of(single)[0]))
     missing = generate_uid()
 
     operation = run_export(
@@ -105,7 +104,7 @@ def test_a_large_instance_is_uploaded_in_parts(client, s3):
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     data = out.getvalue()
-    stow(client, [data])
+    store(data)
 
     operation = run_export(post_export(client, s3_body(["/".join(uids_of(data))], s3.bucket)))
 
@@ -118,7 +117,7 @@ def test_a_large_instance_is_uploaded_in_parts(client, s3):
 
 def test_a_bucket_that_does_not_exist_fails_the_operation(client, s3, settings):
     data = dicom_bytes()
-    stow(client, [data])
+    store(data)
     settings.DICOM_EXPORT_S3_ALLOWED_BUCKETS = ["*"]
 
     operation = run_export(post_export(client, s3_body([uids_of(data)[0]], "no-such-bucket-here")))
@@ -133,7 +132,7 @@ def test_a_bucket_that_does_not_exist_fails_the_operation(client, s3, settings):
 def test_a_resumed_export_keeps_the_error_lines_already_written(client, s3, monkeypatch):
     study = generate_uid()
     parts = [dicom_bytes(StudyInstanceUID=study) for _ in range(3)]
-    stow(client, parts)
+    store(*parts)
     first_missing, last_missing = generate_uid(), generate_uid()
     response = post_export(client, s3_body([first_missing, study, last_missing], s3.bucket))
     monkeypatch.setattr(export_services, "CHECKPOINT_EVERY", 1)

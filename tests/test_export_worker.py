@@ -18,8 +18,7 @@ from django.db import connection
 from pydicom.uid import generate_uid
 
 from operations.models import ACTIVE_STATUSES, Operation, OperationStatus
-from tests.conftest import dicom_bytes, stow
-from tests.test_export import export_body, files_under, post_export, result_path
+from tests.helpers import dicom_bytes, export_body, files_under, post_export, result_path, store
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
@@ -45,7 +44,7 @@ def test_a_worker_process_runs_the_export(client, tmp_path, settings):
     settings.DICOM_EXPORT_FILESYSTEM_ROOTS = [str(root)]
     study = generate_uid()
     parts = [dicom_bytes(StudyInstanceUID=study) for _ in range(3)]
-    assert stow(client, parts).status_code == 200
+    store(*parts)
 
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "dicomsvc", "worker", "--pool=solo", "--loglevel=WARNING",

@@ -126,7 +126,7 @@ def test_one_commit_for_stores_of_two_partitions_keeps_each_in_its_own():
     from studies.dicom.streams import FileSlice
     from studies.models import Instance, InstanceStatus, Study
     from studies.services import store as store_module
-    from tests.conftest import dicom_bytes, uids_of
+    from tests.helpers import dicom_bytes, uids_of
 
     data = dicom_bytes()
     study_uid, _series_uid, sop_uid = uids_of(data)
@@ -166,7 +166,7 @@ def test_a_store_inside_a_transaction_commits_alone_in_its_own_thread():
 @pytest.mark.django_db
 def test_the_store_service_inside_a_transaction_does_not_queue(monkeypatch):
     from studies.services import store as store_module
-    from tests.conftest import dicom_bytes
+    from tests.helpers import dicom_bytes
 
     def queued(*args, **kwargs):  # noqa: ANN002, ANN003
         raise AssertionError("queued behind other threads while inside a transaction")

@@ -12,8 +12,7 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from studies.models import Instance, InstanceStatus
-from tests.conftest import dicom_bytes, multipart_body
-from tests.live import live_server
+from tests.helpers import dicom_bytes, live_server, multipart_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

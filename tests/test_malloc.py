@@ -114,14 +114,14 @@ def test_idle_release_waits_for_quiet() -> None:
 
 @pytest.mark.django_db  # importing dicomsvc.asgi runs the partition start-up guard
 def test_api_requests_drive_the_idle_release(monkeypatch) -> None:
-    from tests.test_asgi import _get
+    from tests.helpers import asgi_get
 
     asgi = importlib.import_module("dicomsvc.asgi")
     calls: list[int] = []
     monkeypatch.setattr(asgi, "_idle", IdleRelease(delay=0.05, release=lambda: calls.append(1)))
 
     async def scenario() -> tuple[int, list[int]]:
-        status, _body = await _get("/health/check")
+        status, _body = await asgi_get("/health/check")
         during = list(calls)
         await asyncio.sleep(0.2)
         return status, during

@@ -10,16 +10,11 @@ from dicomsvc.errors import DataPartitionsFeatureCannotBeDisabledException
 from partitions.checks import partitions_guard
 from partitions.models import Partition
 from studies.models import Instance
-from tests.conftest import dicom_bytes, response_bytes, stow, uids_of
+from tests.helpers import dicom_bytes, response_bytes, store, stow, uids_of
 
 pytestmark = pytest.mark.django_db
 
 ORIGINAL = "application/dicom; transfer-syntax=*"
-
-
-@pytest.fixture
-def partitions_on(settings):  # noqa: ANN001
-    settings.DICOM_ENABLE_DATA_PARTITIONS = True
 
 
 def _same_uids_other_name(data: bytes, name: str) -> bytes:
@@ -37,7 +32,7 @@ def test_disabled_rejects_partition_routes(client):
 
 def test_disabled_uses_default_partition(client):
     data = dicom_bytes()
-    stow(client, [data])
+    store(data)
     assert Instance.objects.get(sop_instance_uid=uids_of(data)[2]).partition.partition_name == "Microsoft.Default"
 
 

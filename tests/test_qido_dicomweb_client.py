@@ -16,7 +16,7 @@ import pytest
 from dicomweb_client.api import DICOMwebClient
 from pydicom.uid import generate_uid
 
-from tests.qido_support import store
+from tests.helpers import dicom_bytes, store
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,13 +35,15 @@ def _values(datasets: list[dict], keyword_tag: str) -> list:
 
 
 def test_search_for_studies_series_and_instances(client, dicomweb) -> None:  # noqa: ANN001
-    studies = [store(client, PatientID="DWC", PatientName=f"Jones^Patient{i}")[0] for i in range(5)]
+    studies = [
+        store(dicom_bytes(PatientID="DWC", PatientName=f"Jones^Patient{i}"))[0].study_instance_uid for i in range(5)
+    ]
     big_study, big_series = generate_uid(), generate_uid()
     sops = [
-        store(client, StudyInstanceUID=big_study, SeriesInstanceUID=big_series, PatientID="DWC-BIG")[2]
+        store(dicom_bytes(StudyInstanceUID=big_study, SeriesInstanceUID=big_series, PatientID="DWC-BIG"))[0].sop_instance_uid
         for _ in range(5)
     ]
-    store(client, StudyInstanceUID=big_study, PatientID="DWC-BIG", Modality="MR")
+    store(dicom_bytes(StudyInstanceUID=big_study, PatientID="DWC-BIG", Modality="MR"))
 
     found = dicomweb.search_for_studies(search_filters={"PatientID": "DWC"}, limit=2, get_remaining=True)
     assert _values(found, "0020000D") == list(reversed(studies))  # every page, newest first

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydicom.uid import generate_uid
 
-from tests.qido_support import search, store
+from tests.helpers import dicom_bytes, search, store
 
 STUDY = generate_uid()
 SERIES = generate_uid()
@@ -58,9 +58,9 @@ def _bad(response, message: str) -> None:  # noqa: ANN001
 
 
 @pytest.fixture(autouse=True)
-def _stored(client, db) -> None:  # noqa: ANN001
+def _stored(db) -> None:  # noqa: ANN001
     """Something to find, so an error is never a side effect of an empty archive."""
-    store(client, StudyInstanceUID=STUDY, SeriesInstanceUID=SERIES, PatientID="P", StudyDate="20200101")
+    store(dicom_bytes(StudyInstanceUID=STUDY, SeriesInstanceUID=SERIES, PatientID="P", StudyDate="20200101"))
 
 
 @pytest.mark.parametrize("resource", RESOURCES)

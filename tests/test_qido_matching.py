@@ -10,15 +10,15 @@ from django.utils import timezone
 
 from partitions.models import DEFAULT_PARTITION_NAME, Partition
 from studies.models import Instance, InstanceStatus, Series, Study
-from tests.qido_support import Archive, column, results, search, value
+from tests.helpers import Archive, column, results, search, value
 
 # Resources that accept study-level attributes, and how many of alice's results each returns.
 STUDY_LEVEL = [("studies", 1), ("series", 2), ("instances", 3)]
 
 
 @pytest.fixture
-def archive(client) -> Archive:  # noqa: ANN001
-    return Archive(client)
+def archive(db) -> Archive:  # noqa: ANN001
+    return Archive()
 
 
 def _study_uids(response) -> set[str]:  # noqa: ANN001

@@ -5,29 +5,24 @@ from __future__ import annotations
 import pytest
 from pydicom.uid import generate_uid
 
-from tests.qido_support import column, results, search, store, value
+from tests.helpers import column, dicom_bytes, results, search, store, value
 
 ALICE = "alice-hospital"
 BOB = "bob-clinic"
 
 
 @pytest.fixture
-def partitioned(settings) -> None:  # noqa: ANN001
-    settings.DICOM_ENABLE_DATA_PARTITIONS = True
-
-
-@pytest.fixture
-def twins(client, partitioned, db) -> tuple[str, str, list[str]]:  # noqa: ANN001
+def twins(client, partitions_on, db) -> tuple[str, str, list[str]]:  # noqa: ANN001
     """One study UID and one series UID in both partitions; alice's holds two instances, bob's three."""
     study, series = generate_uid(), generate_uid()
     sops = [generate_uid() for _ in range(3)]
     common = dict(StudyInstanceUID=study, SeriesInstanceUID=series)
     for sop in sops[:2]:
-        store(client, partition=ALICE, SOPInstanceUID=sop, PatientName="Doe^John", PatientID="PID-1",
-              Modality="CT", StudyDate="20200101", **common)
+        store(dicom_bytes(SOPInstanceUID=sop, PatientName="Doe^John", PatientID="PID-1",
+                          Modality="CT", StudyDate="20200101", **common), partition=ALICE)
     for sop in sops:
-        store(client, partition=BOB, SOPInstanceUID=sop, PatientName="Doe^Joan", PatientID="PID-1",
-              Modality="MR", StudyDate="20210101", **common)
+        store(dicom_bytes(SOPInstanceUID=sop, PatientName="Doe^Joan", PatientID="PID-1",
+                          Modality="MR", StudyDate="20210101", **common), partition=BOB)
     return study, series, sops
 
 
@@ -74,7 +69,7 @@ def test_no_filter_kind_leaks_across_partitions(client, twins) -> None:  # noqa:
 
 
 def test_partition_without_data_finds_nothing(client, twins) -> None:  # noqa: ANN001
-    store(client, partition="charlie-lab", PatientID="OTHER")
+    store(dicom_bytes(PatientID="OTHER"), partition="charlie-lab")
     assert search(client, "studies", {"PatientID": "PID-1"}, partition="charlie-lab").status_code == 204
     assert search(client, f"studies/{twins[0]}/series", partition="charlie-lab").status_code == 204
 
@@ -89,7 +84,7 @@ def test_unknown_or_missing_partition(client, twins) -> None:  # noqa: ANN001
 @pytest.mark.django_db
 def test_default_partition_when_the_feature_is_off(client, settings) -> None:  # noqa: ANN001
     settings.DICOM_ENABLE_DATA_PARTITIONS = False
-    study, _, _ = store(client, PatientID="DEFAULT")
+    study = store(dicom_bytes(PatientID="DEFAULT"))[0].study_instance_uid
     assert column(search(client, "studies", {"PatientID": "DEFAULT"}), "StudyInstanceUID") == [study]
     response = search(client, "studies", partition="Microsoft.Default")
     assert (response.status_code, response.content) == (400, b"Data partitions feature is disabled.")

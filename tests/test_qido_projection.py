@@ -10,7 +10,7 @@ from django.core.management import call_command
 
 from studies.models import Instance
 from studies.search.attributes import PROJECTION_TAGS
-from tests.conftest import dicom_bytes, stow, uids_of
+from tests.helpers import dicom_bytes, store, uids_of
 
 pytestmark = pytest.mark.django_db
 ACCEPT = "application/dicom+json"
@@ -18,7 +18,7 @@ ACCEPT = "application/dicom+json"
 
 def test_stow_stores_the_projection_of_the_metadata(client):
     data = dicom_bytes()
-    stow(client, [data])
+    store(data)
     instance = Instance.objects.get(sop_instance_uid=uids_of(data)[2])
     metadata, projection = json.loads(instance.metadata), json.loads(instance.search_metadata)
     keys = {f"{tag:08X}" for tag in PROJECTION_TAGS}
@@ -28,7 +28,7 @@ def test_stow_stores_the_projection_of_the_metadata(client):
 
 def test_results_are_the_same_from_the_projection_and_from_the_metadata(client):
     data = dicom_bytes()
-    stow(client, [data])
+    store(data)
     study, _series, sop = uids_of(data)
     instance = Instance.objects.get(sop_instance_uid=sop)
     metadata = json.loads(instance.metadata)
@@ -51,7 +51,7 @@ def test_results_are_the_same_from_the_projection_and_from_the_metadata(client):
 
 def test_backfill_writes_the_projection_of_rows_stored_without_one(client):
     files = [dicom_bytes() for _ in range(3)]
-    stow(client, files)
+    store(*files)
     expected = dict(Instance.objects.values_list("pk", "search_metadata"))
     Instance.objects.update(search_metadata="")
 

@@ -9,8 +9,7 @@ import pytest
 from pydicom.uid import generate_uid
 
 from studies.models import Instance, PersonNameWord, Study
-from tests.conftest import dicom_bytes
-from tests.qido_support import Archive, column, key, results, search, store, value
+from tests.helpers import Archive, column, dicom_bytes, key, results, search, store, value
 
 
 def _keys(*keywords: str) -> set[str]:
@@ -40,8 +39,8 @@ STUDY_UID, SERIES_UID, SOP_UID = key("StudyInstanceUID"), key("SeriesInstanceUID
 
 
 @pytest.fixture
-def archive(client) -> Archive:  # noqa: ANN001
-    return Archive(client)
+def archive(db) -> Archive:  # noqa: ANN001
+    return Archive()
 
 
 def _paths(archive: Archive) -> dict[str, str]:
@@ -146,8 +145,8 @@ def test_computed_attributes(client, archive) -> None:  # noqa: ANN001
 @pytest.mark.django_db
 def test_study_and_series_values_come_from_the_newest_instance(client) -> None:  # noqa: ANN001
     study = generate_uid()
-    store(client, StudyInstanceUID=study, PatientName="Old^Name", PatientID="OLD", StudyDescription="First")
-    store(client, StudyInstanceUID=study, PatientName="New^Name", PatientID="NEW", StudyDescription="Second")
+    store(dicom_bytes(StudyInstanceUID=study, PatientName="Old^Name", PatientID="OLD", StudyDescription="First"))
+    store(dicom_bytes(StudyInstanceUID=study, PatientName="New^Name", PatientID="NEW", StudyDescription="Second"))
     (found,) = results(search(client, "studies", {"PatientID": "NEW"}))
     assert (value(found, "PatientName"), value(found, "StudyDescription")) == ("New^Name", "Second")
     assert search(client, "studies", {"PatientID": "OLD"}).status_code == 204
@@ -164,7 +163,7 @@ def test_study_and_series_values_come_from_the_newest_instance(client) -> None: 
 
 @pytest.mark.django_db
 def test_results_are_newest_first_and_paged(client) -> None:  # noqa: ANN001
-    uids = [store(client, PatientID="PAGE")[0] for _ in range(5)]
+    uids = [store(dicom_bytes(PatientID="PAGE"))[0].study_instance_uid for _ in range(5)]
     newest_first = list(reversed(uids))
     first = search(client, "studies", {"PatientID": "PAGE", "limit": "2"})
     assert column(first, "StudyInstanceUID") == newest_first[:2]
@@ -186,7 +185,9 @@ def test_results_are_newest_first_and_paged(client) -> None:  # noqa: ANN001
 def test_default_limit_is_100_and_200_is_allowed(client) -> None:  # noqa: ANN001
     study = generate_uid()
     series = generate_uid()
-    sops = [store(client, StudyInstanceUID=study, SeriesInstanceUID=series)[2] for _ in range(101)]
+    sops = [
+        store(dicom_bytes(StudyInstanceUID=study, SeriesInstanceUID=series))[0].sop_instance_uid for _ in range(101)
+    ]
     path = f"studies/{study}/series/{series}/instances"
     default = search(client, path)
     assert column(default, "SOPInstanceUID") == list(reversed(sops))[:100]
@@ -215,7 +216,7 @@ def test_search_never_reads_blobs(client, archive, monkeypatch) -> None:  # noqa
 
 @pytest.mark.django_db
 def test_each_search_is_one_query_whatever_the_result_size(client, django_assert_num_queries) -> None:  # noqa: ANN001
-    archive = Archive(client)
+    archive = Archive()
     paths = _paths(archive)
     for path in paths.values():
         search(client, path)  # the partition lookup is cached from the first request on
@@ -232,9 +233,9 @@ def test_each_search_is_one_query_whatever_the_result_size(client, django_assert
 
     before = counts()
     for _ in range(4):  # alice's study grows and more patients arrive
-        store(client, StudyInstanceUID=archive.alice.uid, SeriesInstanceUID=archive.alice.series[0],
-              PatientID="PID-ALICE", PatientName="Doe^John")
-        store(client, PatientID="PID-OTHER", PatientName="Doe^Jim")
+        store(dicom_bytes(StudyInstanceUID=archive.alice.uid, SeriesInstanceUID=archive.alice.series[0],
+                          PatientID="PID-ALICE", PatientName="Doe^John"))
+        store(dicom_bytes(PatientID="PID-OTHER", PatientName="Doe^Jim"))
     after = counts()
     assert before == {"studies": 1, "series": 2, "instances": 3, "study-series": 2, "study-instances": 3,
                       "series-instances": 2}
@@ -261,9 +262,7 @@ def test_non_default_character_sets_are_matched_and_returned_as_utf8(  # noqa: A
 ) -> None:
     data = dicom_bytes(SpecificCharacterSet=charset, PatientName=name, PatientID="CHARSET")
     assert marker.encode() not in data  # the file holds the name in its own character set, not UTF-8
-    response = client.post("/v2/studies", data=data, content_type="application/dicom",
-                           HTTP_ACCEPT="application/dicom+json")
-    assert response.status_code == 200
+    store(data)
     assert Study.objects.get(patient_id="CHARSET").patient_name == name
     for params in ({"PatientName": exact}, {"PatientName": fuzzy, "fuzzymatching": "true"}):
         response = search(client, "studies", params)

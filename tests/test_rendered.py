@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from tests.conftest import dicom_bytes, instance_url, stow
+from tests.helpers import dicom_bytes, instance_url, store
 
 pytestmark = pytest.mark.django_db
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 @pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small_RLE.dcm", "SC_rgb_rle_2frame.dcm", "JPEG2000.dcm"])
 def test_rendered_jpeg_and_png(client, name):
     data = dicom_bytes(name)
-    stow(client, [data])
+    store(data)
     jpeg = client.get(f"{instance_url(data)}/rendered")
     assert (jpeg.status_code, jpeg["Content-Type"]) == (200, "image/jpeg")
     image = Image.open(io.BytesIO(jpeg.content))
@@ -29,7 +29,7 @@ def test_rendered_jpeg_and_png(client, name):
 
 def test_rendered_frame_and_errors(client):
     data = dicom_bytes("SC_rgb_rle_2frame.dcm")
-    stow(client, [data])
+    store(data)
     url = instance_url(data)
     assert client.get(f"{url}/frames/2/rendered").status_code == 200
     response = client.get(f"{url}/frames/3/rendered")
@@ -43,5 +43,5 @@ def test_rendered_frame_and_errors(client):
 
 def test_rendered_without_pixel_data_is_404(client):
     data = dicom_bytes("rtplan.dcm", PatientID="RT")
-    stow(client, [data])
+    store(data, status=202)  # stored with a warning
     assert client.get(f"{instance_url(data)}/rendered").status_code == 404

@@ -14,7 +14,7 @@ from partitions.services import partition_default
 from studies.dicom.streams import FileSlice
 from studies.models import Instance, InstanceStatus, Series, Study
 from studies.services.stow import stow_process
-from tests.conftest import dicom_bytes
+from tests.helpers import dicom_bytes
 
 CLIENTS = 8
 PER_CLIENT = 4

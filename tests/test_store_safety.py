@@ -20,7 +20,7 @@ from studies.dicom.streams import FileSlice
 from studies.models import Instance, InstanceStatus, Study
 from studies.services import store as store_module
 from studies.services.stow import stow_process
-from tests.conftest import dicom_bytes, instance_url, response_bytes, stow, uids_of
+from tests.helpers import dicom_bytes, instance_url, response_bytes, stow, uids_of
 
 
 def _blobs() -> list[Path]:

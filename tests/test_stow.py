@@ -12,7 +12,7 @@ from pydicom.uid import generate_uid
 from changefeed.models import ChangeAction, ChangeFeedEntry
 from studies.blobstore import blob_name, storage
 from studies.models import Instance, InstanceStatus, Series, Study
-from tests.conftest import MULTIPART_DICOM, dicom_bytes, instance_url, multipart_body, stow, uids_of
+from tests.helpers import MULTIPART_DICOM, dicom_bytes, instance_url, multipart_body, stow, uids_of
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from pydicom.data import get_testdata_file
 from studies.dicom.header import header_read
 from studies.dicom.reader import _pydicom_header, instance_parse, p10_normalize
 from studies.dicom.streams import FileSlice
-from tests.conftest import dicom_bytes
+from tests.helpers import dicom_bytes
 
 FRAMES = 64
 

@@ -10,7 +10,7 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
-from tests.conftest import dicom_bytes, instance_url, multipart_parts, response_bytes, stow, uids_of
+from tests.helpers import dicom_bytes, instance_url, multipart_parts, response_bytes, store, stow, uids_of
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +50,7 @@ def test_round_trip_is_byte_identical(client, name, ts):
 @pytest.mark.parametrize("name", ["JPEG2000.dcm", "MR_small_RLE.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm"])
 def test_default_syntax_transcodes_to_explicit_le(client, name):
     data = dicom_bytes(name)
-    stow(client, [data])
+    stow(client, [data])  # some are stored with a warning (202), some without (200)
     response = client.get(instance_url(data), HTTP_ACCEPT='multipart/related; type="application/dicom"')
     assert response.status_code == 200
     ((headers, body),) = multipart_parts(response["Content-Type"], response_bytes(response))
@@ -67,7 +67,7 @@ def test_study_and_series_retrieve_every_instance_multipart(client):
     series = generate_uid()
     parts = [dicom_bytes("CT_small.dcm", StudyInstanceUID=study, SeriesInstanceUID=series) for _ in range(3)]
     parts.append(dicom_bytes("MR_small_RLE.dcm", StudyInstanceUID=study))
-    stow(client, parts)
+    store(*parts)
 
     response = client.get(f"/v2/studies/{study}", HTTP_ACCEPT=ORIGINAL_MULTIPART)
     content_type = response["Content-Type"]
@@ -88,7 +88,7 @@ def test_study_and_series_retrieve_every_instance_multipart(client):
 
 def test_star_accept_serves_original_multipart(client):
     data = dicom_bytes("MR_small_RLE.dcm")
-    stow(client, [data])
+    store(data)
     response = client.get(instance_url(data), HTTP_ACCEPT="*/*")
     ((headers, body),) = multipart_parts(response["Content-Type"], response_bytes(response))
     assert headers["content-type"] == "application/dicom; transfer-syntax=1.2.840.10008.1.2.5"
@@ -101,7 +101,7 @@ def test_star_accept_serves_original_multipart(client):
 )
 def test_retrieve_unacceptable_is_406(client, accept):
     data = dicom_bytes()
-    stow(client, [data])
+    store(data)
     headers = {"HTTP_ACCEPT": accept} if accept else {}
     response = client.get(instance_url(data), **headers)
     assert response.status_code == 406
@@ -110,14 +110,14 @@ def test_retrieve_unacceptable_is_406(client, accept):
 
 def test_study_level_rejects_single_part_accept(client):
     data = dicom_bytes()
-    stow(client, [data])
+    store(data)
     response = client.get(f"/v2/studies/{uids_of(data)[0]}", HTTP_ACCEPT="application/dicom; transfer-syntax=*")
     assert response.status_code == 406
 
 
 def test_undecodable_syntax_is_406_without_star(client):
     data = dicom_bytes("JPEGLSNearLossless_08.dcm", PatientID="JLS")
-    stow(client, [data])
+    store(data)
     response = client.get(instance_url(data), HTTP_ACCEPT="application/dicom")
     assert response.status_code == 406
     assert response.content.decode() == "The specified transcoding is not supported."
@@ -126,7 +126,7 @@ def test_undecodable_syntax_is_406_without_star(client):
 
 def test_transcode_size_limit_is_406(client, settings):
     data = dicom_bytes("MR_small_RLE.dcm")
-    stow(client, [data])
+    store(data)
     settings.DICOM_MAX_TRANSCODE_BYTES = 100
     response = client.get(instance_url(data), HTTP_ACCEPT="application/dicom")
     assert response.status_code == 406
@@ -135,7 +135,7 @@ def test_transcode_size_limit_is_406(client, settings):
 
 def test_unknown_and_malformed_uids(client):
     data = dicom_bytes()
-    stow(client, [data])
+    store(data)
     st, se, sop = uids_of(data)
     accept = {"HTTP_ACCEPT": ORIGINAL_MULTIPART}
     assert client.get(f"/v2/studies/{generate_uid()}", **accept).content.decode() == "The specified study cannot be found."
@@ -152,7 +152,7 @@ def test_metadata_at_three_levels_with_etag(client):
     study = generate_uid()
     first = dicom_bytes("CT_small.dcm", StudyInstanceUID=study, PatientName="Meta^Data")
     second = dicom_bytes("MR_small.dcm", StudyInstanceUID=study)
-    stow(client, [first, second])
+    store(first, second)
     st, se, sop = uids_of(first)
 
     response = client.get(f"/v2/studies/{st}/metadata", HTTP_ACCEPT="application/dicom+json")
@@ -175,7 +175,7 @@ def test_metadata_at_three_levels_with_etag(client):
     assert instance["ETag"].isdigit()
 
     third = dicom_bytes(StudyInstanceUID=study)
-    stow(client, [third])
+    store(third)
     changed = client.get(f"/v2/studies/{st}/metadata", HTTP_ACCEPT="application/dicom+json", HTTP_IF_NONE_MATCH=etag)
     assert changed.status_code == 200
     assert changed["ETag"] != etag
@@ -183,13 +183,13 @@ def test_metadata_at_three_levels_with_etag(client):
 
 def test_metadata_requires_json_accept(client):
     data = dicom_bytes()
-    stow(client, [data])
+    store(data)
     assert client.get(f"{instance_url(data)}/metadata", HTTP_ACCEPT="application/dicom").status_code == 406
 
 
 def test_original_header_without_update_serves_the_only_version(client):
     data = dicom_bytes()
-    stow(client, [data])
+    store(data)
     response = client.get(
         instance_url(data), HTTP_ACCEPT="application/dicom; transfer-syntax=*", HTTP_MSDICOM_REQUEST_ORIGINAL="true"
     )
@@ -201,7 +201,7 @@ OCTET_ORIGINAL = 'multipart/related; type="application/octet-stream"; transfer-s
 
 def test_frames_native_multiframe(client):
     data = dicom_bytes("rtdose.dcm")
-    stow(client, [data])
+    store(data, status=202)  # stored with a warning
     ds = pydicom.dcmread(io.BytesIO(data))
     frames = ds.pixel_array
     response = client.get(f"{instance_url(data)}/frames/1,3", HTTP_ACCEPT=OCTET_ORIGINAL)
@@ -215,7 +215,7 @@ def test_frames_native_multiframe(client):
 
 def test_frames_encapsulated_original_and_decoded(client):
     data = dicom_bytes("SC_rgb_rle_2frame.dcm")
-    stow(client, [data])
+    store(data)
     ds = pydicom.dcmread(io.BytesIO(data))
     from pydicom.encaps import generate_frames
 
@@ -238,7 +238,7 @@ def test_frames_encapsulated_original_and_decoded(client):
 @pytest.mark.parametrize(("frames", "status"), [("0", 400), ("1,0", 400), ("a", 400), ("-1", 400), ("3", 404)])
 def test_frames_errors(client, frames, status):
     data = dicom_bytes("SC_rgb_rle_2frame.dcm")
-    stow(client, [data])
+    store(data)
     response = client.get(f"{instance_url(data)}/frames/{frames}", HTTP_ACCEPT=OCTET_ORIGINAL)
     assert response.status_code == status
     expected = (
@@ -252,7 +252,7 @@ def test_frames_errors(client, frames, status):
 
 def test_frames_single_part_for_many_frames_is_400(client):
     data = dicom_bytes("SC_rgb_rle_2frame.dcm")
-    stow(client, [data])
+    store(data)
     response = client.get(f"{instance_url(data)}/frames/1,2", HTTP_ACCEPT="application/octet-stream; transfer-syntax=*")
     assert response.status_code == 400
     assert "use multi-part accept header" in response.content.decode()
@@ -260,7 +260,7 @@ def test_frames_single_part_for_many_frames_is_400(client):
 
 def test_frames_star_type_accepted(client):
     data = dicom_bytes("CT_small.dcm")
-    stow(client, [data])
+    store(data)
     response = client.get(f"{instance_url(data)}/frames/1", HTTP_ACCEPT='multipart/related; type="*/*"')
     ((headers, body),) = multipart_parts(response["Content-Type"], response.content)
     assert body == pydicom.dcmread(io.BytesIO(data)).PixelData
@@ -268,7 +268,7 @@ def test_frames_star_type_accepted(client):
 
 def test_metadata_is_json_array_even_for_one_instance(client):
     data = dicom_bytes()
-    stow(client, [data])
+    store(data)
     body = json.loads(client.get(f"{instance_url(data)}/metadata", HTTP_ACCEPT="application/dicom+json").content)
     assert isinstance(body, list) and len(body) == 1
 
@@ -277,7 +277,7 @@ def test_study_part_that_fails_to_decode_is_served_as_stored(client):
     study = generate_uid()
     ok = dicom_bytes("MR_small_RLE.dcm", StudyInstanceUID=study)
     odd = dicom_bytes("JPGExtended.dcm", StudyInstanceUID=study, PatientID="X")
-    assert stow(client, [ok, odd]).status_code == 200
+    store(ok, odd)
     response = client.get(f"/v2/studies/{study}", HTTP_ACCEPT='multipart/related; type="application/dicom"')
     assert response.status_code == 200
     parts = {body: headers["content-type"] for headers, body in multipart_parts(response["Content-Type"], response_bytes(response))}
@@ -292,7 +292,7 @@ def test_content_length_when_every_part_is_served_as_stored(client):
     study = generate_uid()
     parts = [dicom_bytes("CT_small.dcm", StudyInstanceUID=study) for _ in range(2)]
     parts.append(dicom_bytes("MR_small_RLE.dcm", StudyInstanceUID=study))
-    stow(client, parts)
+    store(*parts)
 
     response = client.get(f"/v2/studies/{study}", HTTP_ACCEPT=ORIGINAL_MULTIPART)
     body = response_bytes(response)
@@ -315,12 +315,12 @@ def test_single_part_above_one_mib_is_streamed_with_its_length(client):
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     data = out.getvalue()
-    assert stow(client, [data]).status_code == 200
+    store(data)
 
     response = client.get(instance_url(data), HTTP_ACCEPT="application/dicom; transfer-syntax=*")
     assert response.streaming and int(response["Content-Length"]) == len(data)
     assert response_bytes(response) == data
     small = dicom_bytes()
-    stow(client, [small])
+    store(small)
     response = client.get(instance_url(small), HTTP_ACCEPT="application/dicom; transfer-syntax=*")
     assert not response.streaming and response.content == small

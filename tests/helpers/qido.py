@@ -1,4 +1,4 @@
-"""Helpers for the QIDO-RS tests: store instances through STOW, search, read result values."""
+"""QIDO-RS: search, read result values, and a small archive of three patients' studies."""
 
 from __future__ import annotations
 
@@ -6,28 +6,16 @@ import json
 from typing import Any
 
 from pydicom.datadict import tag_for_keyword
+from pydicom.uid import generate_uid
 
-from tests.conftest import dicom_bytes, uids_of
-
-DICOM_JSON = "application/dicom+json"
-
-
-def store(
-    client: Any, *, partition: str | None = None, name: str = "CT_small.dcm", **attrs: object
-) -> tuple[str, str, str]:
-    """STOW one pydicom test file (fresh UIDs unless given); returns its (study, series, sop) UIDs."""
-    data = dicom_bytes(name, **attrs)
-    prefix = f"/v2/partitions/{partition}" if partition else "/v2"
-    response = client.post(f"{prefix}/studies", data=data, content_type="application/dicom", HTTP_ACCEPT=DICOM_JSON)
-    assert response.status_code == 200, response.content
-    return uids_of(data)
+from tests.helpers.dicom import dicom_bytes
+from tests.helpers.http import DICOM_JSON, base, store
 
 
 def search(client: Any, path: str, params: Any = None, *, version: str = "v2", partition: str | None = None,
            accept: str | None = DICOM_JSON) -> Any:
-    prefix = f"/{version}/partitions/{partition}" if partition else f"/{version}"
     headers = {"HTTP_ACCEPT": accept} if accept is not None else {}
-    return client.get(f"{prefix}/{path}", params or {}, **headers)
+    return client.get(f"{base(partition, version)}/{path}", params or {}, **headers)
 
 
 def results(response: Any) -> list[dict[str, Any]]:
@@ -62,17 +50,18 @@ class Study:
         self.series: list[str] = []
         self.sops: dict[str, list[str]] = {}
 
-    def add(self, client: Any, *, series: int, partition: str | None = None, **attrs: object) -> str:
+    def add(self, *, series: int, partition: str | None = None, name: str = "CT_small.dcm", **attrs: object) -> str:
         """Store one instance in the study's `series`-th series (a new one past the end)."""
         series_uid = self.series[series] if series < len(self.series) else None
-        _, series_uid, sop = store(
-            client, partition=partition, StudyInstanceUID=self.uid, SeriesInstanceUID=series_uid, **attrs
+        (instance,) = store(
+            dicom_bytes(name, StudyInstanceUID=self.uid, SeriesInstanceUID=series_uid, **attrs), partition=partition
         )
+        series_uid = instance.series_instance_uid
         if series_uid not in self.sops:
             self.series.append(series_uid)
             self.sops[series_uid] = []
-        self.sops[series_uid].append(sop)
-        return sop
+        self.sops[series_uid].append(instance.sop_instance_uid)
+        return instance.sop_instance_uid
 
     @property
     def all_sops(self) -> list[str]:
@@ -87,30 +76,28 @@ class Archive:
     charlie: Johnson^Dorothy, one US series, 2022.
     """
 
-    def __init__(self, client: Any, partition: str | None = None) -> None:
-        from pydicom.uid import generate_uid
-
+    def __init__(self, partition: str | None = None) -> None:
         alice = dict(
             PatientName="Doe^John", PatientID="PID-ALICE", AccessionNumber="ACC-100", StudyDescription="Chest CT",
             StudyDate="20200115", PatientBirthDate="19700101", ReferringPhysicianName="House^Gregory",
         )
         self.alice = Study(generate_uid())
-        self.alice.add(client, series=0, partition=partition, Modality="CT", ManufacturerModelName="Revolution EVO",
+        self.alice.add(series=0, partition=partition, Modality="CT", ManufacturerModelName="Revolution EVO",
                        PerformedProcedureStepStartDate="20200115", **alice)
-        self.alice.add(client, series=0, partition=partition, Modality="CT", ManufacturerModelName="Revolution EVO",
+        self.alice.add(series=0, partition=partition, Modality="CT", ManufacturerModelName="Revolution EVO",
                        PerformedProcedureStepStartDate="20200115", **alice)
-        self.alice.add(client, series=1, partition=partition, Modality="MR", ManufacturerModelName="Signa HDxt",
+        self.alice.add(series=1, partition=partition, Modality="MR", ManufacturerModelName="Signa HDxt",
                        PerformedProcedureStepStartDate="20200116", **alice)
         self.bob = Study(generate_uid())
         self.bob.add(
-            client, series=0, partition=partition, name="MR_small.dcm", Modality="MR", ManufacturerModelName="Signa",
+            series=0, partition=partition, name="MR_small.dcm", Modality="MR", ManufacturerModelName="Signa",
             PerformedProcedureStepStartDate="20210620", PatientName="Müller^Jürgen", PatientID="PID-BOB",
             AccessionNumber="ACC-200", StudyDescription="Brain MR", StudyDate="20210620",
             PatientBirthDate="19801224", ReferringPhysicianName="Wilson^James", SpecificCharacterSet="ISO_IR 100",
         )
         self.charlie = Study(generate_uid())
         self.charlie.add(
-            client, series=0, partition=partition, Modality="US", ManufacturerModelName="Voluson",
+            series=0, partition=partition, Modality="US", ManufacturerModelName="Voluson",
             PerformedProcedureStepStartDate="20220301", PatientName="Johnson^Dorothy", PatientID="pid-charlie",
             AccessionNumber="ACC-300", StudyDescription="Abdomen US", StudyDate="20220301",
             PatientBirthDate="19551231", ReferringPhysicianName="Doe^Jane",

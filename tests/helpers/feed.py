@@ -1,28 +1,17 @@
-"""Helpers for change-feed and admin tests: store, update and delete through the services."""
+"""Change-feed rows for the feed and admin tests: update and delete through the services, bulk rows."""
 
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 
 from django.db import transaction
 
 from changefeed.models import ChangeAction, ChangeFeedEntry
 from changefeed.services import changefeed_append
-from partitions.models import DEFAULT_PARTITION_NAME, Partition
-from partitions.services import partition_get_or_create
-from studies.dicom.reader import instance_parse
+from partitions.models import Partition
 from studies.models import Instance
-from studies.services import instance_store, instances_delete, watermarks_allocate
-from tests.conftest import dicom_bytes
-
-
-def store(data: bytes | None = None, *, partition: str = DEFAULT_PARTITION_NAME, **overrides: object) -> Instance:
-    """Store a DICOM file (a fresh CT_small by default) through the store service."""
-    data = data if data is not None else dicom_bytes(**overrides)
-    parsed = instance_parse(io.BytesIO(data), validate_all=True)
-    return instance_store(partition=partition_get_or_create(name=partition), parsed=parsed).instance
+from studies.services import instances_delete, watermarks_allocate
 
 
 def update(instance: Instance, **changes: str) -> Instance:
@@ -81,4 +70,3 @@ def feed_rows(count: int, *, start: dt.datetime, step: dt.timedelta, partition_k
     ]
     ChangeFeedEntry.objects.bulk_create(rows, batch_size=1000)
     return list(ChangeFeedEntry.objects.order_by("sequence"))
-

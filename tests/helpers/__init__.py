@@ -1,0 +1,42 @@
+"""What tests share: factories, requests, and one `store()`. Tests import from here, never from
+conftest.py (fixtures only) or from another test file."""
+
+from __future__ import annotations
+
+from tests.helpers.dicom import dicom_bytes, read, study_files, uids_of
+from tests.helpers.feed import delete, feed_rows, update
+from tests.helpers.http import (
+    DICOM_JSON,
+    MULTIPART_DICOM,
+    ORIGINAL,
+    asgi_get,
+    base,
+    instance_url,
+    multipart_body,
+    multipart_parts,
+    response_bytes,
+    store,
+    stow,
+)
+from tests.helpers.live import live_server
+from tests.helpers.operations import (
+    WorkerKilled,
+    blob_bytes,
+    export_body,
+    files_under,
+    patient_name_change,
+    post_export,
+    result_path,
+    run_export,
+    start,
+    wado_original,
+)
+from tests.helpers.qido import Archive, Study, column, key, results, search, value
+
+__all__ = [
+    "DICOM_JSON", "MULTIPART_DICOM", "ORIGINAL", "Archive", "Study", "WorkerKilled", "asgi_get", "base",
+    "blob_bytes", "column", "delete", "dicom_bytes", "export_body", "feed_rows", "files_under", "instance_url",
+    "key", "live_server", "multipart_body", "multipart_parts", "patient_name_change", "post_export", "read",
+    "response_bytes", "result_path", "results", "run_export", "search", "start", "store", "stow", "study_files",
+    "uids_of", "update", "value", "wado_original",
+]
