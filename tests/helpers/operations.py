@@ -10,7 +10,7 @@ from typing import Any
 from django.utils import timezone
 
 from operations.models import Operation
-from operations.services import operation_run
+from operations.runner import operation_run
 from studies.blobstore import blob_name, blob_open
 from studies.models import Instance
 from tests.helpers.dicom import uids_of
