@@ -11,8 +11,9 @@ from changefeed.services import changefeed_append
 from partitions.models import Partition
 from studies.blobstore import blob_delete, blob_name
 from studies.models import Instance, InstanceStatus, Series, Study
-from studies.selectors import instance_not_found, instance_scope
+from studies.selectors import instance_not_found
 from studies.services.orphans import orphan_record
+from studies.versions import instance_scope
 
 
 def _recount(*, study_id: int) -> None:
