@@ -28,6 +28,7 @@ from pydicom.datadict import dictionary_VR
 from pydicom.uid import UID
 
 from studies.dicom.dicomjson import BULK_VRS, VALIDATED_VRS, ElementErrors
+from studies.dicom.transfer_syntaxes import DEFLATED, EXPLICIT_VR_BIG_ENDIAN
 from studies.dicom.vr import vr_validate
 
 PIXEL_DATA = 0x7FE00010
@@ -38,8 +39,6 @@ SEQUENCE_END = 0xFFFEE0DD
 UNDEFINED = 0xFFFFFFFF
 READ_AHEAD = 64 * 1024
 META_START = 132  # after the 128-byte preamble and DICM of a normalised stream
-EXPLICIT_VR_BE = "1.2.840.10008.1.2.2"
-DEFLATED = ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95")
 
 LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UR", "UT", "UN", "SV", "UV"})
 KNOWN_VRS = LONG_VRS | {
@@ -553,7 +552,7 @@ def header_read(stream: BinaryIO, *, validate: bool) -> Header | None:
             return None
         ts, start = _file_meta(src)
         uid = UID(ts)
-        if ts == EXPLICIT_VR_BE or ts in DEFLATED or not uid.is_transfer_syntax:
+        if ts == EXPLICIT_VR_BIG_ENDIAN or ts in DEFLATED or not uid.is_transfer_syntax:
             return None
         walker = _Walker(src, implicit=uid.is_implicit_VR, validate=validate)
         metadata, _ = walker.dataset(start, None, top=True)

@@ -19,6 +19,7 @@ from pydicom.tag import Tag
 from studies.dicom.dicomjson import ElementErrors, dataset_json_dict, json_dumps
 from studies.dicom.header import Header, header_read
 from studies.dicom.streams import ConcatReader
+from studies.dicom.transfer_syntaxes import DEFLATED, EXPLICIT_VR_BIG_ENDIAN
 from studies.dicom.uids import uid_normalize
 from studies.dicom.vr import parse_da, vr_validate
 
@@ -28,8 +29,6 @@ PIXEL_DATA = Tag(0x7FE0, 0x0010)
 UNDEFINED_LENGTH = 0xFFFFFFFF
 ITEM = 0xFFFEE000
 SEQ_DELIM = 0xFFFEE0DD
-IMPLICIT_VR_LE = "1.2.840.10008.1.2"
-EXPLICIT_VR_BE = "1.2.840.10008.1.2.2"
 
 
 class NotDicom(Exception):
@@ -256,7 +255,8 @@ def instance_parse(part: BinaryIO, *, validate_all: bool) -> ParsedInstance:
 def _frame_index(header: Header, stream: BinaryIO, ts: str, frames: int) -> list[list[list[int]]] | None:
     """[[offset, length], ...] fragments per frame, positions in the stored file; None if unknown."""
     value_tell, length = header.pixel_data or (-1, -1)
-    if value_tell < 0 or ts == EXPLICIT_VR_BE:
+    if value_tell < 0 or ts == EXPLICIT_VR_BIG_ENDIAN or ts in DEFLATED:
+        # Big endian frames need swapping; a deflated file has no frame bytes to point at.
         return None
     if length != UNDEFINED_LENGTH:
         rows = _int_value(header, "Rows", None)

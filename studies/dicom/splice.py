@@ -30,6 +30,8 @@ from pydicom.dataelem import DataElement
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
 
+from studies.dicom.transfer_syntaxes import DEFLATED, EXPLICIT_VR_BIG_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
+
 PREAMBLE_SIZE = 128
 MAGIC = b"DICM"
 META_START = PREAMBLE_SIZE + len(MAGIC)
@@ -42,9 +44,6 @@ TRANSFER_SYNTAX_UID = 0x00020010
 META_GROUP_LENGTH = 0x00020000
 # Explicit VRs with a 2-byte reserved field and a 4-byte length (PS3.5 §7.1.2).
 LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
-IMPLICIT_VR_LE = "1.2.840.10008.1.2"
-EXPLICIT_VR_BE = "1.2.840.10008.1.2.2"
-DEFLATED = frozenset({"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95"})
 CHUNK = 1024 * 1024
 
 
@@ -208,7 +207,7 @@ def _dataset_encoding(src: _Source, ts: str, dataset_start: int) -> _Encoding:
     Like pydicom, look at the first element: without two letters where the VR belongs, it
     is implicit VR.
     """
-    enc = _Encoding(little=ts != EXPLICIT_VR_BE, implicit=ts == IMPLICIT_VR_LE)
+    enc = _Encoding(little=ts != EXPLICIT_VR_BIG_ENDIAN, implicit=ts == IMPLICIT_VR_LITTLE_ENDIAN)
     if enc.implicit or src.size < dataset_start + 6:
         return enc
     vr = src.read(dataset_start + 4, 2)
