@@ -11,7 +11,9 @@ up (`header_read` returns None) and the caller reads the file with pydicom inste
 
 Values the caller never needs in memory (bulk VRs: Pixel Data above all) are skipped by
 position, never read. A top-level group whose bytes were decoded before (the slices of a series
-share most of theirs) is taken from a bounded per-process cache instead of walked again.
+share most of theirs) is taken from a bounded per-process cache instead of walked again; the
+cache holds only immutable data (bytes, strings, numbers, tuples), so no header can change
+what another one is given.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, BinaryIO
 
+import orjson
 from pydicom.datadict import dictionary_VR
 from pydicom.uid import UID
 
@@ -64,14 +67,13 @@ class GiveUp(Exception):
 
 @dataclass
 class Header:
-    """What the store path needs of a header. The nested JSON values of `metadata` and the lists
-    of `values` may be shared with other headers (`_GroupCache`): read them, never change them."""
+    """What the store path needs of a header; `metadata` belongs to this header alone."""
 
     transfer_syntax_uid: str
     metadata: dict[str, Any]
     errors: ElementErrors
     # Top-level attributes: tag -> the values as pydicom's str() gives them (numbers as numbers).
-    values: dict[int, list[Any]] = field(default_factory=dict)
+    values: dict[int, tuple[Any, ...]] = field(default_factory=dict)
     # Pixel Data: (position of its value in the stream, encoded length), None if absent.
     pixel_data: tuple[int, int] | None = None
     # Top-level attributes pydicom could not decode: tag -> reason (pydicom path only).
@@ -109,19 +111,19 @@ class _Source:
         return self.buf, offset
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Group:
     """A top-level group as decoded once: replayed whenever the same bytes come again.
 
-    A replay adds these very objects to the new header (copying them cost as much as the walk
-    it saves): the JSON values of `Header.metadata` and the lists of `Header.values` are
-    shared between headers and must be treated as read-only (the store path only reads
-    them, serialises them, or removes top-level keys).
+    Everything here is immutable and shared by the headers it is replayed into. The group's
+    DICOM JSON members are kept serialised, and a replay parses them into new objects: a
+    header's metadata is its own to change, and parsing the JSON is a fraction of walking,
+    decoding and validating the elements again.
     """
 
     raw: bytes
-    json: dict[str, Any]
-    values: dict[int, list[Any]]
+    json: bytes  # the members this group added to the DICOM JSON object, as JSON text
+    values: tuple[tuple[int, tuple[Any, ...]], ...]
     failures: tuple[tuple[int, str], ...]
     last_tag: int
     text: bool  # holds character-set text (the walker must not change encoding afterwards)
@@ -136,7 +138,7 @@ class _GroupCache:
     one-instance STOW's header time; comparing a group's bytes with the ones decoded before is
     one C-level comparison. The output is a function of the bytes and the state in the key only,
     so a hit yields exactly what the walk would. Bounded by `MAX_BYTES` of cached encodings (the
-    decoded objects kept beside them take a few times that).
+    JSON text and values kept beside them are of the same order).
     """
 
     MAX_SPAN = 16 * 1024  # larger groups (e.g. CSA headers) are walked every time
@@ -175,7 +177,7 @@ class _Walker:
         self.encoding = "latin_1"
         self.texts = 0  # character-set text values decoded so far
         self.errors = ElementErrors()
-        self.values: dict[int, list[Any]] = {}
+        self.values: dict[int, tuple[Any, ...]] = {}
         self.pixel_data: tuple[int, int] | None = None
 
     # --- elements ---------------------------------------------------------------------
@@ -291,7 +293,7 @@ class _Walker:
             decode = _decode_cached if len(raw) <= CACHED_VALUE_BYTES else _decode
             strings, json_values, failure = decode(vr, raw, self.encoding, self.validate)
             if top:
-                values[tag] = list(json_values if vr in NUMBERS else strings)
+                values[tag] = json_values if vr in NUMBERS else strings
             if failure:
                 self.errors.add(owner or tag, failure)
                 continue
@@ -314,10 +316,17 @@ class _Walker:
         if stop - start > _GroupCache.MAX_SPAN:
             return
         n_out, n_values, n_errors, texts = marks
+        members = dict(islice(out.items(), n_out, None))
+        try:
+            encoded = orjson.dumps(members)
+        except TypeError:  # an integer beyond 64 bits
+            return
+        if orjson.loads(encoded) != members:
+            return  # a non-finite float, or a value JSON would not give back as the walk gave it
         group = _Group(
             raw=self.src.get(start, stop - start),
-            json=dict(islice(out.items(), n_out, None)),
-            values=dict(islice(self.values.items(), n_values, None)),
+            json=encoded,
+            values=tuple(islice(self.values.items(), n_values, None)),
             failures=tuple(islice(self.errors.reasons.items(), n_errors, None)),
             last_tag=last_tag,
             text=self.texts > texts,
@@ -338,7 +347,7 @@ class _Walker:
             return None
         if group.text:
             self.texts += 1
-        out.update(group.json)
+        out.update(orjson.loads(group.json))
         self.values.update(group.values)
         for tag, failure in group.failures:
             self.errors.add(tag, failure)

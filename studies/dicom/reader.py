@@ -124,12 +124,12 @@ _WANTED_TAGS = (
 )
 
 
-def _string_list(value: Any) -> list[str]:
+def _values(value: Any) -> tuple[Any, ...]:
     if value is None or value == "":
-        return []
+        return ()
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        return [v if isinstance(v, int) else str(v) for v in value]
-    return [value if isinstance(value, int) else str(value)]
+        return tuple(v if isinstance(v, int) else str(v) for v in value)
+    return (value if isinstance(value, int) else str(value),)
 
 
 def _pydicom_header(stream: ConcatReader, *, validate: bool) -> Header:
@@ -144,12 +144,12 @@ def _pydicom_header(stream: ConcatReader, *, validate: bool) -> Header:
         raise
     except (InvalidDicomError, EOFError, OSError, ValueError, struct.error, KeyError, TypeError) as exc:
         raise NotDicom(f"The DICOM instance is invalid: {exc}") from exc
-    values: dict[int, list[Any]] = {}
+    values: dict[int, tuple[Any, ...]] = {}
     decode_errors: dict[int, str] = {}
     for tag in _WANTED_TAGS:
         if tag in ds:
             try:
-                values[tag] = _string_list(ds[tag].value)
+                values[tag] = _values(ds[tag].value)
             except Exception as exc:
                 decode_errors[tag] = f"Value cannot be decoded: {exc}"
     errors = ElementErrors()
@@ -173,7 +173,7 @@ def _pydicom_header(stream: ConcatReader, *, validate: bool) -> Header:
 
 
 def _int_value(header: Header, keyword: str, default: int | None) -> int | None:
-    values = header.values.get(INT_TAGS[keyword], [])
+    values = header.values.get(INT_TAGS[keyword], ())
     if len(values) != 1:
         return default
     try:
@@ -192,7 +192,7 @@ def instance_parse(part: BinaryIO, *, validate_all: bool) -> ParsedInstance:
     raw_uids: dict[str, str] = {}
     missing: list[str] = []
     for keyword, tag in REQUIRED_UIDS.items():
-        values = header.values.get(tag, [])
+        values = header.values.get(tag, ())
         raw = values[0] if values else ""
         raw_uids[keyword] = raw
         if not uid_normalize(raw):
@@ -206,7 +206,7 @@ def instance_parse(part: BinaryIO, *, validate_all: bool) -> ParsedInstance:
         if tag in header.decode_errors:
             invalid[tag] = header.decode_errors[tag]
             continue
-        values = header.values.get(tag, [])
+        values = header.values.get(tag, ())
         if len(values) > 1:
             multi_valued.append(keyword)
         value = values[0] if values else ""
