@@ -17,6 +17,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 
 from studies.dicom.dicomjson import ElementErrors, dataset_json_dict, json_dumps
+from studies.dicom.elements import IMPLICIT_LITTLE, ITEM, SEQUENCE_DELIMITER, UNDEFINED_LENGTH
 from studies.dicom.header import Header, header_read
 from studies.dicom.streams import ConcatReader
 from studies.dicom.transfer_syntaxes import DEFLATED, EXPLICIT_VR_BIG_ENDIAN
@@ -26,9 +27,6 @@ from studies.dicom.vr import parse_da, vr_validate
 PREAMBLE = b"\x00" * 128 + b"DICM"
 DEFER_SIZE = 64 * 1024
 PIXEL_DATA = Tag(0x7FE0, 0x0010)
-UNDEFINED_LENGTH = 0xFFFFFFFF
-ITEM = 0xFFFEE000
-SEQ_DELIM = 0xFFFEE0DD
 
 
 class NotDicom(Exception):
@@ -283,9 +281,8 @@ def _encapsulated_index(stream: BinaryIO, pos: int, frames: int) -> list[list[li
         header = stream.read(8)
         if len(header) < 8:
             return None
-        group, elem, item_len = struct.unpack("<HHI", header)
-        tag = (group << 16) | elem
-        if tag == SEQ_DELIM:
+        tag, _vr, item_len, _size = IMPLICIT_LITTLE.head(header, 0)  # items carry no VR
+        if tag == SEQUENCE_DELIMITER:
             break
         if tag != ITEM or item_len == UNDEFINED_LENGTH:
             return None
