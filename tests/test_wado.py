@@ -335,3 +335,13 @@ def test_frames_of_a_deflated_file_are_decoded_not_cut_from_the_stored_bytes(cli
         ((headers, body),) = multipart_parts(response["Content-Type"], response.content)
         assert headers["content-type"] == f"application/octet-stream; transfer-syntax={ELE}"
         assert body == pixels.astype(pixels.dtype.newbyteorder("<")).tobytes()
+
+
+@pytest.mark.parametrize("path", ["series/1.3", "series/1.3/instances/1.4/metadata", "metadata"])
+def test_a_post_to_a_read_route_creates_no_partition(client, settings, path):
+    from partitions.models import Partition
+
+    settings.DICOM_ENABLE_DATA_PARTITIONS = True
+    response = client.post(f"/v2/partitions/unseen/studies/1.2/{path}", data=b"", content_type="application/dicom")
+    assert response.status_code >= 400
+    assert not Partition.objects.filter(partition_name="unseen").exists()
