@@ -312,12 +312,15 @@ class _Walker:
             return
         n_out, n_values, n_errors, texts = marks
         members = dict(islice(out.items(), n_out, None))
+        # Only what JSON gives back unchanged: orjson refuses integers beyond 64 bits, and
+        # writes a non-finite float as null, which no decoded value is (so a text holding
+        # "null" costs a walk next time, never a wrong value).
         try:
             encoded = orjson.dumps(members)
-        except TypeError:  # an integer beyond 64 bits
+        except TypeError:
             return
-        if orjson.loads(encoded) != members:
-            return  # a non-finite float, or a value JSON would not give back as the walk gave it
+        if b"null" in encoded:
+            return
         group = _Group(
             raw=self.src.get(start, stop - start),
             json=encoded,
