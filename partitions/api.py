@@ -28,6 +28,8 @@ class PartitionedView(DicomView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
+        if not hasattr(self, request.method.lower()):
+            return  # dispatch answers 405; resolving would create or look up a partition for nothing
         name = kwargs.get("partition_name")
         if not settings.DICOM_ENABLE_DATA_PARTITIONS:
             if name is not None:

@@ -24,6 +24,7 @@ from partitions.admin_tools import PartitionedTableAdmin
 from studies.blobstore import blob_name, blob_open
 from studies.dicom.attributes import attribute_rows
 from studies.models import Instance, Series, Study
+from studies.versions import version_select
 
 
 def filesize(size: int | None) -> str:
@@ -154,15 +155,19 @@ class InstanceAdmin(PartitionedTableAdmin):
             raise Http404("No such instance.")
         if not self.has_view_permission(request, instance):
             raise PermissionDenied
-        original = request.GET.get("version") == "original" and instance.original_watermark is not None
-        watermark = instance.original_watermark if original else instance.watermark
-        size = instance.original_file_size if original else instance.file_size
-        name = blob_name(partition_key=instance.partition_id, watermark=watermark)
+        version = version_select(
+            original=request.GET.get("version") == "original",
+            watermark=instance.watermark,
+            original_watermark=instance.original_watermark,
+            file_size=instance.file_size,
+            original_file_size=instance.original_file_size,
+        )
+        name = blob_name(partition_key=instance.partition_id, watermark=version.watermark)
         response = StreamingHttpResponse(file_chunks(lambda: blob_open(name=name)), content_type="application/dicom")
-        suffix = "-original" if original else ""
+        suffix = "-original" if version.original else ""
         response["Content-Disposition"] = f'attachment; filename="{instance.sop_instance_uid}{suffix}.dcm"'
-        if size:
-            response["Content-Length"] = str(size)
+        if version.file_size:
+            response["Content-Length"] = str(version.file_size)
         return response
 
     @admin.display(description="Study")

@@ -164,11 +164,6 @@ class Instance(models.Model):
     def __str__(self) -> str:
         return self.sop_instance_uid
 
-    @property
-    def frames_watermark(self) -> int:
-        """Frames come from the original file: a bulk update never changes pixel data."""
-        return self.original_watermark if self.original_watermark is not None else self.watermark
-
 
 class PersonNameAttribute(models.IntegerChoices):
     PATIENT_NAME = 0, "PatientName"

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Q
-
 from dicomsvc.errors import InstanceNotFound, SeriesNotFound, StudyNotFound
 from dicomsvc.sqlbatch import statement_execute
 from partitions.models import Partition
 from studies.blobstore import blob_name
-from studies.models import Instance, InstanceStatus
+from studies.models import Instance
+from studies.versions import instance_scope, instance_scope_sql, version_select
 
 
 @dataclass(frozen=True)
@@ -25,18 +24,6 @@ class StoredVersion:
     transfer_syntax_uid: str
     file_size: int
     number_of_frames: int
-
-
-def instance_scope(
-    *, partition: Partition, study: str, series: str | None, instance: str | None
-) -> Q:
-    """Visible (CREATED) instances of a study, a series or one instance in a partition."""
-    filters = Q(partition=partition, study_instance_uid=study, status=InstanceStatus.CREATED)
-    if series is not None:
-        filters &= Q(series_instance_uid=series)
-    if instance is not None:
-        filters &= Q(sop_instance_uid=instance)
-    return filters
 
 
 def instance_not_found(series: str | None, instance: str | None) -> Exception:
@@ -58,33 +45,33 @@ def instance_versions_list(
 ) -> list[StoredVersion]:
     """The blobs of a study, series or instance: latest versions, or originals on request."""
     # Plain SQL: this runs once per WADO request, and compiling the ORM query took a third of
-    # a one-instance retrieve's CPU. Same columns, filters and order as `instance_scope`.
-    conditions = ["partition_id = %s", "study_instance_uid = %s", "status = %s"]
-    params: list[object] = [partition.pk, study, int(InstanceStatus.CREATED)]
-    for column, value in (("series_instance_uid", series), ("sop_instance_uid", instance)):
-        if value is not None:
-            conditions.append(f"{column} = %s")
-            params.append(value)
+    # a one-instance retrieve's CPU.
+    where, params = instance_scope_sql(partition=partition, study=study, series=series, instance=instance)
     sql = (
         "SELECT study_instance_uid, series_instance_uid, sop_instance_uid, watermark, original_watermark, "
         "transfer_syntax_uid, file_size, original_file_size, number_of_frames "
-        f"FROM {Instance._meta.db_table} WHERE {' AND '.join(conditions)} "
+        f"FROM {Instance._meta.db_table} WHERE {where} "
         "ORDER BY series_instance_uid, instance_number, watermark"
     )
     rows = statement_execute(sql, params)  # prepared on PostgreSQL: planned once per pooled connection
     versions = []
     for st, se, sop, watermark, original_watermark, ts, size, original_size, frames in rows:
-        use_original = original and original_watermark is not None
-        chosen = original_watermark if use_original else watermark
+        chosen = version_select(
+            original=original,
+            watermark=watermark,
+            original_watermark=original_watermark,
+            file_size=size,
+            original_file_size=original_size,
+        )
         versions.append(
             StoredVersion(
                 study_instance_uid=st,
                 series_instance_uid=se,
                 sop_instance_uid=sop,
-                watermark=chosen,
-                blob_name=blob_name(partition_key=partition.partition_key, watermark=chosen),
+                watermark=chosen.watermark,
+                blob_name=blob_name(partition_key=partition.partition_key, watermark=chosen.watermark),
                 transfer_syntax_uid=ts,
-                file_size=original_size if use_original and original_size is not None else size,
+                file_size=chosen.file_size,
                 number_of_frames=frames,
             )
         )
@@ -118,12 +105,10 @@ def instance_metadata_list(
     documents = []
     watermarks = []
     for watermark, original_watermark, metadata, original_metadata in rows:
-        if original and original_watermark is not None and original_metadata is not None:
-            documents.append(original_metadata)
-            watermarks.append(original_watermark)
-        else:
-            documents.append(metadata)
-            watermarks.append(watermark)
+        chosen = version_select(original=original, watermark=watermark, original_watermark=original_watermark)
+        # A bulk update sets the original watermark and metadata together.
+        documents.append(original_metadata if chosen.original and original_metadata is not None else metadata)
+        watermarks.append(chosen.watermark)
     etag = str(watermarks[0]) if instance is not None else f"{max(watermarks)}-{len(watermarks)}"
     if original:
         etag = f"{etag}-original"
@@ -152,11 +137,18 @@ def instance_frame_source_get(*, partition: Partition, study: str, series: str, 
     if row is None:
         raise InstanceNotFound()
     watermark, original_watermark, ts, frame_index, frames, size, original_size = row
-    source = original_watermark if original_watermark is not None else watermark
+    # The frame index describes the original file, and pixel data never changes on update.
+    source = version_select(
+        original=True,
+        watermark=watermark,
+        original_watermark=original_watermark,
+        file_size=size,
+        original_file_size=original_size,
+    )
     return FrameSource(
-        blob_name=blob_name(partition_key=partition.partition_key, watermark=source),
+        blob_name=blob_name(partition_key=partition.partition_key, watermark=source.watermark),
         transfer_syntax_uid=ts,
         frame_index=frame_index,
         number_of_frames=frames,
-        file_size=original_size if original_watermark is not None and original_size is not None else size,
+        file_size=source.file_size,
     )

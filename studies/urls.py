@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.urls import path
 
 from studies.views.rendered import RenderedView
-from studies.views.retrieve import FramesView, InstanceView, MetadataView, SeriesView, StudyView
+from studies.views.resources import InstanceView, SeriesView, StudiesView, StudyView
+from studies.views.retrieve import FramesView, MetadataView
 from studies.views.search import (
     InstancesSearchView,
     SeriesInstancesSearchView,
@@ -13,7 +14,6 @@ from studies.views.search import (
     StudyInstancesSearchView,
     StudySeriesSearchView,
 )
-from studies.views.stow import StudiesView
 
 STUDY = "studies/<seg:study>"
 SERIES = f"{STUDY}/series/<seg:series>"

@@ -102,3 +102,22 @@ def test_blob_removal_failure_is_queued_not_lost(client, monkeypatch):
     call_command("dicom_cleanup")
     assert not storage().exists(name)
     assert not OrphanBlob.objects.exists()
+
+
+def test_delete_recounts_the_study_as_the_store_counts_it(client):
+    study, ct, mr = generate_uid(), generate_uid(), generate_uid()
+    cts = [dicom_bytes(StudyInstanceUID=study, SeriesInstanceUID=ct, Modality="CT") for _ in range(2)]
+    mrs = [dicom_bytes(StudyInstanceUID=study, SeriesInstanceUID=mr, Modality="MR") for _ in range(2)]
+    store(*cts, *mrs)
+    row = Study.objects.get(study_instance_uid=study)
+    assert (row.num_series, row.num_instances, row.modalities_in_study) == (2, 4, "CT\\MR")
+
+    assert client.delete(instance_url(cts[0])).status_code == 204
+    row.refresh_from_db()
+    assert (row.num_series, row.num_instances, row.modalities_in_study) == (2, 3, "CT\\MR")
+    assert Series.objects.get(series_instance_uid=ct).num_instances == 1
+
+    assert client.delete(instance_url(cts[1])).status_code == 204
+    row.refresh_from_db()
+    assert (row.num_series, row.num_instances, row.modalities_in_study) == (1, 2, "MR")
+    assert not Series.objects.filter(series_instance_uid=ct).exists()

@@ -279,10 +279,24 @@ def test_the_same_group_bytes_under_another_character_set_are_decoded_again(repl
 
 def test_the_group_cache_is_bounded():
     cache = header_module._GroupCache()
-    group = header_module._Group(raw=b"x" * 4096, json={}, values={}, failures=(), last_tag=0, text=False)
+    group = header_module._Group(raw=b"x" * 4096, json=b"{}", values=(), failures=(), last_tag=0, text=False)
     for n in range(3 * cache.MAX_BYTES // 4096):
         cache.add((n, "latin_1", False, True), group)
         assert cache.size <= cache.MAX_BYTES
     for _ in range(10):
         cache.add((1, "latin_1", False, True), group)
     assert len(cache.entries[(1, "latin_1", False, True)]) == cache.PER_KEY
+
+
+def test_a_header_built_from_cached_groups_shares_nothing_that_can_change(replays):
+    data = open(get_testdata_file("CT_small.dcm"), "rb").read()
+    first = header_read(_stream(data), validate=True)
+    expected = json.dumps(first.metadata)
+    second = header_read(_stream(data), validate=True)
+    assert replays
+    for element in second.metadata.values():  # a caller that edits its header in place
+        element.setdefault("Value", []).append("changed")
+        element["vr"] = "XX"
+    third = header_read(_stream(data), validate=True)
+    assert json.dumps(third.metadata) == expected
+    assert all(isinstance(values, tuple) for values in third.values.values())

@@ -324,3 +324,24 @@ def test_single_part_above_one_mib_is_streamed_with_its_length(client):
     store(small)
     response = client.get(instance_url(small), HTTP_ACCEPT="application/dicom; transfer-syntax=*")
     assert not response.streaming and response.content == small
+
+
+def test_frames_of_a_deflated_file_are_decoded_not_cut_from_the_stored_bytes(client):
+    data = dicom_bytes("image_dfl.dcm")
+    assert stow(client, [data]).status_code == 200
+    pixels = pydicom.dcmread(io.BytesIO(data)).pixel_array
+    for accept in (OCTET_ORIGINAL, 'multipart/related; type="application/octet-stream"'):
+        response = client.get(f"{instance_url(data)}/frames/1", HTTP_ACCEPT=accept)
+        ((headers, body),) = multipart_parts(response["Content-Type"], response.content)
+        assert headers["content-type"] == f"application/octet-stream; transfer-syntax={ELE}"
+        assert body == pixels.astype(pixels.dtype.newbyteorder("<")).tobytes()
+
+
+@pytest.mark.parametrize("path", ["series/1.3", "series/1.3/instances/1.4/metadata", "metadata"])
+def test_a_post_to_a_read_route_is_405_and_creates_no_partition(client, settings, path):
+    from partitions.models import Partition
+
+    settings.DICOM_ENABLE_DATA_PARTITIONS = True
+    response = client.post(f"/v2/partitions/unseen/studies/1.2/{path}", data=b"", content_type="application/dicom")
+    assert response.status_code == 405
+    assert not Partition.objects.filter(partition_name="unseen").exists()

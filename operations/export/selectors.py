@@ -14,35 +14,45 @@ from django.db.models import Q, QuerySet
 from operations.export.specification import Identifier
 from partitions.models import Partition
 from studies.blobstore import blob_name
-from studies.models import Instance, InstanceStatus
+from studies.models import Instance
 from studies.selectors import StoredVersion
+from studies.versions import instance_scope, version_select
 
 PAGE = 100
 
 
 def _instances(*, partition: Partition, identifier: Identifier) -> QuerySet[Instance]:
-    filters = Q(partition=partition, study_instance_uid=identifier.study, status=InstanceStatus.CREATED)
-    if identifier.series is not None:
-        filters &= Q(series_instance_uid=identifier.series)
-    if identifier.instance is not None:
-        filters &= Q(sop_instance_uid=identifier.instance)
-    return Instance.objects.filter(filters)
+    return Instance.objects.filter(
+        instance_scope(
+            partition=partition, study=identifier.study, series=identifier.series, instance=identifier.instance
+        )
+    )
 
 
 def export_instances_count(*, partition: Partition, identifier: Identifier) -> int:
     return _instances(partition=partition, identifier=identifier).count()
 
 
-def _version(partition: Partition, row: tuple[str, str, str, int, str, int, int]) -> StoredVersion:
-    study, series, sop, watermark, transfer_syntax, size, frames = row
+_Row = tuple[str, str, str, int, int | None, str, int, int | None, int]
+
+
+def _version(partition: Partition, row: _Row) -> StoredVersion:
+    study, series, sop, watermark, original_watermark, transfer_syntax, size, original_size, frames = row
+    latest = version_select(
+        original=False,
+        watermark=watermark,
+        original_watermark=original_watermark,
+        file_size=size,
+        original_file_size=original_size,
+    )
     return StoredVersion(
         study_instance_uid=study,
         series_instance_uid=series,
         sop_instance_uid=sop,
-        watermark=watermark,
-        blob_name=blob_name(partition_key=partition.partition_key, watermark=watermark),
+        watermark=latest.watermark,
+        blob_name=blob_name(partition_key=partition.partition_key, watermark=latest.watermark),
         transfer_syntax_uid=transfer_syntax,
-        file_size=size,
+        file_size=latest.file_size,
         number_of_frames=frames,
     )
 
@@ -52,8 +62,10 @@ _COLUMNS = (
     "series_instance_uid",
     "sop_instance_uid",
     "watermark",
+    "original_watermark",
     "transfer_syntax_uid",
     "file_size",
+    "original_file_size",
     "number_of_frames",
 )
 
@@ -84,11 +96,12 @@ def export_version_get(*, partition: Partition, version: StoredVersion) -> Store
     """The instance's current latest version (a bulk update may have replaced it), or None if deleted."""
     row = (
         Instance.objects.filter(
-            partition=partition,
-            study_instance_uid=version.study_instance_uid,
-            series_instance_uid=version.series_instance_uid,
-            sop_instance_uid=version.sop_instance_uid,
-            status=InstanceStatus.CREATED,
+            instance_scope(
+                partition=partition,
+                study=version.study_instance_uid,
+                series=version.series_instance_uid,
+                instance=version.sop_instance_uid,
+            )
         )
         .values_list(*_COLUMNS)
         .first()

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from dicomsvc.api.mediatypes import MediaType, accept_parse
 from dicomsvc.errors import BadRequest, NotAcceptable
+from studies.dicom.transfer_syntaxes import EXPLICIT_VR_LITTLE_ENDIAN as EXPLICIT_VR_LE
 
 ORIGINAL = "*"
-EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
 DICOM = "application/dicom"
 OCTET = "application/octet-stream"
 SUPPORTED_TARGETS = {ORIGINAL, EXPLICIT_VR_LE}

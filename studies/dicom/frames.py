@@ -11,9 +11,8 @@ from pydicom.pixels import pixel_array
 from pydicom.uid import UID
 
 from dicomsvc.errors import NotAcceptable, TranscodingNotSupported
-from studies.dicom.transcode import ELE
-
-NATIVE_LE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
+from studies.dicom.transfer_syntaxes import EXPLICIT_VR_LITTLE_ENDIAN as ELE
+from studies.dicom.transfer_syntaxes import NATIVE_LITTLE_ENDIAN
 
 
 def frames_from_index(fileobj: BinaryIO, frame_index_text: str, numbers: list[int]) -> list[bytes]:
@@ -40,7 +39,7 @@ def frames_read(
 ) -> tuple[list[bytes], str]:
     """The requested frames and the transfer syntax they are in."""
     original = target == "*" or transfer_syntax_uid == ELE
-    native = transfer_syntax_uid in NATIVE_LE
+    native = transfer_syntax_uid in NATIVE_LITTLE_ENDIAN
     if frame_index_text and (original or native):
         return frames_from_index(fileobj, frame_index_text, numbers), (ELE if native else transfer_syntax_uid)
     if file_size > limit:

@@ -11,7 +11,9 @@ up (`header_read` returns None) and the caller reads the file with pydicom inste
 
 Values the caller never needs in memory (bulk VRs: Pixel Data above all) are skipped by
 position, never read. A top-level group whose bytes were decoded before (the slices of a series
-share most of theirs) is taken from a bounded per-process cache instead of walked again.
+share most of theirs) is taken from a bounded per-process cache instead of walked again; the
+cache holds only immutable data (bytes, strings, numbers, tuples), so no header can change
+what another one is given.
 """
 
 from __future__ import annotations
@@ -24,24 +26,29 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, BinaryIO
 
+import orjson
 from pydicom.datadict import dictionary_VR
 from pydicom.uid import UID
 
 from studies.dicom.dicomjson import BULK_VRS, VALIDATED_VRS, ElementErrors
+from studies.dicom.elements import (
+    EXPLICIT_LITTLE,
+    IMPLICIT_LITTLE,
+    ITEM,
+    ITEM_DELIMITER,
+    LONG_VRS,
+    PIXEL_DATA,
+    SEQUENCE_DELIMITER,
+    SPECIFIC_CHARACTER_SET,
+    TRANSFER_SYNTAX_UID,
+    UNDEFINED_LENGTH,
+)
+from studies.dicom.transfer_syntaxes import DEFLATED, EXPLICIT_VR_BIG_ENDIAN
 from studies.dicom.vr import vr_validate
 
-PIXEL_DATA = 0x7FE00010
-SPECIFIC_CHARACTER_SET = 0x00080005
-ITEM = 0xFFFEE000
-ITEM_END = 0xFFFEE00D
-SEQUENCE_END = 0xFFFEE0DD
-UNDEFINED = 0xFFFFFFFF
 READ_AHEAD = 64 * 1024
 META_START = 132  # after the 128-byte preamble and DICM of a normalised stream
-EXPLICIT_VR_BE = "1.2.840.10008.1.2.2"
-DEFLATED = ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95")
 
-LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UR", "UT", "UN", "SV", "UV"})
 KNOWN_VRS = LONG_VRS | {
     "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO", "LT", "PN", "SH", "SL", "SS", "ST", "TM",
     "UI", "UL", "US",
@@ -52,8 +59,6 @@ TEXT_SINGLE = frozenset({"ST", "LT", "UT"})  # character-set text, one value
 ASCII_SPLIT = frozenset({"CS", "AS", "DA", "TM", "DT"})
 CHARSET_VRS = TEXT_SPLIT | TEXT_SINGLE | {"PN"}
 _VR_NAMES = {vr.encode(): vr for vr in KNOWN_VRS if vr != "UN"}
-_IMPLICIT_HEAD = struct.Struct("<HHL")  # group, element, 32-bit length (explicit VR: VR + 16-bit length)
-_LONG_LENGTH = struct.Struct("<L")
 CHARSETS = {"": "latin_1", "ISO_IR 6": "latin_1", "ISO_IR 100": "latin_1", "ISO_IR 192": "utf_8"}
 _DS = re.compile(r" *[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)? *")
 _IS = re.compile(r" *[+-]?[0-9]+ *")
@@ -65,14 +70,13 @@ class GiveUp(Exception):
 
 @dataclass
 class Header:
-    """What the store path needs of a header. The nested JSON values of `metadata` and the lists
-    of `values` may be shared with other headers (`_GroupCache`): read them, never change them."""
+    """What the store path needs of a header; `metadata` belongs to this header alone."""
 
     transfer_syntax_uid: str
     metadata: dict[str, Any]
     errors: ElementErrors
     # Top-level attributes: tag -> the values as pydicom's str() gives them (numbers as numbers).
-    values: dict[int, list[Any]] = field(default_factory=dict)
+    values: dict[int, tuple[Any, ...]] = field(default_factory=dict)
     # Pixel Data: (position of its value in the stream, encoded length), None if absent.
     pixel_data: tuple[int, int] | None = None
     # Top-level attributes pydicom could not decode: tag -> reason (pydicom path only).
@@ -110,19 +114,19 @@ class _Source:
         return self.buf, offset
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Group:
     """A top-level group as decoded once: replayed whenever the same bytes come again.
 
-    A replay adds these very objects to the new header (copying them cost as much as the walk
-    it saves): the JSON values of `Header.metadata` and the lists of `Header.values` are
-    shared between headers and must be treated as read-only (the store path only reads
-    them, serialises them, or removes top-level keys).
+    Everything here is immutable and shared by the headers it is replayed into. The group's
+    DICOM JSON members are kept serialised, and a replay parses them into new objects: a
+    header's metadata is its own to change, and parsing the JSON is a fraction of walking,
+    decoding and validating the elements again.
     """
 
     raw: bytes
-    json: dict[str, Any]
-    values: dict[int, list[Any]]
+    json: bytes  # the members this group added to the DICOM JSON object, as JSON text
+    values: tuple[tuple[int, tuple[Any, ...]], ...]
     failures: tuple[tuple[int, str], ...]
     last_tag: int
     text: bool  # holds character-set text (the walker must not change encoding afterwards)
@@ -137,7 +141,7 @@ class _GroupCache:
     one-instance STOW's header time; comparing a group's bytes with the ones decoded before is
     one C-level comparison. The output is a function of the bytes and the state in the key only,
     so a hit yields exactly what the walk would. Bounded by `MAX_BYTES` of cached encodings (the
-    decoded objects kept beside them take a few times that).
+    JSON text and values kept beside them are of the same order).
     """
 
     MAX_SPAN = 16 * 1024  # larger groups (e.g. CSA headers) are walked every time
@@ -172,11 +176,12 @@ class _Walker:
     def __init__(self, source: _Source, *, implicit: bool, validate: bool) -> None:
         self.src = source
         self.implicit = implicit
+        self.heads = IMPLICIT_LITTLE if implicit else EXPLICIT_LITTLE
         self.validate = validate
         self.encoding = "latin_1"
         self.texts = 0  # character-set text values decoded so far
         self.errors = ElementErrors()
-        self.values: dict[int, list[Any]] = {}
+        self.values: dict[int, tuple[Any, ...]] = {}
         self.pixel_data: tuple[int, int] | None = None
 
     # --- elements ---------------------------------------------------------------------
@@ -191,7 +196,7 @@ class _Walker:
         size = src.size
         window = src.window
         implicit = self.implicit
-        unpack_head = _IMPLICIT_HEAD.unpack_from
+        head = self.heads.head
         values = self.values
         # Top level: the group being walked, where it started and how much of the output came
         # before it (for _GROUPS); not `keep` while it holds something a replay cannot reproduce.
@@ -217,12 +222,11 @@ class _Walker:
             off = pos - src.start
             if off < 0 or off + 12 > len(buf):
                 buf, off = window(pos, 12)
-            available = len(buf) - off
-            if available < 8:
+            if len(buf) - off < 8:
                 raise GiveUp("truncated")
-            group, element, length = unpack_head(buf, off)
-            tag = group << 16 | element
-            if tag == ITEM_END and not top and end is None:
+            tag, vr_letters, length, head_length = head(buf, off)  # struct.error: truncated
+            group = tag >> 16
+            if tag == ITEM_DELIMITER and not top and end is None:
                 return out, pos + 8
             if group == 0xFFFE or tag <= previous:
                 raise GiveUp("delimiter out of place, or tags out of order")
@@ -238,28 +242,20 @@ class _Walker:
                 group_now, group_start, keep = group, pos, True
                 marks = (len(out), len(values), len(self.errors.reasons), self.texts)
                 buf, off = window(pos, 12)  # the look-up may have moved the window
-                available = len(buf) - off
             previous = tag
+            element = tag & 0xFFFF
+            value_pos = pos + head_length
             if implicit:
-                value_pos = pos + 8
                 vr = self._implicit_vr(tag) if element else "UL"
             else:
-                vr = _VR_NAMES.get(buf[off + 4 : off + 6])
+                vr = _VR_NAMES.get(vr_letters)  # type: ignore[arg-type]
                 if vr is None:
                     # Unknown bytes, or UN: pydicom replaces UN by a dictionary's VR
-                    raise GiveUp(f"VR {buf[off + 4 : off + 6]!r}")
-                if vr in LONG_VRS:
-                    if available < 12:
-                        raise GiveUp("truncated")
-                    (length,) = _LONG_LENGTH.unpack_from(buf, off + 8)
-                    value_pos = pos + 12
-                else:
-                    length = length >> 16
-                    value_pos = pos + 8
+                    raise GiveUp(f"VR {vr_letters!r}")
             if tag == PIXEL_DATA and top:
                 self.pixel_data = (value_pos, length)
                 keep = False
-            if length == UNDEFINED:
+            if length == UNDEFINED_LENGTH:
                 if vr == "SQ":
                     items, pos = self.sequence(value_pos, None, owner=owner or tag)
                     self._add_sequence(out, tag, element, items)
@@ -292,7 +288,7 @@ class _Walker:
             decode = _decode_cached if len(raw) <= CACHED_VALUE_BYTES else _decode
             strings, json_values, failure = decode(vr, raw, self.encoding, self.validate)
             if top:
-                values[tag] = list(json_values if vr in NUMBERS else strings)
+                values[tag] = json_values if vr in NUMBERS else strings
             if failure:
                 self.errors.add(owner or tag, failure)
                 continue
@@ -315,10 +311,20 @@ class _Walker:
         if stop - start > _GroupCache.MAX_SPAN:
             return
         n_out, n_values, n_errors, texts = marks
+        members = dict(islice(out.items(), n_out, None))
+        # Only what JSON gives back unchanged: orjson refuses integers beyond 64 bits, and
+        # writes a non-finite float as null, which no decoded value is (so a text holding
+        # "null" costs a walk next time, never a wrong value).
+        try:
+            encoded = orjson.dumps(members)
+        except TypeError:
+            return
+        if b"null" in encoded:
+            return
         group = _Group(
             raw=self.src.get(start, stop - start),
-            json=dict(islice(out.items(), n_out, None)),
-            values=dict(islice(self.values.items(), n_values, None)),
+            json=encoded,
+            values=tuple(islice(self.values.items(), n_values, None)),
             failures=tuple(islice(self.errors.reasons.items(), n_errors, None)),
             last_tag=last_tag,
             text=self.texts > texts,
@@ -339,7 +345,7 @@ class _Walker:
             return None
         if group.text:
             self.texts += 1
-        out.update(group.json)
+        out.update(orjson.loads(group.json))
         self.values.update(group.values)
         for tag, failure in group.failures:
             self.errors.add(tag, failure)
@@ -352,13 +358,12 @@ class _Walker:
                 if pos > end:
                     raise GiveUp("item overruns its sequence")
                 return items, pos
-            tag, length = struct.unpack("<LL", self.src.get(pos, 8))
-            tag = (tag & 0xFFFF) << 16 | tag >> 16
-            if tag == SEQUENCE_END and end is None:
+            tag, _vr, length, _size = IMPLICIT_LITTLE.head(self.src.get(pos, 8), 0)
+            if tag == SEQUENCE_DELIMITER and end is None:
                 return items, pos + 8
             if tag != ITEM:
                 raise GiveUp("not an item")
-            if length == UNDEFINED:
+            if length == UNDEFINED_LENGTH:
                 item, pos = self.dataset(pos + 8, None, top=False, owner=owner)
             else:
                 item, pos = self.dataset(pos + 8, pos + 8 + length, top=False, owner=owner)
@@ -366,11 +371,10 @@ class _Walker:
 
     def _skip_fragments(self, pos: int) -> int:
         while True:
-            tag, length = struct.unpack("<LL", self.src.get(pos, 8))
-            tag = (tag & 0xFFFF) << 16 | tag >> 16
-            if tag == SEQUENCE_END:
+            tag, _vr, length, _size = IMPLICIT_LITTLE.head(self.src.get(pos, 8), 0)
+            if tag == SEQUENCE_DELIMITER:
                 return pos + 8
-            if tag != ITEM or length == UNDEFINED or pos + 8 + length > self.src.size:
+            if tag != ITEM or length == UNDEFINED_LENGTH or pos + 8 + length > self.src.size:
                 raise GiveUp("malformed encapsulated Pixel Data")
             pos += 8 + length
 
@@ -524,20 +528,14 @@ def _file_meta(src: _Source) -> tuple[str, int]:
     pos = META_START
     ts = None
     while True:
-        head = src.get_available(pos, 8)
-        if len(head) < 8 or head[:2] != b"\x02\x00":
+        buf, off = src.window(pos, 12)
+        if len(buf) - off < 8 or buf[off : off + 2] != b"\x02\x00":
             break
-        group, element = struct.unpack("<HH", head[:4])
-        vr = head[4:6].decode("latin_1")
-        if vr in LONG_VRS:
-            (length,) = struct.unpack("<L", src.get(pos + 8, 4))
-            value_pos = pos + 12
-        else:
-            (length,) = struct.unpack("<H", head[6:8])
-            value_pos = pos + 8
-        if length == UNDEFINED or vr not in KNOWN_VRS:
+        tag, vr_letters, length, head_length = EXPLICIT_LITTLE.head(buf, off)  # struct.error: truncated
+        value_pos = pos + head_length
+        if length == UNDEFINED_LENGTH or vr_letters is None or vr_letters.decode("latin_1") not in KNOWN_VRS:
             raise GiveUp("file meta")
-        if (group, element) == (0x0002, 0x0010):
+        if tag == TRANSFER_SYNTAX_UID:
             ts = src.get(value_pos, length).decode("latin_1").rstrip("\x00 ")
         pos = value_pos + length
     if not ts:
@@ -553,7 +551,7 @@ def header_read(stream: BinaryIO, *, validate: bool) -> Header | None:
             return None
         ts, start = _file_meta(src)
         uid = UID(ts)
-        if ts == EXPLICIT_VR_BE or ts in DEFLATED or not uid.is_transfer_syntax:
+        if ts == EXPLICIT_VR_BIG_ENDIAN or ts in DEFLATED or not uid.is_transfer_syntax:
             return None
         walker = _Walker(src, implicit=uid.is_implicit_VR, validate=validate)
         metadata, _ = walker.dataset(start, None, top=True)

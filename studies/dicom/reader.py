@@ -17,19 +17,16 @@ from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 
 from studies.dicom.dicomjson import ElementErrors, dataset_json_dict, json_dumps
+from studies.dicom.elements import IMPLICIT_LITTLE, ITEM, SEQUENCE_DELIMITER, UNDEFINED_LENGTH
 from studies.dicom.header import Header, header_read
 from studies.dicom.streams import ConcatReader
+from studies.dicom.transfer_syntaxes import DEFLATED, EXPLICIT_VR_BIG_ENDIAN
 from studies.dicom.uids import uid_normalize
 from studies.dicom.vr import parse_da, vr_validate
 
 PREAMBLE = b"\x00" * 128 + b"DICM"
 DEFER_SIZE = 64 * 1024
 PIXEL_DATA = Tag(0x7FE0, 0x0010)
-UNDEFINED_LENGTH = 0xFFFFFFFF
-ITEM = 0xFFFEE000
-SEQ_DELIM = 0xFFFEE0DD
-IMPLICIT_VR_LE = "1.2.840.10008.1.2"
-EXPLICIT_VR_BE = "1.2.840.10008.1.2.2"
 
 
 class NotDicom(Exception):
@@ -125,12 +122,12 @@ _WANTED_TAGS = (
 )
 
 
-def _string_list(value: Any) -> list[str]:
+def _values(value: Any) -> tuple[Any, ...]:
     if value is None or value == "":
-        return []
+        return ()
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        return [v if isinstance(v, int) else str(v) for v in value]
-    return [value if isinstance(value, int) else str(value)]
+        return tuple(v if isinstance(v, int) else str(v) for v in value)
+    return (value if isinstance(value, int) else str(value),)
 
 
 def _pydicom_header(stream: ConcatReader, *, validate: bool) -> Header:
@@ -145,12 +142,12 @@ def _pydicom_header(stream: ConcatReader, *, validate: bool) -> Header:
         raise
     except (InvalidDicomError, EOFError, OSError, ValueError, struct.error, KeyError, TypeError) as exc:
         raise NotDicom(f"The DICOM instance is invalid: {exc}") from exc
-    values: dict[int, list[Any]] = {}
+    values: dict[int, tuple[Any, ...]] = {}
     decode_errors: dict[int, str] = {}
     for tag in _WANTED_TAGS:
         if tag in ds:
             try:
-                values[tag] = _string_list(ds[tag].value)
+                values[tag] = _values(ds[tag].value)
             except Exception as exc:
                 decode_errors[tag] = f"Value cannot be decoded: {exc}"
     errors = ElementErrors()
@@ -174,7 +171,7 @@ def _pydicom_header(stream: ConcatReader, *, validate: bool) -> Header:
 
 
 def _int_value(header: Header, keyword: str, default: int | None) -> int | None:
-    values = header.values.get(INT_TAGS[keyword], [])
+    values = header.values.get(INT_TAGS[keyword], ())
     if len(values) != 1:
         return default
     try:
@@ -193,7 +190,7 @@ def instance_parse(part: BinaryIO, *, validate_all: bool) -> ParsedInstance:
     raw_uids: dict[str, str] = {}
     missing: list[str] = []
     for keyword, tag in REQUIRED_UIDS.items():
-        values = header.values.get(tag, [])
+        values = header.values.get(tag, ())
         raw = values[0] if values else ""
         raw_uids[keyword] = raw
         if not uid_normalize(raw):
@@ -207,7 +204,7 @@ def instance_parse(part: BinaryIO, *, validate_all: bool) -> ParsedInstance:
         if tag in header.decode_errors:
             invalid[tag] = header.decode_errors[tag]
             continue
-        values = header.values.get(tag, [])
+        values = header.values.get(tag, ())
         if len(values) > 1:
             multi_valued.append(keyword)
         value = values[0] if values else ""
@@ -256,7 +253,8 @@ def instance_parse(part: BinaryIO, *, validate_all: bool) -> ParsedInstance:
 def _frame_index(header: Header, stream: BinaryIO, ts: str, frames: int) -> list[list[list[int]]] | None:
     """[[offset, length], ...] fragments per frame, positions in the stored file; None if unknown."""
     value_tell, length = header.pixel_data or (-1, -1)
-    if value_tell < 0 or ts == EXPLICIT_VR_BE:
+    if value_tell < 0 or ts == EXPLICIT_VR_BIG_ENDIAN or ts in DEFLATED:
+        # Big endian frames need swapping; a deflated file has no frame bytes to point at.
         return None
     if length != UNDEFINED_LENGTH:
         rows = _int_value(header, "Rows", None)
@@ -283,9 +281,8 @@ def _encapsulated_index(stream: BinaryIO, pos: int, frames: int) -> list[list[li
         header = stream.read(8)
         if len(header) < 8:
             return None
-        group, elem, item_len = struct.unpack("<HHI", header)
-        tag = (group << 16) | elem
-        if tag == SEQ_DELIM:
+        tag, _vr, item_len, _size = IMPLICIT_LITTLE.head(header, 0)  # items carry no VR
+        if tag == SEQUENCE_DELIMITER:
             break
         if tag != ITEM or item_len == UNDEFINED_LENGTH:
             return None

@@ -30,21 +30,23 @@ from pydicom.dataelem import DataElement
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
 
+from studies.dicom.elements import (
+    EXPLICIT_LITTLE,
+    IMPLICIT_LITTLE,
+    ITEM,
+    ITEM_DELIMITER,
+    META_GROUP_LENGTH,
+    SEQUENCE_DELIMITER,
+    SPECIFIC_CHARACTER_SET,
+    TRANSFER_SYNTAX_UID,
+    UNDEFINED_LENGTH,
+    Encoding,
+)
+from studies.dicom.transfer_syntaxes import DEFLATED, EXPLICIT_VR_BIG_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
+
 PREAMBLE_SIZE = 128
 MAGIC = b"DICM"
 META_START = PREAMBLE_SIZE + len(MAGIC)
-UNDEFINED_LENGTH = 0xFFFFFFFF
-ITEM = 0xFFFEE000
-ITEM_DELIMITER = 0xFFFEE00D
-SEQUENCE_DELIMITER = 0xFFFEE0DD
-SPECIFIC_CHARACTER_SET = 0x00080005
-TRANSFER_SYNTAX_UID = 0x00020010
-META_GROUP_LENGTH = 0x00020000
-# Explicit VRs with a 2-byte reserved field and a 4-byte length (PS3.5 §7.1.2).
-LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
-IMPLICIT_VR_LE = "1.2.840.10008.1.2"
-EXPLICIT_VR_BE = "1.2.840.10008.1.2.2"
-DEFLATED = frozenset({"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95"})
 CHUNK = 1024 * 1024
 
 
@@ -95,32 +97,16 @@ class _Source:
         return self._block[offset : offset + count]
 
 
-@dataclass(frozen=True)
-class _Encoding:
-    little: bool
-    implicit: bool
-
-    @property
-    def endian(self) -> str:
-        return "<" if self.little else ">"
-
-
-def _header(src: _Source, pos: int, enc: _Encoding) -> tuple[int, bytes | None, int, int]:
+def _header(src: _Source, pos: int, enc: Encoding) -> tuple[int, bytes | None, int, int]:
     """(tag, VR or None, value length, value offset) of the element or item at `pos`."""
-    group, element = struct.unpack(f"{enc.endian}HH", src.read(pos, 4))
-    tag = (group << 16) | element
-    if group == 0xFFFE or enc.implicit:
-        (length,) = struct.unpack(f"{enc.endian}I", src.read(pos + 4, 4))
-        return tag, None, length, pos + 8
-    vr = src.read(pos + 4, 2)
-    if vr in LONG_VRS:
-        (length,) = struct.unpack(f"{enc.endian}I", src.read(pos + 8, 4))
-        return tag, vr, length, pos + 12
-    (length,) = struct.unpack(f"{enc.endian}H", src.read(pos + 6, 2))
-    return tag, vr, length, pos + 8
+    try:
+        tag, vr, length, head_length = enc.head(src.read(pos, min(12, src.size - pos)), 0)
+    except struct.error:
+        raise MalformedFile(f"element at offset {pos} runs past the end of the file") from None
+    return tag, vr, length, pos + head_length
 
 
-def _value_end(src: _Source, value_pos: int, length: int, vr: bytes | None, enc: _Encoding, depth: int) -> int:
+def _value_end(src: _Source, value_pos: int, length: int, vr: bytes | None, enc: Encoding, depth: int) -> int:
     if length != UNDEFINED_LENGTH:
         end = value_pos + length
         if end > src.size:
@@ -129,7 +115,7 @@ def _value_end(src: _Source, value_pos: int, length: int, vr: bytes | None, enc:
     if depth > 64:
         raise MalformedFile("sequences nested too deeply")
     # An explicit-VR UN of undefined length holds implicit VR little endian (PS3.5 §6.2.2).
-    inner = _Encoding(little=True, implicit=True) if vr == b"UN" else enc
+    inner = IMPLICIT_LITTLE if vr == b"UN" else enc
     pos = value_pos
     while True:
         tag, _vr, item_length, item_value = _header(src, pos, inner)
@@ -143,7 +129,7 @@ def _value_end(src: _Source, value_pos: int, length: int, vr: bytes | None, enc:
             pos = _item_end(src, item_value, inner, depth + 1)
 
 
-def _item_end(src: _Source, pos: int, enc: _Encoding, depth: int) -> int:
+def _item_end(src: _Source, pos: int, enc: Encoding, depth: int) -> int:
     """End of an undefined-length item: after its item delimiter."""
     while True:
         tag, vr, length, value_pos = _header(src, pos, enc)
@@ -152,7 +138,7 @@ def _item_end(src: _Source, pos: int, enc: _Encoding, depth: int) -> int:
         pos = _value_end(src, value_pos, length, vr, enc, depth)
 
 
-def _spans(src: _Source, start: int, end: int | None, enc: _Encoding, *, group: int | None = None) -> list[Span]:
+def _spans(src: _Source, start: int, end: int | None, enc: Encoding, *, group: int | None = None) -> list[Span]:
     """Top-level elements from `start`; stops at `end`, or at the first element outside `group`."""
     spans: list[Span] = []
     pos = start
@@ -177,7 +163,7 @@ class FileLayout:
     meta: list[Span]
     dataset: list[Span]
     dataset_start: int
-    encoding: _Encoding | None = None
+    encoding: Encoding | None = None
 
 
 def file_layout(fileobj: BinaryIO) -> FileLayout:
@@ -188,7 +174,7 @@ def file_layout(fileobj: BinaryIO) -> FileLayout:
 def _layout(src: _Source) -> FileLayout:
     if src.size < META_START or src.read(PREAMBLE_SIZE, 4) != MAGIC:
         raise MalformedFile("no DICM prefix after the preamble")
-    meta_enc = _Encoding(little=True, implicit=False)
+    meta_enc = EXPLICIT_LITTLE
     meta = _spans(src, META_START, None, meta_enc, group=0x0002)
     dataset_start = meta[-1].end if meta else META_START
     ts_span = next((span for span in meta if span.tag == TRANSFER_SYNTAX_UID), None)
@@ -202,18 +188,18 @@ def _layout(src: _Source) -> FileLayout:
     return FileLayout(ts, meta, _spans(src, dataset_start, None, enc), dataset_start, enc)
 
 
-def _dataset_encoding(src: _Source, ts: str, dataset_start: int) -> _Encoding:
+def _dataset_encoding(src: _Source, ts: str, dataset_start: int) -> Encoding:
     """The encoding the dataset really uses: some writers put implicit VR under an explicit syntax.
 
     Like pydicom, look at the first element: without two letters where the VR belongs, it
     is implicit VR.
     """
-    enc = _Encoding(little=ts != EXPLICIT_VR_BE, implicit=ts == IMPLICIT_VR_LE)
+    enc = Encoding(little=ts != EXPLICIT_VR_BIG_ENDIAN, implicit=ts == IMPLICIT_VR_LITTLE_ENDIAN)
     if enc.implicit or src.size < dataset_start + 6:
         return enc
     vr = src.read(dataset_start + 4, 2)
     if not (vr.isalpha() and vr.isupper()):
-        return _Encoding(little=enc.little, implicit=True)
+        return Encoding(little=enc.little, implicit=True)
     return enc
 
 
@@ -226,14 +212,14 @@ def _padded(text: str, pad: bytes) -> bytes:
     return data + pad if len(data) % 2 else data
 
 
-def _group_length_element(tag: int, length: int, enc: _Encoding) -> bytes:
+def _group_length_element(tag: int, length: int, enc: Encoding) -> bytes:
     e = enc.endian
     if enc.implicit:
         return struct.pack(f"{e}HHII", tag >> 16, tag & 0xFFFF, 4, length)
     return struct.pack(f"{e}HH2sHI", tag >> 16, tag & 0xFFFF, b"UL", 4, length)
 
 
-def _character_sets(src: _Source, layout: FileLayout, enc: _Encoding) -> list[str]:
+def _character_sets(src: _Source, layout: FileLayout, enc: Encoding) -> list[str]:
     """Python codecs for the file's (0008,0005); strict ASCII when absent (the default repertoire)."""
     span = next((s for s in layout.dataset if s.tag == SPECIFIC_CHARACTER_SET), None)
     if span is None:
@@ -245,7 +231,7 @@ def _character_sets(src: _Source, layout: FileLayout, enc: _Encoding) -> list[st
     return convert_encodings(terms)
 
 
-def _encode(elements: Iterable[DataElement], enc: _Encoding, encodings: list[str]) -> dict[int, bytes]:
+def _encode(elements: Iterable[DataElement], enc: Encoding, encodings: list[str]) -> dict[int, bytes]:
     """Encoded bytes per tag; UnencodableValue rather than pydicom's silent '?' replacement."""
     previous = pydicom_config.settings.writing_validation_mode
     pydicom_config.settings.writing_validation_mode = pydicom_config.RAISE
@@ -293,7 +279,7 @@ def _merge(spans: list[Span], replacements: dict[int, bytes]) -> list[_Piece]:
     return pieces
 
 
-def _fix_group_lengths(pieces: list[_Piece], groups: set[int], enc: _Encoding) -> list[_Piece]:
+def _fix_group_lengths(pieces: list[_Piece], groups: set[int], enc: Encoding) -> list[_Piece]:
     """Recompute (gggg,0000) of the groups whose content changed (retired, but must stay true)."""
     out = list(pieces)
     for index, (tag, _body) in enumerate(out):
@@ -362,7 +348,7 @@ def p10_rewrite(
     }
     meta_pieces = [p for p in _merge(layout.meta, meta_replacements) if p[0] != META_GROUP_LENGTH]
     meta_length = sum(_piece_size(p) for p in meta_pieces)
-    meta_enc = _Encoding(little=True, implicit=False)
+    meta_enc = EXPLICIT_LITTLE
 
     dataset_pieces = _fix_group_lengths(
         _merge(layout.dataset, replacements), {tag >> 16 for tag in replacements}, enc

@@ -15,10 +15,8 @@ from pydicom.pixels import get_decoder
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from dicomsvc.errors import NotAcceptable, TranscodingNotSupported
-
-ELE = str(ExplicitVRLittleEndian)
-NATIVE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
-DEFLATED = "1.2.840.10008.1.2.1.99"
+from studies.dicom.transfer_syntaxes import EXPLICIT_VR_BIG_ENDIAN, UNCOMPRESSED
+from studies.dicom.transfer_syntaxes import EXPLICIT_VR_LITTLE_ENDIAN as ELE
 
 
 def transcode_check(*, transfer_syntax_uid: str, file_size: int, has_pixels: bool, limit: int) -> None:
@@ -30,7 +28,7 @@ def transcode_check(*, transfer_syntax_uid: str, file_size: int, has_pixels: boo
             f"Requested DICOM instance size is above the supported limit of {limit}. The entire instance can be "
             "retrieved with the original transfer syntax by specifying 'transfer-syntax=*' in the Accept header."
         )
-    if transfer_syntax_uid in NATIVE or transfer_syntax_uid == DEFLATED or not has_pixels:
+    if transfer_syntax_uid in UNCOMPRESSED or not has_pixels:
         return
     try:
         available = get_decoder(UID(transfer_syntax_uid)).is_available
@@ -59,7 +57,7 @@ def _transcode(fileobj: BinaryIO) -> bytes:
     source = str(ds.file_meta.TransferSyntaxUID)
     if "PixelData" in ds and UID(source).is_compressed:
         ds.decompress(generate_instance_uid=False)
-    elif "PixelData" in ds and source == "1.2.840.10008.1.2.2" and int(ds.BitsAllocated) > 8:
+    elif "PixelData" in ds and source == EXPLICIT_VR_BIG_ENDIAN and int(ds.BitsAllocated) > 8:
         array = ds.pixel_array
         ds.PixelData = np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"))).tobytes()
         ds["PixelData"].VR = "OW"

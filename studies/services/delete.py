@@ -3,53 +3,30 @@
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from changefeed.models import ChangeAction, ChangeFeedEntry
 from changefeed.services import changefeed_append
+from dicomsvc.sqlbatch import statements_run
 from partitions.models import Partition
 from studies.blobstore import blob_delete, blob_name
-from studies.models import Instance, InstanceStatus, Series, Study
-from studies.selectors import instance_not_found, instance_scope
+from studies.models import Instance, Series, Study
+from studies.selectors import instance_not_found
+from studies.services.counters import series_counters_refresh, study_counters_refresh
 from studies.services.orphans import orphan_record
+from studies.versions import instance_scope
 
 
 def _recount(*, study_id: int) -> None:
-    """Recompute a study's and its series' counters; drop rows that hold no instance at all."""
-    series_counts = (
-        Series.objects.filter(study_id=study_id)
-        .annotate(
-            created=Count("instances", filter=Q(instances__status=InstanceStatus.CREATED)),
-            total=Count("instances"),
-        )
-        .values("pk", "created", "total", "modality", "num_instances")
-    )
-    visible_series = 0
-    modalities: set[str] = set()
-    total_instances = 0
-    any_rows = False
-    for row in series_counts:
-        if row["total"] == 0:
-            Series.objects.filter(pk=row["pk"]).delete()
-            continue
-        any_rows = True
-        if row["created"] != row["num_instances"]:
-            Series.objects.filter(pk=row["pk"]).update(num_instances=row["created"], updated_at=timezone.now())
-        if row["created"]:
-            visible_series += 1
-            total_instances += row["created"]
-            if row["modality"]:
-                modalities.add(row["modality"])
-    if not any_rows:
+    """Recount a study and its series (`studies.services.counters`); drop rows that hold no instance at all."""
+    now = timezone.now()
+    statements_run([series_counters_refresh(study_id=study_id, now=now)])
+    Series.objects.filter(study_id=study_id).exclude(Exists(Instance.objects.filter(series_id=OuterRef("pk")))).delete()
+    if not Series.objects.filter(study_id=study_id).exists():
         Study.objects.filter(pk=study_id).delete()
         return
-    Study.objects.filter(pk=study_id).update(
-        num_series=visible_series,
-        num_instances=total_instances,
-        modalities_in_study="\\".join(sorted(modalities)),
-        updated_at=timezone.now(),
-    )
+    statements_run([study_counters_refresh(study_id=study_id, now=now)])
 
 
 def instances_delete(

@@ -232,7 +232,7 @@ def _commit_statements_run(*, items: list[_Item]) -> set[int]:
         statements += person_name_words_statements(
             partition_id=group[0].partition_id, study_id=study_id, columns=columns
         )
-        statements.append(rows.study_update(study_id=study_id, added=len(group), columns=columns, now=now))
+        statements.append(rows.study_update(study_id=study_id, columns=columns, now=now))
     statements += changefeed_statements(
         entries=[
             ChangeFeedEntry(

@@ -19,6 +19,7 @@ from django.db.models import Model
 
 from dicomsvc.sqlbatch import Statement, statement_execute
 from studies.models import Instance, InstanceStatus, Series, Study
+from studies.services.counters import study_counters_sql
 
 STUDY = Study._meta.db_table
 SERIES = Series._meta.db_table
@@ -221,28 +222,9 @@ def series_update(*, series_id: int, added: int, columns: dict[str, Any], now: d
     return sql, [added, _adapt(now), *params, series_id]
 
 
-def _modalities_sql() -> str:
-    """ModalitiesInStudy of study %s from its series rows as they stand: distinct, sorted by code point."""
-    distinct = (
-        f"SELECT DISTINCT modality AS m FROM {SERIES} WHERE study_id = %s AND num_instances > 0 AND modality <> ''"
-    )
-    if connection.vendor == "postgresql":
-        return f"(SELECT COALESCE(string_agg(d.m, '\\' ORDER BY d.m COLLATE \"C\"), '') FROM ({distinct}) d)"
-    # SQLite concatenates in the order rows arrive; its default collation is by code point.
-    return f"(SELECT COALESCE(group_concat(d.m, '\\'), '') FROM ({distinct} ORDER BY m) d)"
-
-
-def study_update(*, study_id: int, added: int, columns: dict[str, Any], now: dt.datetime) -> Statement:
-    """Counters and attribute columns of a study, run after its series' updates in the same transaction.
-
-    NumberOfStudyRelatedSeries and ModalitiesInStudy are recounted from the series rows rather
-    than adjusted by what the caller read before: the statement needs no earlier result, so a
-    commit's statements can all go to the database at once (`dicomsvc.sqlbatch`).
-    """
+def study_update(*, study_id: int, columns: dict[str, Any], now: dt.datetime) -> Statement:
+    """Counters (`studies.services.counters`) and attribute columns of a study, after its series' updates."""
+    counters, counter_params = study_counters_sql(study_id=study_id)
     assignments, params = _assignments(columns)
-    sql = (
-        f"UPDATE {STUDY} SET num_instances = num_instances + %s, "
-        f"num_series = (SELECT COUNT(*) FROM {SERIES} WHERE study_id = %s AND num_instances > 0), "
-        f"modalities_in_study = {_modalities_sql()}, updated_at = %s{assignments} WHERE id = %s"
-    )
-    return sql, [added, study_id, study_id, _adapt(now), *params, study_id]
+    sql = f"UPDATE {STUDY} SET {counters}, updated_at = %s{assignments} WHERE id = %s"
+    return sql, [*counter_params, _adapt(now), *params, study_id]

@@ -13,6 +13,7 @@ from studies.dicom.dicomjson import tag_label
 from studies.dicom.multipart import Part, multipart_parse
 from studies.dicom.reader import INDEXED, REQUIRED_UIDS, NotDicom, ParsedInstance, instance_parse
 from studies.dicom.streams import FileSlice
+from studies.dicom.transfer_syntaxes import IMPLICIT_VR_LITTLE_ENDIAN
 from studies.dicom.uids import UID_INVALID_REASON
 from studies.services.store import InstanceAlreadyExists, InstancePending, instances_store
 
@@ -25,7 +26,6 @@ ALREADY_EXISTS = 45070
 PENDING = 45071
 WARNING_VALIDATION = 1
 WARNING_SOP_CLASS_MISMATCH = 45063
-IMPLICIT_VR_LE = "1.2.840.10008.1.2"
 DICOM = "application/dicom"
 MULTIPLE_VALUES_WARNING = "One or more indexed Dicom tag(s) have multiple values, only first value is indexed."
 STUDY_MISMATCH_COMMENT = "The StudyInstanceUid in the payload does not match the specified StudyInstanceUid."
@@ -180,7 +180,7 @@ def stow_process(
             continue
         if parsed.multi_valued:
             result.multi_valued_warning = True
-        if outcome.warning_reason is None and parsed.transfer_syntax_uid == IMPLICIT_VR_LE:
+        if outcome.warning_reason is None and parsed.transfer_syntax_uid == IMPLICIT_VR_LITTLE_ENDIAN:
             outcome.warning_reason = WARNING_SOP_CLASS_MISMATCH
         to_store.append((outcome, parsed))
     errors = instances_store(partition=partition, parsed=[parsed for _outcome, parsed in to_store])

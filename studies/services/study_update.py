@@ -49,6 +49,7 @@ from studies.search.results import search_projection
 from studies.services.orphans import orphans_queue, orphans_remove
 from studies.services.person_names import person_name_words_statements
 from studies.services.watermarks import watermarks_allocate
+from studies.versions import instance_scope
 
 # New files up to this size are assembled in memory, larger ones in a temporary file.
 SPOOL_BYTES = 8 * 1024 * 1024
@@ -82,7 +83,7 @@ class StudySwitch:
 def study_update_reserve(*, partition: Partition, study_uid: str) -> list[PendingVersion]:
     """Reserve a new watermark for every visible instance of the study (its own transaction)."""
     rows = list(
-        Instance.objects.filter(partition=partition, study_instance_uid=study_uid, status=InstanceStatus.CREATED)
+        Instance.objects.filter(instance_scope(partition=partition, study=study_uid))
         .order_by("pk")
         .values_list(
             "pk", "series_instance_uid", "sop_instance_uid", "watermark", "new_watermark",

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework.request import Request
 
 from dicomsvc.api.mediatypes import accept_headers, accept_parse
 from dicomsvc.errors import BadRequest, NotAcceptable
-from studies.blobstore import blob_open
-from studies.dicom.render import frame_render
-from studies.selectors import instance_versions_list
-from studies.views.retrieve import _uids, parse_frames
-from studies.views.stow import StowMixin
+from partitions.api import PartitionedView
+from studies.retrieve import instance_render
+from studies.views.retrieve import parse_frames, retrieved_response, route_instance_uids
 
 QUALITY_ERROR = "Image quality must be between 1 and 100 inclusive"
 
@@ -40,20 +37,21 @@ def _quality(request: Request) -> int:
     return int(text)
 
 
-class RenderedView(StowMixin):
-    """Always the latest version; frame 1 for the instance route."""
+class RenderedView(PartitionedView):
+    """`.../rendered` of an instance (frame 1) or a frame, from the latest version."""
 
-    def get(self, request: Request, **kwargs: Any) -> HttpResponse:
-        study, series, instance = _uids(kwargs)
+    def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
+        study, series, instance = route_instance_uids(kwargs)
         frame_number = parse_frames(kwargs["frame"])[0] if "frame" in kwargs else 1
         media_type = _media_type(request)
         quality = _quality(request)
-        (version,) = instance_versions_list(partition=self.partition, study=study, series=series, instance=instance)
-        if version.file_size > settings.DICOM_MAX_TRANSCODE_BYTES:
-            raise NotAcceptable(
-                f"Requested DICOM instance size is above the supported limit of {settings.DICOM_MAX_TRANSCODE_BYTES} "
-                "for rendering."
-            )
-        with blob_open(name=version.blob_name) as fileobj:
-            image = frame_render(fileobj, frame_number=frame_number, media_type=media_type, quality=quality)
-        return HttpResponse(image, content_type=media_type)
+        result = instance_render(
+            partition=self.partition,
+            study=study,
+            series=series,
+            instance=instance,
+            frame_number=frame_number,
+            media_type=media_type,
+            quality=quality,
+        )
+        return retrieved_response(result)

@@ -1,0 +1,218 @@
+"""WADO-RS reads: what a retrieve of instances, metadata, frames or a rendered image sends.
+
+Each function takes the partition, the UIDs and what negotiation settled, reads the stored
+versions (`studies.selectors`), decides whether a blob goes out as stored or transcoded, and
+returns a `Retrieved`: the body (bytes, or chunks streamed from storage) with its Content-Type.
+Views only parse the request and turn a `Retrieved` into a response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from functools import partial
+
+from django.conf import settings
+
+from dicomsvc.api.streaming import (
+    CHUNK,
+    PartSource,
+    StoredPart,
+    bytes_chunks,
+    file_chunks,
+    multipart_content_type,
+    multipart_length,
+    multipart_stream,
+    new_boundary,
+)
+from dicomsvc.errors import FrameNotFound, NotAcceptable, TranscodingNotSupported
+from partitions.models import Partition
+from studies.blobstore import blob_open
+from studies.dicom.accept import DICOM, OCTET, ORIGINAL, Negotiated
+from studies.dicom.frames import frames_read
+from studies.dicom.render import frame_render
+from studies.dicom.transcode import transcode_check, transcode_to_ele
+from studies.dicom.transfer_syntaxes import EXPLICIT_VR_LITTLE_ENDIAN as ELE
+from studies.selectors import (
+    StoredVersion,
+    instance_frame_source_get,
+    instance_metadata_list,
+    instance_versions_list,
+)
+
+DICOM_JSON = "application/dicom+json"
+SMALL_BLOB = CHUNK  # single-part responses up to this size are read whole (1 MiB)
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """A response body and what describes it."""
+
+    body: bytes | AsyncIterator[bytes]
+    content_type: str | None = None  # None: the framework's default (an empty 304)
+    status: int = 200
+    length: int | None = None  # Content-Length of a streamed body, when known up front
+    etag: str | None = None
+
+
+def _transcoded(version: StoredVersion) -> bytes:
+    with blob_open(name=version.blob_name) as fileobj:
+        return transcode_to_ele(fileobj)
+
+
+def _stored_type(version: StoredVersion) -> str:
+    return f"{DICOM}; transfer-syntax={version.transfer_syntax_uid}"
+
+
+def _served_as_stored(version: StoredVersion, target: str) -> bool:
+    return target == ORIGINAL or version.transfer_syntax_uid == ELE
+
+
+def _part(version: StoredVersion, target: str) -> PartSource | StoredPart:
+    stored_type = _stored_type(version)
+    opener = partial(blob_open, name=version.blob_name)
+    if _served_as_stored(version, target):
+        return StoredPart(stored_type, opener, version.file_size)
+
+    async def resolve() -> tuple[str, AsyncIterator[bytes]]:
+        try:
+            data = await asyncio.to_thread(_transcoded, version)
+        except TranscodingNotSupported:
+            # The status line has gone out already; serve this part as stored, and say so in
+            # its Content-Type, rather than break the whole response.
+            return stored_type, file_chunks(opener)
+        return f"{DICOM}; transfer-syntax={ELE}", bytes_chunks(data)
+
+    return resolve
+
+
+async def _ready(content_type: str, data: bytes) -> tuple[str, AsyncIterator[bytes]]:
+    return content_type, bytes_chunks(data)
+
+
+def _stored(version: StoredVersion) -> Retrieved:
+    """One blob as stored, as a single-part body."""
+    content_type = _stored_type(version)
+    if version.file_size <= SMALL_BLOB:
+        # Already on a worker thread: read a small blob here rather than stream it through an
+        # async generator and another thread hop.
+        with blob_open(name=version.blob_name) as fileobj:
+            return Retrieved(fileobj.read(), content_type)
+    return Retrieved(file_chunks(partial(blob_open, name=version.blob_name)), content_type, length=version.file_size)
+
+
+def instances_retrieve(
+    *,
+    partition: Partition,
+    study: str,
+    series: str | None,
+    instance: str | None,
+    negotiated: Negotiated,
+    original: bool,
+) -> Retrieved:
+    """The instances of a study, series or one instance as DICOM: as stored, or transcoded to Explicit VR LE."""
+    versions = instance_versions_list(
+        partition=partition, study=study, series=series, instance=instance, original=original
+    )
+    target = negotiated.transfer_syntax
+    if target != ORIGINAL:
+        for version in versions:
+            transcode_check(
+                transfer_syntax_uid=version.transfer_syntax_uid,
+                file_size=version.file_size,
+                has_pixels=version.number_of_frames > 0,
+                limit=settings.DICOM_MAX_TRANSCODE_BYTES,
+            )
+    if len(versions) == 1 and not _served_as_stored(versions[0], target):
+        # One instance: transcode before answering, so a failure is a clean 406.
+        data = _transcoded(versions[0])
+        content_type = f"{DICOM}; transfer-syntax={ELE}"
+        if not negotiated.multipart:
+            return Retrieved(data, content_type)
+        parts: list[PartSource | StoredPart] = [partial(_ready, content_type, data)]
+    elif not negotiated.multipart:
+        return _stored(versions[0])
+    else:
+        parts = [_part(version, target) for version in versions]
+    boundary = new_boundary()
+    length = None
+    if all(_served_as_stored(version, target) for version in versions):
+        # Every part's size is known up front: say so, rather than chunk the body.
+        length = multipart_length([(_stored_type(v), v.file_size) for v in versions], boundary)
+    return Retrieved(multipart_stream(parts, boundary), multipart_content_type(DICOM, boundary), length=length)
+
+
+def metadata_retrieve(
+    *,
+    partition: Partition,
+    study: str,
+    series: str | None,
+    instance: str | None,
+    original: bool,
+    if_none_match: str,
+) -> Retrieved:
+    """The DICOM JSON of a study, series or instance, or 304 when `if_none_match` is its ETag."""
+    result = instance_metadata_list(
+        partition=partition, study=study, series=series, instance=instance, original=original
+    )
+    if if_none_match and if_none_match.lower() == result.etag.lower():
+        return Retrieved(b"", status=304)
+    body = "[" + ",".join(result.documents) + "]"
+    return Retrieved(body.encode("utf-8"), DICOM_JSON, etag=result.etag)
+
+
+def frames_retrieve(
+    *,
+    partition: Partition,
+    study: str,
+    series: str,
+    instance: str,
+    numbers: list[int],
+    negotiated: Negotiated,
+) -> Retrieved:
+    """Frames of an instance (1-based `numbers`), each in its own part when multipart."""
+    source = instance_frame_source_get(partition=partition, study=study, series=series, instance=instance)
+    if any(number > source.number_of_frames for number in numbers):
+        raise FrameNotFound()
+    with blob_open(name=source.blob_name) as fileobj:
+        frames, ts = frames_read(
+            fileobj,
+            transfer_syntax_uid=source.transfer_syntax_uid,
+            frame_index_text=source.frame_index,
+            numbers=numbers,
+            target=negotiated.transfer_syntax,
+            file_size=source.file_size,
+            limit=settings.DICOM_MAX_TRANSCODE_BYTES,
+        )
+    part_type = f"{OCTET}; transfer-syntax={ts}"
+    if not negotiated.multipart:
+        return Retrieved(frames[0], part_type)
+    boundary = new_boundary()
+    chunks = []
+    for frame in frames:
+        chunks.append(f"--{boundary}\r\nContent-Type: {part_type}\r\n\r\n".encode())
+        chunks.append(frame)
+        chunks.append(b"\r\n")
+    chunks.append(f"--{boundary}--".encode())
+    return Retrieved(b"".join(chunks), multipart_content_type(OCTET, boundary))
+
+
+def instance_render(
+    *,
+    partition: Partition,
+    study: str,
+    series: str,
+    instance: str,
+    frame_number: int,
+    media_type: str,
+    quality: int,
+) -> Retrieved:
+    """One frame of the latest version as a JPEG or PNG image."""
+    (version,) = instance_versions_list(partition=partition, study=study, series=series, instance=instance)
+    limit = settings.DICOM_MAX_TRANSCODE_BYTES
+    if version.file_size > limit:
+        raise NotAcceptable(f"Requested DICOM instance size is above the supported limit of {limit} for rendering.")
+    with blob_open(name=version.blob_name) as fileobj:
+        image = frame_render(fileobj, frame_number=frame_number, media_type=media_type, quality=quality)
+    return Retrieved(image, media_type)

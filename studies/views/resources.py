@@ -1,0 +1,70 @@
+"""The DICOMweb resource routes that answer several methods: search, store, retrieve and delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpResponse, StreamingHttpResponse
+from rest_framework.request import Request
+
+from partitions.api import PartitionedView
+from studies.search.attributes import Resource
+from studies.services import instances_delete
+from studies.views.retrieve import instances_response, route_uids
+from studies.views.search import search_response
+from studies.views.stow import store_response
+
+
+def _delete(view: PartitionedView, kwargs: dict[str, Any]) -> HttpResponse:
+    study, series, instance = route_uids(kwargs)
+    instances_delete(
+        partition=view.partition, study_instance_uid=study, series_instance_uid=series, sop_instance_uid=instance
+    )
+    return HttpResponse(status=204)
+
+
+class StudiesView(PartitionedView):
+    """`/studies`: search studies (GET, QIDO-RS) and store instances (POST, STOW-RS)."""
+
+    creates_partition_for = frozenset({"POST"})
+
+    def get(self, request: Request, **kwargs: Any) -> HttpResponse:
+        return search_response(self, request, resource=Resource.STUDIES)
+
+    def post(self, request: Request, **kwargs: Any) -> HttpResponse:
+        return store_response(self, request, study=None)
+
+
+class StudyView(PartitionedView):
+    """`/studies/{study}`: retrieve the study (GET), store into it (POST), delete it."""
+
+    creates_partition_for = frozenset({"POST"})
+
+    def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
+        return instances_response(self, request, kwargs)
+
+    def post(self, request: Request, **kwargs: Any) -> HttpResponse:
+        return store_response(self, request, study=kwargs["study"])
+
+    def delete(self, request: Request, **kwargs: Any) -> HttpResponse:
+        return _delete(self, kwargs)
+
+
+class SeriesView(PartitionedView):
+    """`/studies/{study}/series/{series}`: retrieve the series (GET), delete it."""
+
+    def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
+        return instances_response(self, request, kwargs)
+
+    def delete(self, request: Request, **kwargs: Any) -> HttpResponse:
+        return _delete(self, kwargs)
+
+
+class InstanceView(PartitionedView):
+    """`/studies/{study}/series/{series}/instances/{instance}`: retrieve the instance (GET), delete it."""
+
+    def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
+        return instances_response(self, request, kwargs)
+
+    def delete(self, request: Request, **kwargs: Any) -> HttpResponse:
+        return _delete(self, kwargs)
