@@ -1,9 +1,9 @@
 """The row statements of the store path, as plain SQL for SQLite and PostgreSQL.
 
-Why not the ORM here: on the 2-core benchmark machine compiling one ORM statement against
-these wide models cost ~1 ms, and storing one instance ran a dozen of them (the ORM version
-took 25 ms of a 30 ms store). The same statements as SQL cost 0.1-0.3 ms each. Everything
-else (creating a study or series, races, clean-up) stays on the ORM.
+Why not the ORM here: compiling an ORM statement against these wide models cost several times
+more than running it, and storing one instance ran a dozen of them (docs/benchmarks.md,
+"Measured earlier"). Everything else (creating a study or series, races, clean-up) stays on
+the ORM.
 
 Every function runs inside the caller's transaction where it says so; none does file I/O.
 """
