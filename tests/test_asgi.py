@@ -81,21 +81,25 @@ def test_importing_the_entry_point_only_builds_the_application(tmp_path):
     assert not (tmp_path / "db.sqlite3").exists()  # nothing connected to the database
 
 
-@pytest.mark.django_db(transaction=True)
-def test_lifespan_start_up_refuses_to_start_when_partitions_were_switched_off(settings):
-    from partitions.models import Partition
+def test_lifespan_start_up_fails_when_the_partition_guard_fails(monkeypatch):
+    # The guard itself: tests/test_partitions.py; a real server refusing to start: tests/test_live_server.py.
+    from dicomsvc.errors import DataPartitionsFeatureCannotBeDisabledException
 
-    Partition.objects.create(partition_name="charlie")
-    settings.DICOM_ENABLE_DATA_PARTITIONS = False
+    def guard() -> None:
+        raise DataPartitionsFeatureCannotBeDisabledException()
+
+    monkeypatch.setattr("partitions.checks.partitions_guard", guard)
     (failed,) = asyncio.run(_lifespan())
     assert failed["type"] == "lifespan.startup.failed"
     assert "cannot be disabled" in failed["message"]
 
 
-@pytest.mark.django_db(transaction=True)
-def test_lifespan_start_up_settles_the_garbage_collector():
+def test_lifespan_start_up_runs_the_guard_and_settles_the_garbage_collector(monkeypatch):
+    ran: list[str] = []
+    monkeypatch.setattr("partitions.checks.partitions_guard", lambda: ran.append("guard"))
     try:
         assert asyncio.run(_lifespan()) == [{"type": "lifespan.startup.complete"}, {"type": "lifespan.shutdown.complete"}]
+        assert ran == ["guard"]
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()

@@ -127,7 +127,9 @@ class RetrieveMixin(StowMixin):
                 # Already on a worker thread: read a small blob here rather than stream it
                 # through an async generator and another thread hop.
                 with blob_open(name=version.blob_name) as fileobj:
-                    return HttpResponse(fileobj.read(), content_type=content_type)
+                    response = HttpResponse(fileobj.read(), content_type=content_type)
+                response["Content-Length"] = str(len(response.content))  # served as stored: docs/api.md
+                return response
             response = StreamingHttpResponse(
                 file_chunks(partial(blob_open, name=version.blob_name)), content_type=content_type
             )
