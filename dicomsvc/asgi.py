@@ -9,7 +9,8 @@ ASGI middlewares of ours:
 - `ServerLifecycle`: at the ASGI lifespan's start-up the server refuses to start when data
   partitions were switched off over partitioned data (`partitions_guard`), and moves what
   lives as long as the process out of the garbage collector's way; each request holds off the
-  idle memory release (`dicomsvc.malloc.IdleRelease`).
+  idle memory release (`dicomsvc.malloc.IdleRelease`) and borrows the thread its synchronous
+  code runs on from a pool.
 
 Importing this module only builds the application; it does not touch the database.
 """
@@ -18,11 +19,13 @@ from __future__ import annotations
 
 import gc
 import os
+import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import django
-from asgiref.sync import sync_to_async
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 
 from dicomsvc.malloc import IdleRelease
 
@@ -113,10 +116,40 @@ def server_startup() -> None:
     gc.freeze()
 
 
+class ExecutorPool:
+    """Single-thread executors lent to one request at a time.
+
+    Django runs a request's synchronous code (middleware, the view, the ORM) on one thread of
+    the request's own, started and joined per request by its `ThreadSensitiveContext`. A request
+    here borrows an idle thread instead, through asgiref's documented `executor` argument: the
+    outer context, ours, sets the thread, and Django's nested context reuses it. Keeps up to
+    `max_idle` between requests; past a burst, the extra threads are let go.
+    """
+
+    def __init__(self, max_idle: int = 64) -> None:
+        self._idle: list[ThreadPoolExecutor] = []
+        self._lock = threading.Lock()
+        self._max_idle = max_idle
+
+    def acquire(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="dicomsvc-request")
+
+    def release(self, executor: ThreadPoolExecutor) -> None:
+        with self._lock:
+            if len(self._idle) < self._max_idle:
+                self._idle.append(executor)
+                return
+        executor.shutdown(wait=False)
+
+
 class ServerLifecycle:
-    def __init__(self, app: Callable[..., Awaitable[None]], *, idle: IdleRelease) -> None:
+    def __init__(self, app: Callable[..., Awaitable[None]], *, idle: IdleRelease, executors: ExecutorPool) -> None:
         self.app = app
         self.idle = idle
+        self.executors = executors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -125,10 +158,13 @@ class ServerLifecycle:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        executor = self.executors.acquire()
         self.idle.request_started()
         try:
-            await self.app(scope, receive, send)
+            async with ThreadSensitiveContext(executor=executor):
+                await self.app(scope, receive, send)
         finally:
+            self.executors.release(executor)
             self.idle.request_finished()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -155,7 +191,8 @@ def application_build() -> ServerLifecycle:
     django.setup(set_prefix=False)
     handler = BodyASGIHandler()
     # Buffers kept for reuse under load go back to the kernel after 2 s without requests.
-    return ServerLifecycle(BodyLimitMiddleware(handler, settings.DICOM_MAX_STOW_BYTES), idle=IdleRelease(delay=2.0))
+    guarded = BodyLimitMiddleware(handler, settings.DICOM_MAX_STOW_BYTES)
+    return ServerLifecycle(guarded, idle=IdleRelease(delay=2.0), executors=ExecutorPool())
 
 
 application = application_build()

@@ -120,3 +120,62 @@ def test_api_requests_drive_the_idle_release(monkeypatch) -> None:
     status, during = asyncio.run(scenario())
     assert status == 200
     assert during == [] and calls == [1]
+
+
+@pytest.mark.django_db
+def test_requests_borrow_pooled_threads(settings):
+    settings.DICOM_ENABLE_DATA_PARTITIONS = False
+    pool = importlib.import_module("dicomsvc.asgi").application.executors
+    pool._idle.clear()
+
+    async def scenario() -> None:
+        await _get("/v2/partitions")
+        await _get("/v2/partitions")
+        await asyncio.gather(*(_get("/v2/partitions") for _ in range(3)))
+
+    asyncio.run(scenario())
+    # Two requests in a row used one executor; three at once needed three, kept for later.
+    assert len(pool._idle) == 3
+    assert all(executor._max_workers == 1 for executor in pool._idle)
+
+
+@pytest.mark.django_db
+def test_a_requests_synchronous_code_runs_on_the_borrowed_thread(settings, monkeypatch):
+    import threading
+
+    from django.core import signals
+
+    from dicomsvc.asgi import ExecutorPool
+
+    settings.DICOM_ENABLE_DATA_PARTITIONS = False
+    application = importlib.import_module("dicomsvc.asgi").application
+    pool = ExecutorPool()
+    monkeypatch.setattr(application, "executors", pool)
+    lent = pool.acquire()
+    pool.release(lent)
+    (lent_thread,) = [lent.submit(threading.get_ident).result()]
+    threads: list[int] = []
+
+    def started(**kwargs):  # noqa: ANN003
+        threads.append(threading.get_ident())
+
+    signals.request_started.connect(started)
+    try:
+        status, _body = asyncio.run(_get("/v2/partitions"))
+    finally:
+        signals.request_started.disconnect(started)
+    assert status == 400
+    assert threads == [lent_thread]
+
+
+def test_the_pool_keeps_a_bounded_number_of_idle_threads():
+    from dicomsvc.asgi import ExecutorPool
+
+    pool = ExecutorPool(max_idle=2)
+    executors = [pool.acquire() for _ in range(3)]
+    assert len({id(e) for e in executors}) == 3
+    for executor in executors:
+        pool.release(executor)
+    assert pool._idle == executors[:2]
+    assert executors[2]._shutdown and not executors[0]._shutdown
+    assert pool.acquire() is executors[1]  # the most recently returned is lent first
