@@ -55,6 +55,9 @@ psql "$PG/postgres" -q -c "CREATE DATABASE \"$DB\"" >/dev/null
 "$PYTHON" manage.py migrate --noinput >/dev/null
 
 # No Celery worker: STOW and WADO enqueue nothing, so one would only sit idle.
+# glibc malloc as `make run` sets it (Makefile), for the server only, not for the bench client.
+MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-1} MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_:-4194304} \
+MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-16777216} \
 "$BIN/gunicorn" dicomsvc.asgi:application -k uvicorn.workers.UvicornWorker -w "$WORKERS" \
   -b "127.0.0.1:$PORT" --timeout 600 --graceful-timeout 10 --log-level warning \
   >"$WORK/gunicorn.log" 2>&1 &

@@ -74,21 +74,17 @@ INSTALLED_APPS = [
     "operations",
 ]
 
+# Everything but SecurityMiddleware serves the admin console alone: Django's middleware, passed
+# by on the DICOMweb API, which needs no cookies, sessions or CSRF (dicomsvc/middleware.py).
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "dicomsvc.middleware.SessionMiddleware",
+    "dicomsvc.middleware.CommonMiddleware",
+    "dicomsvc.middleware.CsrfViewMiddleware",
+    "dicomsvc.middleware.AuthenticationMiddleware",
+    "dicomsvc.middleware.MessageMiddleware",
+    "dicomsvc.middleware.XFrameOptionsMiddleware",
 ]
-
-# The DICOMweb API (everything but the admin console and its static files) runs through these
-# only, under ASGI, as a synchronous chain in one thread hop per request: see dicomsvc/asgi.py.
-# The API needs no cookies, sessions or CSRF (DRF views are exempt). The test client uses
-# MIDDLEWARE everywhere.
-API_MIDDLEWARE = ["django.middleware.security.SecurityMiddleware"]
 BROWSER_PATH_PREFIXES = ("/admin", "/static/")
 
 ROOT_URLCONF = "dicomsvc.urls"

@@ -1,17 +1,16 @@
 """Running several plain-SQL statements of one transaction in one round trip.
 
-Why: on the hot write path (STOW's commit step) each statement cost ~0.15 ms of Python and
-as much of PostgreSQL, mostly per-statement overhead, and the statements of one step do not
-depend on each other's results. SQLite runs in process, so there they run one after another.
+Why: on the hot write path (STOW's commit step) the statements of one step do not depend on
+each other's results, and most of their cost is per statement and per round trip. SQLite runs
+in process, so there they run one after another.
 
-On PostgreSQL they are sent in one pipeline (one round trip) and, with the connection pool on
-(`DATABASE_POOL_MAX_SIZE` > 0, see `dicomsvc.env`), as prepared statements, each parsed and
-planned once per pooled connection and from then on only bound and executed. Parsing and
-planning were half of PostgreSQL's CPU on the store path, whose statements are short look-ups
-and inserts. Django's cursors bind on the client and plan every time, so these run on Django's
-psycopg connection directly, inside Django's transaction and with its error translation: as one
-libpq pipeline (`dicomsvc.pgpipeline`), or on psycopg cursors where that does not apply.
-PgBouncer in front: see `DATABASE_POOL_MAX_SIZE` in the README.
+On PostgreSQL they run on Django's psycopg connection (`connection.connection`), inside
+Django's transaction and with Django's error translation, in psycopg's pipeline mode (one
+round trip for the batch). With the connection pool on (`DATABASE_POOL_MAX_SIZE` > 0, see
+`dicomsvc.env`) they are psycopg prepared statements: parsed and planned once per pooled
+connection, then only bound and executed; psycopg keeps at most `prepared_max` of them per
+connection and deallocates the least recently used. Django's own cursors bind on the client
+and are never prepared. PgBouncer in front: see `DATABASE_POOL_MAX_SIZE` in the README.
 
 `statements_run` runs inside the caller's transaction; `statement_execute` runs one statement,
 in a transaction or on its own (then it commits by itself).
@@ -31,22 +30,21 @@ Rows = list[tuple[Any, ...]]
 def _postgres_run(statements: Sequence[Statement]) -> list[Rows]:
     import psycopg  # only installed where PostgreSQL is used
 
-    from dicomsvc.pgpipeline import pipeline_run, pipeline_supported
-
     connection.ensure_connection()
     raw = connection.connection
-    if pipeline_supported(raw, statements):
-        with connection.wrap_database_errors:
-            return pipeline_run(raw, statements, prepare="pool" in connection.settings_dict.get("OPTIONS", {}))
+    # Prepared statements outlive the request only on pooled connections; without the pool
+    # (e.g. behind PgBouncer in transaction mode) nothing is prepared.
+    prepare = "pool" in connection.settings_dict.get("OPTIONS", {})
+    # psycopg's own cursor class: Django's cursor factory binds on the client and cannot prepare.
     cursors = [psycopg.Cursor(raw) for _ in statements]
     try:
         with connection.wrap_database_errors:
             if len(statements) == 1:
-                cursors[0].execute(*statements[0])
+                cursors[0].execute(*statements[0], prepare=prepare)
             else:
                 with raw.pipeline():
                     for cursor, (sql, params) in zip(cursors, statements, strict=True):
-                        cursor.execute(sql, params)
+                        cursor.execute(sql, params, prepare=prepare)
             return [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
     finally:
         for cursor in cursors:
@@ -72,5 +70,5 @@ def statements_run(statements: Sequence[Statement]) -> list[Rows]:
 
 
 def statement_execute(sql: str, params: Sequence[Any]) -> Rows:
-    """Run one statement (prepared on PostgreSQL); the rows it returned."""
+    """Run one statement (prepared on PostgreSQL with the pool); the rows it returned."""
     return _run([(sql, params)])[0]

@@ -98,7 +98,8 @@ def _stored(version: StoredVersion) -> Retrieved:
         # Already on a worker thread: read a small blob here rather than stream it through an
         # async generator and another thread hop.
         with blob_open(name=version.blob_name) as fileobj:
-            return Retrieved(fileobj.read(), content_type)
+            data = fileobj.read()
+        return Retrieved(data, content_type, length=len(data))
     return Retrieved(file_chunks(partial(blob_open, name=version.blob_name)), content_type, length=version.file_size)
 
 

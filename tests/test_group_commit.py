@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from studies.services.group_commit import GroupCommit
+from studies.services.group_commit import GroupCommit, _Ticket
 
 
 def _group() -> GroupCommit[int]:
@@ -97,12 +97,68 @@ def test_a_batch_is_capped_and_the_rest_commits_next():
     assert sorted(item for call in calls[1:] for item in call) == [10, 11, 12, 20, 21, 22, 30]
 
 
-def test_a_failed_commit_fails_every_store_in_it_with_its_message():
+def test_a_failed_commit_fails_every_store_in_it_with_its_message():  # each retried alone, each failing
     def commit(items: list[int]) -> set[int]:
         raise RuntimeError("connection lost before COMMIT")
 
     results = _concurrently(_group(), [[1], [2], [3]], commit)
     assert results == [(set(), "connection lost before COMMIT")] * 3
+
+
+def test_a_store_never_fails_because_of_another_requests_store():
+    group = _group()
+    calls: list[list[int]] = []
+
+    def commit(items: list[int]) -> set[int]:
+        calls.append(sorted(items))
+        if 2 in items:
+            raise RuntimeError("value too long for type character varying(64)")
+        return set(items)
+
+    # Two requests queued behind a running commit: the next commit takes both.
+    results: dict[int, tuple[set[int], str | None]] = {}
+    first_running, release = threading.Event(), threading.Event()
+
+    def blocking(items: list[int]) -> set[int]:
+        first_running.set()
+        release.wait(5)
+        return set(items)
+
+    head = threading.Thread(target=lambda: group.run([0], blocking))
+    head.start()
+    first_running.wait(5)
+    others = [
+        threading.Thread(target=lambda n=n, items=items: results.__setitem__(n, group.run(items, commit)))
+        for n, items in ((1, [1, 11]), (2, [2, 22]))
+    ]
+    for thread in others:
+        thread.start()
+    while len(group._pending) < 2:
+        time.sleep(0.001)
+    release.set()
+    for thread in (head, *others):
+        thread.join(5)
+
+    assert calls[0] == [1, 2, 11, 22]  # batched together, failed, then each request alone
+    assert sorted(calls[1:]) == [[1, 11], [2, 22]]
+    assert results[1] == ({1, 11}, None)
+    assert results[2] == (set(), "value too long for type character varying(64)")
+
+
+def test_an_interrupted_retry_still_answers_every_store():
+    group = _group()
+    group._pending = [_Ticket(items=[1]), _Ticket(items=[2])]
+    tickets = list(group._pending)
+
+    def commit(items: list[int]) -> set[int]:
+        if len(items) > 1:
+            raise RuntimeError("batch failed")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        with group._commit_lock:
+            group._commit(group._take(), commit)
+    assert all(ticket.done and ticket.failure == "the commit was interrupted" for ticket in tickets)
 
 
 def test_an_interrupted_committer_still_answers_the_stores_it_took():
@@ -179,3 +235,43 @@ def test_the_store_service_inside_a_transaction_does_not_queue(monkeypatch):
     data = dicom_bytes()
     parsed = instance_parse(FileSlice(io.BytesIO(data), 0, len(data)), validate_all=True)
     assert store_module.instances_store(partition=partition_default(), parsed=[parsed]) == [None]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_poisoned_request_in_a_shared_commit_leaves_the_others_instances_committed_and_readable(client):
+    from partitions.services import partition_default
+    from studies.dicom.reader import instance_parse
+    from studies.dicom.streams import FileSlice
+    from studies.models import Instance, InstanceStatus
+    from studies.services import store as store_module
+    from tests.helpers import dicom_bytes, instance_url, response_bytes, uids_of
+
+    partition = partition_default()
+    good, bad = dicom_bytes(), dicom_bytes()
+    requests = []
+    for data in (good, bad):
+        parsed = instance_parse(FileSlice(io.BytesIO(data), 0, len(data)), validate_all=True)
+        item = store_module._Item(parsed=parsed, partition_id=partition.pk)
+        store_module._reserve(partition=partition, items=[item])
+        name = store_module.blob_name(partition_key=partition.partition_key, watermark=item.watermark)
+        store_module.blob_write(name=name, stream=parsed.stream, size=parsed.stream.size)
+        requests.append([item])
+    poisoned = requests[1][0]
+
+    def commit(items: list) -> set[int]:  # noqa: ANN001
+        if poisoned in items:
+            raise RuntimeError("the poisoned instance's statement failed")
+        return store_module._commit(items=items)
+
+    group: GroupCommit = GroupCommit(key=lambda item: item.instance_id or 0, max_items=5)
+    group._pending = [_Ticket(items=requests[1])]  # the poisoned request queued first, then ours
+    committed, failure = group.run(requests[0], commit)
+
+    assert (committed, failure) == ({requests[0][0].instance_id}, None)
+    assert group._pending == []
+    good_uids = uids_of(good)
+    assert Instance.objects.get(sop_instance_uid=good_uids[2]).status == InstanceStatus.CREATED
+    assert Instance.objects.get(sop_instance_uid=uids_of(bad)[2]).status == InstanceStatus.CREATING
+    response = client.get(instance_url(good), HTTP_ACCEPT="application/dicom; transfer-syntax=*")
+    assert response.status_code == 200
+    assert response_bytes(response) == good

@@ -118,3 +118,24 @@ def test_api_runs_without_browser_middleware_and_the_admin_with_it(tmp_path):
     assert admin.status == 200 and b"csrfmiddlewaretoken" in page
     assert "csrftoken=" in admin.getheader("Set-Cookie")
     assert admin.getheader("X-Frame-Options") == "DENY"
+
+
+def test_the_server_refuses_to_start_when_partitions_were_switched_off_over_partitioned_data(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from partitions.models import Partition
+    from tests.helpers import ROOT, free_port, test_database_url
+
+    Partition.objects.create(partition_name="charlie")
+    env = {
+        **os.environ, "DATABASE_URL": test_database_url(), "DICOM_DATA_DIR": str(tmp_path),
+        "DICOM_ENABLE_DATA_PARTITIONS": "false",
+    }  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "dicomsvc.asgi:application", "--port", str(free_port())],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "cannot be disabled" in done.stderr

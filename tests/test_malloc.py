@@ -1,21 +1,27 @@
-"""glibc malloc tuning (dicomsvc/malloc.py): blob-sized buffers are reused, not mapped afresh each time."""
+"""glibc malloc for the server: set by environment everywhere the server starts; memory handed back when idle."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from dicomsvc.malloc import IdleRelease, malloc_tune
+from dicomsvc.malloc import IdleRelease
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.skipif(not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"), reason="glibc only")
+glibc_only = pytest.mark.skipif(
+    not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"), reason="glibc only"
+)
+
+# glibc's documented environment variables, as the server is started with them.
+MALLOC_ENV = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_THRESHOLD_": "4194304", "MALLOC_TRIM_THRESHOLD_": "16777216"}
 
 # What a study retrieve does on its worker threads: read ~0.5 MiB blobs with read(1 MiB).
 WORKLOAD = """
@@ -46,36 +52,37 @@ def _run(code: str, env: dict[str, str] | None = None) -> list[str]:
     return done.stdout.split()
 
 
-def test_tuned_process_reuses_freed_buffers() -> None:
-    (plain,) = _run("print(blob_read_faults())")
-    tuned, applied = _run("from dicomsvc.malloc import malloc_tune\nok = malloc_tune()\nprint(blob_read_faults(), ok)")
-    assert applied == "True"
+def test_every_way_of_starting_the_server_sets_the_same_malloc_environment() -> None:
+    makefile = dict(re.findall(r"^(MALLOC_[A-Z_]+) \?= (\S+)$", (ROOT / "Makefile").read_text(), re.M))
+    assert makefile == MALLOC_ENV
+    run_target = (ROOT / "Makefile").read_text().split("\nrun:")[1].split("\n\n")[0]
+    assert "env $(MALLOC_ENV) $(VENV)/bin/uvicorn" in run_target
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    (env_line,) = [line for line in dockerfile.splitlines() if line.startswith("ENV MALLOC_")]
+    assert dict(pair.split("=") for pair in env_line.split()[1:]) == MALLOC_ENV
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for service in ("web", "worker"):
+        environment = compose["services"][service]["environment"]
+        assert {key: environment[key] for key in MALLOC_ENV} == MALLOC_ENV
+    bench = (ROOT / "bench/run_bench.sh").read_text()
+    assert dict(re.findall(r"(MALLOC_[A-Z_]+)=\$\{\1:-(\d+)\}", bench)) == MALLOC_ENV
+    example = dict(re.findall(r"^(MALLOC_[A-Z_]+)=(\S+)$", (ROOT / ".env.example").read_text(), re.M))
+    assert example == MALLOC_ENV
+
+
+@glibc_only
+def test_the_malloc_environment_makes_a_process_reuse_freed_buffers() -> None:
+    (plain,) = _run("print(blob_read_faults())", env={key: "" for key in MALLOC_ENV})
+    (tuned,) = _run("print(blob_read_faults())", env=MALLOC_ENV)
     # 400 reads of 0.5 MiB: ~130 page faults each under the defaults, almost none once tuned.
     assert int(plain) > 20_000
     assert int(tuned) * 10 < int(plain)
 
 
-def test_operator_malloc_tunables_are_left_alone() -> None:
-    (applied,) = _run(
-        "from dicomsvc.malloc import malloc_tune\nprint(malloc_tune())",
-        env={"GLIBC_TUNABLES": "glibc.malloc.check=0"},
-    )
-    assert applied == "False"
-
-
-@pytest.mark.django_db  # importing dicomsvc.asgi runs the partition start-up guard
-def test_asgi_entry_point_tunes_the_server_process() -> None:
-    importlib.import_module("dicomsvc.asgi")
-    namespace: dict = {}
-    exec(WORKLOAD, namespace)
-    assert namespace["blob_read_faults"]() < 5_000
-    assert malloc_tune() is True  # applying again is harmless
-
-
+@glibc_only
 def test_release_hands_kept_buffers_back() -> None:
     before, kept, released = _run(
-        "from dicomsvc.malloc import malloc_release, malloc_tune\n"
-        "malloc_tune()\n"
+        "from dicomsvc.malloc import malloc_release\n"
         "def rss(): return int([l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1])\n"
         "before = rss()\n"
         "def churn():\n"
@@ -85,7 +92,8 @@ def test_release_hands_kept_buffers_back() -> None:
         "t = threading.Thread(target=churn); t.start(); t.join()\n"
         "kept = rss()\n"
         "malloc_release()\n"
-        "print(before, kept, rss())"
+        "print(before, kept, rss())",
+        env=MALLOC_ENV,
     )
     # 12 MiB of cyclic garbage stays in the process until released (collected, then trimmed).
     assert int(kept) - int(before) > 8 * 1024
@@ -110,22 +118,3 @@ def test_idle_release_waits_for_quiet() -> None:
         return calls
 
     assert asyncio.run(scenario()) == ["one still busy", "busy again", "release"]
-
-
-@pytest.mark.django_db  # importing dicomsvc.asgi runs the partition start-up guard
-def test_api_requests_drive_the_idle_release(monkeypatch) -> None:
-    from tests.helpers import asgi_get
-
-    asgi = importlib.import_module("dicomsvc.asgi")
-    calls: list[int] = []
-    monkeypatch.setattr(asgi, "_idle", IdleRelease(delay=0.05, release=lambda: calls.append(1)))
-
-    async def scenario() -> tuple[int, list[int]]:
-        status, _body = await asgi_get("/health/check")
-        during = list(calls)
-        await asyncio.sleep(0.2)
-        return status, during
-
-    status, during = asyncio.run(scenario())
-    assert status == 200
-    assert during == [] and calls == [1]

@@ -14,8 +14,10 @@ import yaml
 from dicomsvc.env import SettingError, database_from_url, env_bool, env_int, env_list
 
 ROOT = Path(__file__).resolve().parent.parent
-# Read by libraries rather than by our settings module.
-THIRD_PARTY = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+# Read by libraries rather than by our settings module (boto3; glibc's malloc at process start).
+THIRD_PARTY = {
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
+}  # fmt: skip
 
 
 def _settings_read_by_code() -> set[str]:

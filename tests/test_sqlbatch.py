@@ -56,30 +56,14 @@ def test_statements_are_prepared_once_per_pooled_connection():
     assert generic == 7  # planned once, not per execution (plan_cache_mode on pooled connections)
 
 
-# --- PostgreSQL: the libpq pipeline below psycopg's cursors (dicomsvc.pgpipeline) -------
+# --- PostgreSQL: psycopg's pipeline mode and prepared statements ---------------------------
 
-postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="the pipeline is PostgreSQL's")
-
-
-@pytest.fixture
-def pipelined(monkeypatch):
-    """Counts the batches that went through `pipeline_run` rather than psycopg's cursors."""
-    from dicomsvc import pgpipeline
-
-    calls = []
-    real = pgpipeline.pipeline_run
-
-    def spy(raw, statements, *, prepare):  # noqa: ANN001
-        calls.append(len(statements))
-        return real(raw, statements, prepare=prepare)
-
-    monkeypatch.setattr(pgpipeline, "pipeline_run", spy)
-    return calls
+postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL only")
 
 
 @postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_batches_go_through_the_pipeline_and_values_round_trip(pipelined):
+def test_values_round_trip_through_a_pipelined_batch():
     import datetime as dt
 
     stamp = dt.datetime(2026, 11, 30, 6, 0, 0, 123456, tzinfo=dt.UTC)
@@ -91,24 +75,22 @@ def test_batches_go_through_the_pipeline_and_values_round_trip(pipelined):
             ("SELECT %s::bigint", [2**40]),
         ])  # fmt: skip
     assert results == [[(7, 2**40, "Müller", stamp, True, True)], [(1,)], [(2**40,)]]
-    assert pipelined == [3]
 
 
 @postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_a_statement_on_its_own_commits_by_itself(pipelined):
+def test_a_statement_on_its_own_commits_by_itself():
     from psycopg import pq
 
     statement_execute(f"INSERT INTO {TABLE} (partition_name, created_date) VALUES (%s, %s)", ["alone", "2026-01-01Z"])
     assert connection.connection.pgconn.transaction_status == pq.TransactionStatus.IDLE
-    assert pipelined == [1]
     connection.close()  # another connection sees it: it was committed
     assert Partition.objects.filter(partition_name="alone").exists()
 
 
 @postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_an_error_inside_a_savepoint_leaves_the_outer_transaction_usable(pipelined):
+def test_an_error_inside_a_savepoint_leaves_the_outer_transaction_usable():
     insert = f"INSERT INTO {TABLE} (partition_name, created_date) VALUES (%s, %s)"
     with transaction.atomic():
         statements_run([(insert, ["outer", "2026-01-01Z"])])
@@ -117,12 +99,35 @@ def test_an_error_inside_a_savepoint_leaves_the_outer_transaction_usable(pipelin
         statements_run([(insert, ["after", "2026-01-01Z"])])
     names = set(Partition.objects.values_list("partition_name", flat=True))
     assert {"outer", "after"} <= names and "inner" not in names
-    assert pipelined == [1, 2, 1]
 
 
 @postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_sql_with_a_literal_percent_is_left_to_psycopg(pipelined):
+def test_sql_with_a_literal_percent_runs():
     with transaction.atomic():
         assert statements_run([("SELECT %s || '%%'", ["50"])]) == [[("50%",)]]
-    assert pipelined == []
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_prepared_statements_per_connection_are_bounded():
+    """psycopg deallocates the least recently used prepared statement past `prepared_max`."""
+    if "pool" not in connection.settings_dict.get("OPTIONS", {}):
+        pytest.skip("statements are prepared on pooled connections only")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        statement_execute("SELECT 1", [])
+        raise RuntimeError("roll back: psycopg deallocates what it had prepared on the connection")
+    connection.connection.prepared_max = 3
+    try:
+        for n in range(8):
+            with transaction.atomic():
+                statements_run([(f"SELECT %s::int + {n}", [n]), ("SELECT %s::int", [n])])
+        prepared = statement_execute(
+            "SELECT statement FROM pg_prepared_statements WHERE statement LIKE %s", ["SELECT $1::int%"]
+        )
+    finally:
+        connection.connection.prepared_max = 100
+    # Three kept, plus at most one whose DEALLOCATE psycopg sends along with the next statement.
+    assert len(prepared) <= 4
+    assert ("SELECT $1::int",) in prepared  # used in every batch: the most recently used stays
+    assert not {(f"SELECT $1::int + {n}",) for n in range(4)} & set(prepared)  # the oldest were deallocated

@@ -8,10 +8,13 @@ from typing import BinaryIO
 
 from django.conf import settings
 from django.http import HttpRequest
+from rest_framework.request import Request
 
 from dicomsvc.errors import PayloadTooLarge
 
 CHUNK = 1024 * 1024
+# The request attribute holding the body as the ASGI server's handler collected it (`dicomsvc.asgi_body`).
+BODY_ATTRIBUTE = "dicom_body"
 
 
 class BodyCollector:
@@ -55,23 +58,23 @@ class BodyCollector:
         self._chunks = []
 
 
-def request_body_file(request: HttpRequest, *, limit: int) -> tuple[BinaryIO, int]:
+def request_body_file(request: HttpRequest | Request, *, limit: int) -> tuple[BinaryIO, int]:
     """The body as a seekable file and its size; 413 past `limit`.
 
-    Under ASGI the API handler (`dicomsvc.asgi`) has collected the body already; reuse it.
-    Other handlers (the test client, WSGI) give a forward-only stream, collected the same way.
+    Under ASGI the server's handler (`dicomsvc.asgi_body`) has collected the body already; reuse
+    it. Other handlers (the test client, WSGI) give a forward-only stream, collected the same way.
     """
     declared = request.META.get("CONTENT_LENGTH")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(limit)
-    stream = getattr(request, "_stream", None)
-    if isinstance(stream, tempfile.SpooledTemporaryFile) or isinstance(stream, io.BytesIO):
-        stream.seek(0, io.SEEK_END)
-        size = stream.tell()
-        stream.seek(0)
+    collected: BinaryIO | None = getattr(request, BODY_ATTRIBUTE, None)
+    if collected is not None:
+        collected.seek(0, io.SEEK_END)
+        size = collected.tell()
+        collected.seek(0)
         if size > limit:
             raise PayloadTooLarge(limit)
-        return stream, size  # type: ignore[return-value]
+        return collected, size
     collector = BodyCollector()
     while data := request.read(CHUNK):
         collector.write(data)

@@ -27,7 +27,7 @@ class DicomView(APIView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
-        query = request._request.META.get("QUERY_STRING", "")
+        query = request.META.get("QUERY_STRING", "")
         if "<" in query or "%3c" in query.lower():
             raise InvalidQueryString()
         self.version_segment = kwargs.get("version", "2")

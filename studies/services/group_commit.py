@@ -9,9 +9,10 @@ multi-instance request would. Nobody waits for a batch to fill: a thread that fi
 commit running commits at once, alone.
 
 The transaction is the store service's own (`studies.services.store._commit`), so what it
-guarantees per instance is unchanged; only its failure is shared: if it fails, every
-instance in it fails (and each request discards its own reservations), exactly as the
-instances of one request do.
+guarantees per instance is unchanged. Its failure is never shared between requests: when the
+transaction of several requests fails, each request's items are committed again on their own,
+and only a request whose own commit fails gets the failure (all its instances fail, and it
+discards its own reservations, as the instances of one request always did).
 """
 
 from __future__ import annotations
@@ -78,18 +79,32 @@ class GroupCommit(Generic[T]):
         return batch
 
     def _commit(self, batch: list[_Ticket[T]], commit: Callable[[list[T]], set[int]]) -> None:
-        failure: str | None = "the commit was interrupted"
-        committed: set[int] = set()
         try:
             committed = commit([item for ticket in batch for item in ticket.items])
-            failure = None
         except Exception as exc:
-            logger.exception("committing %d stores together failed", len(batch))
-            failure = str(exc) or type(exc).__name__
-        finally:
-            # Even on a BaseException every ticket is answered, so no waiting thread spins.
+            if len(batch) > 1:
+                logger.warning("committing %d stores together failed; committing each alone", len(batch), exc_info=True)
+                self._commit_each(batch, commit)
+                return
+            logger.exception("committing a store failed")
+            self._answer(batch, set(), str(exc) or type(exc).__name__)
+        except BaseException:
+            # Every ticket is answered even then, so no waiting thread spins.
+            self._answer(batch, set(), "the commit was interrupted")
+            raise
+        else:
+            self._answer(batch, committed, None)
+
+    def _commit_each(self, batch: list[_Ticket[T]], commit: Callable[[list[T]], set[int]]) -> None:
+        try:
             for ticket in batch:
-                keys = {self._key(item) for item in ticket.items}
-                ticket.committed = keys & committed
-                ticket.failure = failure
-                ticket.done = True
+                self._commit([ticket], commit)
+        finally:
+            self._answer([ticket for ticket in batch if not ticket.done], set(), "the commit was interrupted")
+
+    def _answer(self, batch: list[_Ticket[T]], committed: set[int], failure: str | None) -> None:
+        for ticket in batch:
+            keys = {self._key(item) for item in ticket.items}
+            ticket.committed = keys & committed
+            ticket.failure = failure
+            ticket.done = True

@@ -1,9 +1,9 @@
 """The row statements of the store path, as plain SQL for SQLite and PostgreSQL.
 
-Why not the ORM here: on the 2-core benchmark machine compiling one ORM statement against
-these wide models cost ~1 ms, and storing one instance ran a dozen of them (the ORM version
-took 25 ms of a 30 ms store). The same statements as SQL cost 0.1-0.3 ms each. Everything
-else (creating a study or series, races, clean-up) stays on the ORM.
+Why not the ORM here: compiling an ORM statement against these wide models cost several times
+more than running it, and storing one instance ran a dozen of them (docs/benchmarks.md,
+"Measured earlier"). Everything else (creating a study or series, races, clean-up) stays on
+the ORM.
 
 Every function runs inside the caller's transaction where it says so; none does file I/O.
 """
@@ -15,7 +15,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Field, Model
+from django.utils import timezone
 
 from dicomsvc.sqlbatch import Statement, statement_execute
 from studies.models import Instance, InstanceStatus, Series, Study
@@ -65,24 +66,27 @@ def series_find(*, partition_id: int, keys: Iterable[tuple[str, str]]) -> dict[t
     return {key: ids for key, ids in found.items() if key in keys}
 
 
+def _column_default(model: type[Model], field: Field[Any, Any], now: dt.datetime) -> Any:
+    """The database value of a column a new row is not given: the model's default for it."""
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        value = now
+    elif field.has_default():
+        value = field.get_default()
+    elif field.null:
+        return None
+    else:
+        raise ValueError(f"{model.__name__}.{field.name} needs a value: give it a default or set it here")
+    return field.get_db_prep_save(value, connection)
+
+
 def _new_row(model: type[Model], values: dict[str, Any], now: dt.datetime) -> tuple[list[str], list[Any]]:
     """Columns and parameters of a new row: `values`, every other column from the model's defaults."""
     columns, params = [], []
     for field in model._meta.concrete_fields:
         if field.primary_key:
             continue
-        if field.attname in values:
-            value = values[field.attname]
-        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            value = now
-        elif field.has_default():
-            value = field.get_default()
-        elif field.null:
-            value = None
-        else:
-            raise ValueError(f"{model.__name__}.{field.name} needs a value")
         columns.append(field.column)
-        params.append(_adapt(value))
+        params.append(_adapt(values[field.attname]) if field.attname in values else _column_default(model, field, now))
     return columns, params
 
 
@@ -115,11 +119,22 @@ def studies_series_create(*, partition_id: int, keys: Iterable[tuple[str, str]],
     return statements
 
 
-INSERT_COLUMNS = (
-    "partition_id", "study_id", "series_id", "study_instance_uid", "series_instance_uid", "sop_instance_uid",
-    "sop_class_uid", "instance_number", "status", "watermark", "transfer_syntax_uid", "file_size",
-    "number_of_frames", "frame_index", "metadata", "search_metadata", "created_at", "updated_at",
-)  # fmt: skip
+# Every column of an instance row but its id, from the model: the store service gives most of
+# them (`studies.services.store._row`), the rest are inserted with the model's defaults, so a
+# field added to Instance needs no change here.
+_INSTANCE_FIELD = {field.column: field for field in Instance._meta.concrete_fields if not field.primary_key}
+INSERT_COLUMNS = tuple(_INSTANCE_FIELD)
+
+
+def _instance_params(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[Any]:
+    """The parameters of `rows` for `columns`, in order; a column a row lacks takes its default."""
+    now = timezone.now()
+    defaults = {
+        column: _column_default(Instance, _INSTANCE_FIELD[column], now) for column in columns if column not in rows[0]
+    }
+    return [
+        defaults[column] if column in defaults else _adapt(row[column]) for row in rows for column in columns
+    ]
 
 
 def instances_insert(
@@ -142,15 +157,19 @@ def instances_insert(
         "ON CONFLICT (partition_id, study_instance_uid, series_instance_uid, sop_instance_uid) DO NOTHING "
         "RETURNING study_instance_uid, series_instance_uid, sop_instance_uid, watermark, id"
     )
-    params = [_adapt(row[column]) for row in rows for column in columns]
+    params = _instance_params(rows, columns)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return {(st, se, sop): (watermark, pk) for st, se, sop, watermark, pk in cursor.fetchall()}
 
 
-# Columns a VALUES list cannot type from its literals when every row holds NULL (PostgreSQL
-# would take them as text and refuse to insert text into an integer column).
-_CASTS = {"instance_number": "INTEGER"}
+def _values_column(n: int, column: str) -> str:
+    """Column `n` of a VALUES list, typed. PostgreSQL takes a column that is NULL in every row
+    as text and refuses to insert text into, say, an integer column; SQLite needs no type."""
+    field = _INSTANCE_FIELD[column]
+    if field.null and connection.vendor == "postgresql":
+        return f"CAST(v.column{n} AS {field.cast_db_type(connection)})"
+    return f"v.column{n}"
 
 
 def instances_insert_into_series(
@@ -168,9 +187,7 @@ def instances_insert_into_series(
     skip = {"study_id", "series_id"} | ({"watermark"} if watermark_sql else set())
     columns = [c for c in INSERT_COLUMNS if c not in skip]
     values = ", ".join([f"({_placeholders(len(columns))})"] * len(rows))
-    selected = [
-        f"CAST(v.column{n} AS {_CASTS[c]})" if c in _CASTS else f"v.column{n}" for n, c in enumerate(columns, 1)
-    ]
+    selected = [_values_column(n, column) for n, column in enumerate(columns, 1)]
     # `WHERE true` keeps SQLite from reading ON CONFLICT as a join constraint.
     sql = (
         f"INSERT INTO {INSTANCE} ({', '.join(columns)}, study_id, series_id{', watermark' if watermark_sql else ''}) "
@@ -181,7 +198,7 @@ def instances_insert_into_series(
         "ON CONFLICT (partition_id, study_instance_uid, series_instance_uid, sop_instance_uid) DO NOTHING "
         "RETURNING study_instance_uid, series_instance_uid, sop_instance_uid, watermark, id, study_id, series_id"
     )
-    params = [_adapt(row[column]) for row in rows for column in columns]
+    params = _instance_params(rows, columns)
     found = statement_execute(sql, [*params, partition_id, study_uid, series_uid])
     return {(st, se, sop): (watermark, pk, study, series) for st, se, sop, watermark, pk, study, series in found}
 

@@ -34,7 +34,7 @@ def store_response(view: PartitionedView, request: Request, *, study: str | None
     media = media_type_parse(content_type)
     if media is None:
         raise UnsupportedMediaType(content_type)
-    body, size = request_body_file(request._request, limit=settings.DICOM_MAX_STOW_BYTES)
+    body, size = request_body_file(request, limit=settings.DICOM_MAX_STOW_BYTES)
     parts = stow_parts(body=body, size=size, media=media)
     result = stow_process(parts=parts, partition=view.partition, study_uid=study_uid, api_version=view.api_version)
     if result.status_code == 204:

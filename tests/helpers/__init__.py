@@ -18,7 +18,7 @@ from tests.helpers.http import (
     store,
     stow,
 )
-from tests.helpers.live import live_server
+from tests.helpers.live import ROOT, free_port, live_server, test_database_url
 from tests.helpers.operations import (
     WorkerKilled,
     blob_bytes,
@@ -34,7 +34,7 @@ from tests.helpers.operations import (
 from tests.helpers.qido import Archive, Study, column, key, results, search, value
 
 __all__ = [
-    "DICOM_JSON", "MULTIPART_DICOM", "ORIGINAL", "Archive", "Study", "WorkerKilled", "asgi_get", "base",
+    "DICOM_JSON", "MULTIPART_DICOM", "ORIGINAL", "ROOT", "free_port", "test_database_url", "Archive", "Study", "WorkerKilled", "asgi_get", "base",
     "blob_bytes", "column", "delete", "dicom_bytes", "export_body", "feed_rows", "files_under", "instance_url",
     "key", "live_server", "multipart_body", "multipart_parts", "patient_name_change", "post_export", "read",
     "response_bytes", "result_path", "results", "run_export", "search", "start", "store", "stow", "study_files",
