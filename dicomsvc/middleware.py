@@ -1,16 +1,24 @@
-"""The admin console's middleware, left out of the DICOMweb API.
+"""Middleware: Django's security headers for every response; the admin console's own for the admin only.
 
-Sessions, authentication, CSRF, messages, clickjacking protection and CommonMiddleware serve
-the admin console and its static files (`settings.BROWSER_PATH_PREFIXES`) only. The API needs
-none of them, and its responses carry none of their headers (`X-Frame-Options`, `Set-Cookie`,
+Sessions, authentication, messages, clickjacking protection and CommonMiddleware serve the
+admin console and its static files (`settings.BROWSER_PATH_PREFIXES`) only. The API needs none
+of them, and its responses carry none of their headers (`X-Frame-Options`, `Set-Cookie`,
 `Vary: Cookie`, CommonMiddleware's `Content-Length`). Each class below is Django's middleware
-of the same name, called for browser paths and passed by for every other path.
+of the same name, called for browser paths and passed by for every other path. CSRF is not
+middleware here: the admin's views carry Django's `csrf_protect` themselves, and the API
+authenticates no browser session.
+
+Under ASGI, Django runs a `MiddlewareMixin` middleware's `process_request` and
+`process_response` on a worker thread each, and each `process_view` of a view middleware on
+another: thread hops per API request for work that only reads settings and sets headers.
+`security_middleware` calls SecurityMiddleware's two hooks where the request already is.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.contrib.auth.middleware import AuthenticationMiddleware as _AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware as _MessageMiddleware
@@ -18,7 +26,8 @@ from django.contrib.sessions.middleware import SessionMiddleware as _SessionMidd
 from django.http import HttpRequest
 from django.middleware.clickjacking import XFrameOptionsMiddleware as _XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware as _CommonMiddleware
-from django.middleware.csrf import CsrfViewMiddleware as _CsrfViewMiddleware
+from django.middleware.security import SecurityMiddleware
+from django.utils.decorators import sync_and_async_middleware
 
 
 def is_browser_request(request: HttpRequest) -> bool:
@@ -46,13 +55,6 @@ class CommonMiddleware(_BrowserOnly, _CommonMiddleware):
     pass
 
 
-class CsrfViewMiddleware(_BrowserOnly, _CsrfViewMiddleware):
-    def process_view(self, request: HttpRequest, callback: Any, callback_args: Any, callback_kwargs: Any) -> Any:
-        if not is_browser_request(request):
-            return None
-        return super().process_view(request, callback, callback_args, callback_kwargs)
-
-
 class AuthenticationMiddleware(_BrowserOnly, _AuthenticationMiddleware):
     pass
 
@@ -63,3 +65,29 @@ class MessageMiddleware(_BrowserOnly, _MessageMiddleware):
 
 class XFrameOptionsMiddleware(_BrowserOnly, _XFrameOptionsMiddleware):
     pass
+
+
+@sync_and_async_middleware
+def security_middleware(get_response: Any) -> Any:
+    """Django's SecurityMiddleware through its public hooks, without a thread hop for either.
+
+    Both hooks only read settings and the request and set response headers (or answer a
+    redirect to HTTPS), so they run in the calling context, on the event loop under ASGI.
+    """
+    security = SecurityMiddleware(get_response)
+
+    if iscoroutinefunction(get_response):
+
+        async def middleware_async(request: HttpRequest) -> Any:
+            response = security.process_request(request)
+            if response is None:
+                response = await get_response(request)
+            return security.process_response(request, response)
+
+        return middleware_async
+
+    def middleware(request: HttpRequest) -> Any:
+        response = security.process_request(request) or get_response(request)
+        return security.process_response(request, response)
+
+    return middleware

@@ -77,10 +77,9 @@ INSTALLED_APPS = [
 # Everything but SecurityMiddleware serves the admin console alone: Django's middleware, passed
 # by on the DICOMweb API, which needs no cookies, sessions or CSRF (dicomsvc/middleware.py).
 MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
+    "dicomsvc.middleware.security_middleware",
     "dicomsvc.middleware.SessionMiddleware",
     "dicomsvc.middleware.CommonMiddleware",
-    "dicomsvc.middleware.CsrfViewMiddleware",
     "dicomsvc.middleware.AuthenticationMiddleware",
     "dicomsvc.middleware.MessageMiddleware",
     "dicomsvc.middleware.XFrameOptionsMiddleware",

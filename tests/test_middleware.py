@@ -41,10 +41,48 @@ def test_the_admin_keeps_every_middleware():
 
 def test_each_class_is_djangos_middleware():
     # Django's admin checks (admin.E408-E410) look for these classes or subclasses in MIDDLEWARE.
-    for name in ("SessionMiddleware", "CommonMiddleware", "CsrfViewMiddleware", "AuthenticationMiddleware",
+    for name in ("SessionMiddleware", "CommonMiddleware", "AuthenticationMiddleware",
                  "MessageMiddleware", "XFrameOptionsMiddleware"):  # fmt: skip
         ours = getattr(middleware, name)
         assert ours.__mro__[2].__name__ == name and issubclass(ours, MiddlewareMixin)
     # What the pass-by relies on: MiddlewareMixin keeps get_response and is the callable.
     assert list(inspect.signature(MiddlewareMixin.__init__).parameters) == ["self", "get_response"]
     assert "self.get_response = get_response" in inspect.getsource(MiddlewareMixin.__init__)
+
+
+def test_api_middleware_runs_on_the_event_loop(settings, monkeypatch):
+    """Under ASGI the security headers are set on the event loop's thread: no worker-thread hop
+    for SecurityMiddleware's hooks (Django's MiddlewareMixin would take one for each)."""
+    import asyncio
+    import threading
+
+    from django.core.handlers.asgi import ASGIHandler
+    from django.middleware.security import SecurityMiddleware
+    from django.test import RequestFactory
+
+    settings.DICOM_ENABLE_DATA_PARTITIONS = False
+    threads: dict[str, int] = {}
+    for hook in ("process_request", "process_response"):
+        original = getattr(SecurityMiddleware, hook)
+
+        def recorded(self, *args, _hook=hook, _original=original):  # noqa: ANN001, ANN202
+            threads[_hook] = threading.get_ident()
+            return _original(self, *args)
+
+        monkeypatch.setattr(SecurityMiddleware, hook, recorded)
+    handler = ASGIHandler()
+
+    async def scenario() -> int:
+        threads["loop"] = threading.get_ident()
+        request = RequestFactory().get("/v2/partitions", HTTP_ACCEPT="application/json")
+        return (await handler.get_response_async(request)).status_code
+
+    assert asyncio.run(scenario()) == 400
+    assert threads["process_request"] == threads["process_response"] == threads["loop"]
+
+
+def test_security_middleware_sets_djangos_headers_on_api_and_admin(client):
+    for response in (client.get("/v2/partitions"), client.get("/admin/login/")):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "same-origin"
+        assert response.headers["Cross-Origin-Opener-Policy"] == "same-origin"
