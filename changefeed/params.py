@@ -2,7 +2,7 @@
 
 Names are matched case-insensitively and, as ASP.NET model binding does, the first value
 of a repeated name wins; unknown names are ignored. A bad value is a 400 naming it:
-`The query parameter '{name}' is invalid. {reason}` (reference §1.3, §7).
+`The query parameter '{name}' is invalid. {reason}` (docs/changefeed.md).
 """
 
 from __future__ import annotations

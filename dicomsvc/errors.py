@@ -102,7 +102,7 @@ class Conflict(ApplicationError):
 
 
 class UpdateOperationActive(Conflict):
-    """Only one bulk update runs at a time (reference §11)."""
+    """Only one bulk update runs at a time, as in Microsoft's server."""
 
     def __init__(self, operation_id: str) -> None:
         super().__init__(f"There is already an active update operation with ID '{operation_id}'.")

@@ -3,7 +3,7 @@
 glibc's malloc is set for the server processes through its documented environment variables
 (`MALLOC_ARENA_MAX=1`, `MALLOC_MMAP_THRESHOLD_=4194304`, `MALLOC_TRIM_THRESHOLD_=16777216`:
 the Makefile, the Dockerfile, docker-compose.yml and bench/run_bench.sh set them). Serving a
-study reads each ~0.5 MiB blob into a new bytes object, and a STOW body arrives in chunks of a
+study reads each blob into a new bytes object, and a STOW body arrives in chunks of a
 few hundred KiB; under glibc's defaults each such buffer is mapped fresh from the kernel and
 handed back when freed, paying page faults and page zeroing every time. With those settings
 freed buffers below 4 MiB stay in the process for reuse, at most 16 MiB of free memory at the

@@ -55,7 +55,7 @@ class Operation(models.Model):
         ordering = ["-created_time"]
         indexes = [models.Index(fields=["type", "status"], name="operation_type_status")]
         constraints = [
-            # At most one unfinished bulk update per server (reference §11).
+            # At most one unfinished bulk update per server, as in Microsoft's server.
             models.UniqueConstraint(
                 fields=["type"],
                 condition=Q(type="update", status__in=["notStarted", "running"]),

@@ -38,7 +38,7 @@ class DurableFileSystemStorage(FileSystemStorage):
         """Write a file that must not exist yet, durably: one open, write, fsync, close.
 
         What `save` does minus the name checks and free-name search (blob names are built
-        here and never reused) and minus a second open for the fsync: ~0.3 ms of a STOW.
+        here and never reused) and minus a second open for the fsync, on every STOW.
         """
         path = self.path(name)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)

@@ -84,7 +84,7 @@ def accept_headers(request: object) -> list[str]:
 
 
 def accepts_dicom_json(request: object) -> bool:
-    """The gate of reference §1.4: some range must match application/dicom+json."""
+    """The DICOM JSON gate of QIDO and metadata: some range must match application/dicom+json."""
     for media in accept_parse(accept_headers(request)):
         if media.q <= 0:
             continue

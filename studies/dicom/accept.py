@@ -1,4 +1,4 @@
-"""Accept negotiation for WADO-RS (reference §4.1, PS3.18 §8.7)."""
+"""Accept negotiation for WADO-RS (PS3.18 §8.7), with Microsoft's rules for ties and defaults."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def negotiate(accept_headers: list[str], *, payload: str, allow_single: bool) ->
         found = _candidate(media, payload=payload, allow_single=allow_single)
         if found is None:
             continue
-        # Among equal q, a request for the original syntax wins (reference §4.1).
+        # Among equal q, a request for the original syntax wins, as in Microsoft's server.
         if media.q > best_q or (media.q == best_q and found.transfer_syntax == ORIGINAL and best and
                                 best.transfer_syntax != ORIGINAL):
             best, best_q = found, media.q

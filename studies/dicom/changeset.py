@@ -1,7 +1,7 @@
 """The change dataset of a bulk update: which attributes may change, and checking new values.
 
 Only the non-sequence attributes of the Patient Identification and Patient Demographic
-modules and three General Study attributes may change (reference §11). Every refused
+modules and three General Study attributes may change (docs/bulk-update.md). Every refused
 attribute is reported with its tag, as the FailedAttributesSequence of a 400 response.
 """
 

@@ -1,7 +1,7 @@
 """A single-pass reader for the header of a little-endian DICOM file: DICOM JSON and top-level values.
 
 pydicom builds an object per attribute and converts each value twice (to its Python type, then
-to JSON); for a 260-attribute CT header that was ~15 ms, most of a STOW's CPU. This walks the
+to JSON), which was most of a STOW's CPU (docs/benchmarks.md). This walks the
 encoded elements once and produces exactly what `studies.dicom.dicomjson.dataset_json_dict`
 produces from pydicom, for the common case only: Explicit or Implicit VR Little Endian
 encoding (any transfer syntax but deflate and big endian), a default, Latin-1 or UTF-8

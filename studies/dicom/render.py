@@ -1,4 +1,4 @@
-"""Rendering a frame to JPEG or PNG for viewers (reference §4.6)."""
+"""Rendering a frame to JPEG or PNG for viewers (the `rendered` routes, docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DICOM UID rules as Microsoft's server applies them (reference §3.2.4)."""
+"""DICOM UID rules as Microsoft's server applies them (PS3.5 §9.1, plus its own length limit)."""
 
 from __future__ import annotations
 

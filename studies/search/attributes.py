@@ -1,4 +1,4 @@
-"""What QIDO-RS can match and return, per resource and level (reference §5.2 and §5.4)."""
+"""What QIDO-RS can match and return, per resource and level, as in Microsoft's server (docs/search.md)."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def _tags(*keywords: str) -> frozenset[int]:
     return frozenset(tags)
 
 
-# Default return attributes (reference §5.4). v1 also serves 1.0-prerelease.
+# Default return attributes (docs/search.md). v1 also serves 1.0-prerelease.
 DEFAULT_V2 = {
     Level.STUDY: _tags(
         "StudyInstanceUID", "StudyDate", "StudyDescription", "AccessionNumber", "ReferringPhysicianName",

@@ -67,7 +67,7 @@ class InSubquery(Lookup):
     Given `IN`, PostgreSQL may instead walk the whole table newest first until the limit:
     fast when matches are many and evenly spread, a scan of every study when they are few
     and its estimate of their number is too high, as it often is for name prefixes
-    (`Gre R`: 57 matches estimated at ~2,000, 30 ms instead of 0.5 ms).
+    (docs/search.md has a measured case).
     """
 
     lookup_name = "dicom_in_subquery"
@@ -133,7 +133,7 @@ def _studies_with_words(condition: Condition, partition: Partition) -> QuerySet[
     The word with the longest literal start picks the candidates, one range of the word
     index; the other words are checked on each candidate's index entry (`name`), so the
     cost follows the candidates of one word, not the number of words matching the shortest
-    one (`Will J`: ~3,000 candidates for `will`, not ~17,000 name words for `j`). A study may
+    one (for `Will J`, the candidates of `will`, not every name word starting with `j`). A study may
     appear twice (two of its words start with the driving word).
     """
     attribute = _WORD_ATTRIBUTE[condition.attribute.tag]

@@ -132,7 +132,7 @@ def _validate(parsed: ParsedInstance, *, api_version: int, study_uid: str | None
         outcome.comments.append(_comment(0x0020000D, STUDY_MISMATCH_COMMENT))
         return
     # v1 validates only indexed attributes and fails on them; v2 validates all, drops the
-    # invalid ones from metadata and warns (reference §3.2.5).
+    # invalid ones from metadata and warns (as Microsoft's server does).
     comments = [
         _comment(tag, f"Dicom element '{_KEYWORD_BY_TAG.get(tag, tag_label(tag))}' failed validation: {reason}")
         for tag, reason in parsed.invalid.items()

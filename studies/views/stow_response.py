@@ -1,4 +1,4 @@
-"""The STOW-RS response dataset (PS3.18 §10.5.3, reference §3.4)."""
+"""The STOW-RS response dataset (PS3.18 §10.5.3), with the attributes Microsoft's server adds."""
 
 from __future__ import annotations
 
