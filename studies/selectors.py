@@ -26,6 +26,43 @@ class StoredVersion:
     number_of_frames: int
 
 
+# The instance columns `stored_version` reads, in its order.
+VERSION_COLUMNS = (
+    "study_instance_uid",
+    "series_instance_uid",
+    "sop_instance_uid",
+    "watermark",
+    "original_watermark",
+    "transfer_syntax_uid",
+    "file_size",
+    "original_file_size",
+    "number_of_frames",
+)
+VersionRow = tuple[str, str, str, int, int | None, str, int, int | None, int]
+
+
+def stored_version(*, partition: Partition, row: VersionRow, original: bool) -> StoredVersion:
+    """The version of one instance row (`VERSION_COLUMNS`) a read serves: latest, or original on request."""
+    study, series, sop, watermark, original_watermark, transfer_syntax, size, original_size, frames = row
+    chosen = version_select(
+        original=original,
+        watermark=watermark,
+        original_watermark=original_watermark,
+        file_size=size,
+        original_file_size=original_size,
+    )
+    return StoredVersion(
+        study_instance_uid=study,
+        series_instance_uid=series,
+        sop_instance_uid=sop,
+        watermark=chosen.watermark,
+        blob_name=blob_name(partition_key=partition.partition_key, watermark=chosen.watermark),
+        transfer_syntax_uid=transfer_syntax,
+        file_size=chosen.file_size,
+        number_of_frames=frames,
+    )
+
+
 def instance_not_found(series: str | None, instance: str | None) -> Exception:
     """The 404 naming the most specific level that was asked for."""
     if instance is not None:
@@ -48,33 +85,11 @@ def instance_versions_list(
     # a one-instance retrieve's CPU.
     where, params = instance_scope_sql(partition=partition, study=study, series=series, instance=instance)
     sql = (
-        "SELECT study_instance_uid, series_instance_uid, sop_instance_uid, watermark, original_watermark, "
-        "transfer_syntax_uid, file_size, original_file_size, number_of_frames "
-        f"FROM {Instance._meta.db_table} WHERE {where} "
+        f"SELECT {', '.join(VERSION_COLUMNS)} FROM {Instance._meta.db_table} WHERE {where} "
         "ORDER BY series_instance_uid, instance_number, watermark"
     )
     rows = statement_execute(sql, params)  # prepared on PostgreSQL: planned once per pooled connection
-    versions = []
-    for st, se, sop, watermark, original_watermark, ts, size, original_size, frames in rows:
-        chosen = version_select(
-            original=original,
-            watermark=watermark,
-            original_watermark=original_watermark,
-            file_size=size,
-            original_file_size=original_size,
-        )
-        versions.append(
-            StoredVersion(
-                study_instance_uid=st,
-                series_instance_uid=se,
-                sop_instance_uid=sop,
-                watermark=chosen.watermark,
-                blob_name=blob_name(partition_key=partition.partition_key, watermark=chosen.watermark),
-                transfer_syntax_uid=ts,
-                file_size=chosen.file_size,
-                number_of_frames=frames,
-            )
-        )
+    versions = [stored_version(partition=partition, row=row, original=original) for row in rows]
     if not versions:
         raise instance_not_found(series, instance)
     return versions

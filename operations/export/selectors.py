@@ -13,10 +13,9 @@ from django.db.models import Q, QuerySet
 
 from operations.export.specification import Identifier
 from partitions.models import Partition
-from studies.blobstore import blob_name
 from studies.models import Instance
-from studies.selectors import StoredVersion
-from studies.versions import instance_scope, version_select
+from studies.selectors import VERSION_COLUMNS, StoredVersion, stored_version
+from studies.versions import instance_scope
 
 PAGE = 100
 
@@ -33,43 +32,6 @@ def export_instances_count(*, partition: Partition, identifier: Identifier) -> i
     return _instances(partition=partition, identifier=identifier).count()
 
 
-_Row = tuple[str, str, str, int, int | None, str, int, int | None, int]
-
-
-def _version(partition: Partition, row: _Row) -> StoredVersion:
-    study, series, sop, watermark, original_watermark, transfer_syntax, size, original_size, frames = row
-    latest = version_select(
-        original=False,
-        watermark=watermark,
-        original_watermark=original_watermark,
-        file_size=size,
-        original_file_size=original_size,
-    )
-    return StoredVersion(
-        study_instance_uid=study,
-        series_instance_uid=series,
-        sop_instance_uid=sop,
-        watermark=latest.watermark,
-        blob_name=blob_name(partition_key=partition.partition_key, watermark=latest.watermark),
-        transfer_syntax_uid=transfer_syntax,
-        file_size=latest.file_size,
-        number_of_frames=frames,
-    )
-
-
-_COLUMNS = (
-    "study_instance_uid",
-    "series_instance_uid",
-    "sop_instance_uid",
-    "watermark",
-    "original_watermark",
-    "transfer_syntax_uid",
-    "file_size",
-    "original_file_size",
-    "number_of_frames",
-)
-
-
 def export_versions_iter(
     *, partition: Partition, identifier: Identifier, after: tuple[str, str] | None = None
 ) -> Iterator[StoredVersion]:
@@ -84,9 +46,9 @@ def export_versions_iter(
             page = page.filter(
                 Q(series_instance_uid__gt=series) | Q(series_instance_uid=series, sop_instance_uid__gt=sop)
             )
-        rows = list(page.values_list(*_COLUMNS)[:PAGE])
+        rows = list(page.values_list(*VERSION_COLUMNS)[:PAGE])
         for row in rows:
-            yield _version(partition, row)
+            yield stored_version(partition=partition, row=row, original=False)
         if len(rows) < PAGE:
             return
         after = (rows[-1][1], rows[-1][2])
@@ -103,7 +65,7 @@ def export_version_get(*, partition: Partition, version: StoredVersion) -> Store
                 instance=version.sop_instance_uid,
             )
         )
-        .values_list(*_COLUMNS)
+        .values_list(*VERSION_COLUMNS)
         .first()
     )
-    return None if row is None else _version(partition, row)
+    return None if row is None else stored_version(partition=partition, row=row, original=False)
