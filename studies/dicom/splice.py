@@ -22,7 +22,7 @@ import io
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO
 
 from pydicom import config as pydicom_config
 from pydicom.charset import convert_encodings
@@ -77,7 +77,7 @@ class _Source:
 
     BLOCK = 64 * 1024
 
-    def __init__(self, fileobj: BinaryIO) -> None:
+    def __init__(self, fileobj: IO[bytes]) -> None:
         self.fileobj = fileobj
         fileobj.seek(0, io.SEEK_END)
         self.size = fileobj.tell()
@@ -166,7 +166,7 @@ class FileLayout:
     encoding: Encoding | None = None
 
 
-def file_layout(fileobj: BinaryIO) -> FileLayout:
+def file_layout(fileobj: IO[bytes]) -> FileLayout:
     """Scan a stored P10 file (preamble, `DICM`, meta, dataset) without reading values."""
     return _layout(_Source(fileobj))
 
@@ -290,7 +290,7 @@ def _fix_group_lengths(pieces: list[_Piece], groups: set[int], enc: Encoding) ->
     return out
 
 
-def _write(src: _Source, target: BinaryIO, pieces: list[_Piece]) -> None:
+def _write(src: _Source, target: IO[bytes], pieces: list[_Piece]) -> None:
     """Write pieces; adjacent source ranges are copied as one run, in chunks."""
     run_start: int | None = None
     run_end = 0
@@ -322,8 +322,8 @@ def _write(src: _Source, target: BinaryIO, pieces: list[_Piece]) -> None:
 
 
 def p10_rewrite(
-    source: BinaryIO,
-    target: BinaryIO,
+    source: IO[bytes],
+    target: IO[bytes],
     *,
     changes: list[DataElement],
     implementation_class_uid: str,
@@ -360,8 +360,8 @@ def p10_rewrite(
 
 
 def _rewrite_with_pydicom(
-    source: BinaryIO,
-    target: BinaryIO,
+    source: IO[bytes],
+    target: IO[bytes],
     *,
     changes: list[DataElement],
     implementation_class_uid: str,
