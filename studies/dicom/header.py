@@ -246,6 +246,7 @@ class _Walker:
             previous = tag
             element = tag & 0xFFFF
             value_pos = pos + head_length
+            vr: str | None
             if implicit:
                 vr = self._implicit_vr(tag) if element else "UL"
             else:

@@ -29,6 +29,7 @@ from pydicom.charset import convert_encodings
 from pydicom.dataelem import DataElement
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
+from pydicom.uid import UID
 
 from studies.dicom.elements import (
     EXPLICIT_LITTLE,
@@ -374,7 +375,7 @@ def _rewrite_with_pydicom(
     ds = pydicom.dcmread(source)
     for element in changes:
         ds[element.tag] = DataElement(element.tag, element.VR, element.value)
-    ds.file_meta.ImplementationClassUID = implementation_class_uid
+    ds.file_meta.ImplementationClassUID = UID(implementation_class_uid)
     ds.file_meta.ImplementationVersionName = implementation_version_name
     previous = pydicom_config.settings.writing_validation_mode
     pydicom_config.settings.writing_validation_mode = pydicom_config.RAISE
