@@ -18,14 +18,11 @@ from studies.models import Instance, InstanceStatus
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
 
+    class EntryAnnotations(TypedDict):
+        partition_name: str
+        state: str
+        live_instance_id: int | None
 
-class EntryAnnotations(TypedDict):
-    partition_name: str
-    state: str
-    live_instance_id: int | None
-
-
-if TYPE_CHECKING:
     AnnotatedEntry = WithAnnotations[ChangeFeedEntry, EntryAnnotations]
 
 # Sequences are PostgreSQL bigints; an offset near the top must not overflow the bound.
