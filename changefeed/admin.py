@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.contrib import admin
@@ -21,6 +21,9 @@ from changefeed.selectors import changefeed_queryset, changefeed_state_q
 from changefeed.wire import entry_json_text
 from partitions.admin_tools import PartitionedTableAdmin
 
+if TYPE_CHECKING:
+    from changefeed.selectors import AnnotatedEntry
+
 EXPORT_BATCH = 1000
 
 
@@ -32,8 +35,9 @@ class StateFilter(admin.SimpleListFilter):
         return [(state.value, state.label) for state in ChangeState]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[ChangeFeedEntry]) -> QuerySet[ChangeFeedEntry]:
-        if self.value() in ChangeState.values:
-            return queryset.filter(changefeed_state_q(state=ChangeState(self.value())))
+        value = self.value()
+        if value in ChangeState.values:
+            return queryset.filter(changefeed_state_q(state=ChangeState(value)))
         return queryset
 
 
@@ -63,7 +67,7 @@ class TimeRangeFilter(admin.ListFilter):
     def has_output(self) -> bool:
         return True
 
-    def expected_parameters(self) -> list[str]:
+    def expected_parameters(self) -> list[str | None]:
         return list(self.names)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[ChangeFeedEntry]) -> QuerySet[ChangeFeedEntry]:
@@ -73,7 +77,8 @@ class TimeRangeFilter(admin.ListFilter):
             queryset = queryset.filter(timestamp__lt=self.bounds["until"])
         return queryset
 
-    def choices(self, changelist: Any) -> list[dict[str, Any]]:
+    # django-stubs wants an Iterator; Django only iterates what `choices` returns.
+    def choices(self, changelist: Any) -> list[dict[str, Any]]:  # type: ignore[override]
         keep = changelist.get_filters_params()
         hidden = [(name, value) for name, values in keep.items() if name not in self.names for value in values]
         if changelist.query:
@@ -86,10 +91,10 @@ class TimeRangeFilter(admin.ListFilter):
         }]
 
 
-async def _json_lines(queryset: QuerySet[ChangeFeedEntry]) -> AsyncIterator[bytes]:
+async def _json_lines(queryset: QuerySet[AnnotatedEntry]) -> AsyncIterator[bytes]:
     """Batches by sequence (keyset, no server-side cursor), so memory stays flat."""
 
-    def batch_after(last: int) -> list[ChangeFeedEntry]:
+    def batch_after(last: int) -> list[AnnotatedEntry]:
         return list(queryset.filter(sequence__gt=last).order_by("sequence")[:EXPORT_BATCH])
 
     fetch = sync_to_async(batch_after, thread_sensitive=True)
@@ -157,7 +162,7 @@ class ChangeFeedEntryAdmin(PartitionedTableAdmin):
         return "stored" if entry.live_instance_id is not None else "—"
 
     @admin.action(description="Export these entries as JSON lines")
-    def export_json_lines(self, request: HttpRequest, queryset: QuerySet[ChangeFeedEntry]) -> StreamingHttpResponse:
+    def export_json_lines(self, request: HttpRequest, queryset: QuerySet[AnnotatedEntry]) -> StreamingHttpResponse:
         response = StreamingHttpResponse(_json_lines(queryset), content_type="application/x-ndjson")
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
         response["Content-Disposition"] = f'attachment; filename="changefeed-{stamp}.jsonl"'

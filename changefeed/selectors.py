@@ -8,11 +8,22 @@ watermark -> replaced. Every page is therefore a fixed number of queries, whatev
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING, TypedDict
 
-from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import Case, Exists, Expression, F, OuterRef, Q, QuerySet, Subquery, Value, When
 
 from changefeed.models import ChangeFeedEntry, ChangeState
 from studies.models import Instance, InstanceStatus
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+    class EntryAnnotations(TypedDict):
+        partition_name: str
+        state: str
+        live_instance_id: int | None
+
+    AnnotatedEntry = WithAnnotations[ChangeFeedEntry, EntryAnnotations]
 
 # Sequences are PostgreSQL bigints; an offset near the top must not overflow the bound.
 MAX_SEQUENCE = 2**63 - 1
@@ -29,7 +40,7 @@ def _live_instance() -> QuerySet[Instance]:
     )
 
 
-def changefeed_queryset() -> QuerySet[ChangeFeedEntry]:
+def changefeed_queryset() -> QuerySet[AnnotatedEntry]:
     """Entries annotated with `partition_name`, `state` and `live_instance_id` (the visible
     instance the UIDs name now, or None: where metadata and admin links come from)."""
     return ChangeFeedEntry.objects.alias(
@@ -45,7 +56,7 @@ def changefeed_queryset() -> QuerySet[ChangeFeedEntry]:
     )
 
 
-def changefeed_state_q(*, state: ChangeState) -> Q:
+def changefeed_state_q(*, state: ChangeState) -> Q | Expression:
     """A filter for entries in `state`, cheaper than filtering on the `state` annotation.
 
     Watermarks are never reused, so an entry is current exactly when its watermark is a
@@ -71,7 +82,7 @@ def changefeed_metadata_map(*, instance_ids: list[int]) -> dict[int, str]:
     )
 
 
-def changefeed_list(*, offset: int, limit: int) -> list[ChangeFeedEntry]:
+def changefeed_list(*, offset: int, limit: int) -> list[AnnotatedEntry]:
     """v1: entries with offset < sequence <= offset + limit, by sequence.
 
     `limit` bounds the sequence span, not the row count (as Microsoft's v1 does), so a page
@@ -91,7 +102,7 @@ def changefeed_window_list(
     end: dt.datetime | None,
     offset: int,
     limit: int,
-) -> list[ChangeFeedEntry]:
+) -> list[AnnotatedEntry]:
     """v2: entries with start <= timestamp < end, by (timestamp, sequence), skipping `offset` rows.
 
     The page's sequences are chosen first from the (timestamp, sequence) index alone, so a
@@ -106,7 +117,7 @@ def changefeed_window_list(
     return list(changefeed_queryset().filter(sequence__in=page).order_by("timestamp", "sequence"))
 
 
-def changefeed_latest(*, by_timestamp: bool) -> ChangeFeedEntry | None:
+def changefeed_latest(*, by_timestamp: bool) -> AnnotatedEntry | None:
     """The newest entry: highest sequence (v1) or latest (timestamp, sequence) (v2)."""
     order = ("-timestamp", "-sequence") if by_timestamp else ("-sequence",)
     return changefeed_queryset().order_by(*order).first()

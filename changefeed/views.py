@@ -3,31 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework.request import Request
 
-from changefeed.models import ChangeFeedEntry
 from changefeed.params import feed_query_parse, latest_query_parse
 from changefeed.selectors import changefeed_latest, changefeed_list, changefeed_metadata_map, changefeed_window_list
 from changefeed.wire import entry_json_text
 from dicomsvc.api.views import DicomView
+
+if TYPE_CHECKING:
+    from changefeed.selectors import AnnotatedEntry
 
 JSON = "application/json; charset=utf-8"
 # Entries whose metadata is fetched and sent together: bounds memory, not queries (<= 20 a page).
 METADATA_BATCH = 10
 
 
-async def _entries_stream(entries: list[ChangeFeedEntry], *, include_metadata: bool) -> AsyncIterator[bytes]:
+async def _entries_stream(entries: list[AnnotatedEntry], *, include_metadata: bool) -> AsyncIterator[bytes]:
     fetch = sync_to_async(changefeed_metadata_map, thread_sensitive=True)
     yield b"["
     for start in range(0, len(entries), METADATA_BATCH):
         batch = entries[start : start + METADATA_BATCH]
         ids = [entry.live_instance_id for entry in batch if entry.live_instance_id is not None]
         metadata = await fetch(instance_ids=ids) if include_metadata and ids else {}
-        texts = [entry_json_text(entry, metadata=metadata.get(entry.live_instance_id)) for entry in batch]
+        texts = [
+            entry_json_text(
+                entry, metadata=None if entry.live_instance_id is None else metadata.get(entry.live_instance_id)
+            )
+            for entry in batch
+        ]
         yield (("," if start else "") + ",".join(texts)).encode()
     yield b"]"
 

@@ -8,11 +8,13 @@ verbatim rather than parsed and re-serialised.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-from changefeed.models import ChangeFeedEntry
+if TYPE_CHECKING:
+    from changefeed.selectors import AnnotatedEntry
 
 
-def entry_json_text(entry: ChangeFeedEntry, *, metadata: str | None = None) -> str:
+def entry_json_text(entry: AnnotatedEntry, *, metadata: str | None = None) -> str:
     head = {
         "sequence": entry.sequence,
         "partitionName": entry.partition_name,

@@ -42,7 +42,7 @@ class NoCountPaginator(Paginator):
         return list(self.object_list[start : start + self.per_page + 1])
 
     @cached_property
-    def count(self) -> int:  # type: ignore[override]
+    def count(self) -> int:
         return (self.page_number - 1) * self.per_page + len(self._rows)
 
     @property
@@ -53,7 +53,9 @@ class NoCountPaginator(Paginator):
         number = self.validate_number(number)
         if number != self.page_number:
             return super().page(number)
-        return self._get_page(self._rows[: self.per_page], number, self)
+        # Django documents `_get_page` as the hook that builds a Page; django-stubs omits it.
+        page: Page = self._get_page(self._rows[: self.per_page], number, self)  # type: ignore[attr-defined]
+        return page
 
 
 class NoCountChangeList(ChangeList):
@@ -98,7 +100,7 @@ class LargeTableAdmin(ReadOnlyAdmin):
     show_facets = admin.ShowFacets.NEVER
     list_max_show_all = 0
     list_per_page = 50
-    sortable_by: Sequence[str] = ()
+    sortable_by = ()
     uid_search_fields: Sequence[str] = ()
     related_search: dict[str, tuple[type[Model], Sequence[str]]] = {}
 
@@ -109,7 +111,7 @@ class LargeTableAdmin(ReadOnlyAdmin):
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return NoCountChangeList
 
-    def get_search_fields(self, request: HttpRequest) -> Sequence[str]:
+    def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
         # Non-empty so the change list shows its search box; the matching is ours.
         return ("uid",) if self.uid_search_fields or self.related_search else ()
 
@@ -130,7 +132,7 @@ class LargeTableAdmin(ReadOnlyAdmin):
             related = Q(pk__in=[])
             for field in fields:
                 related |= Q(**scope, **{field: term})
-            ids = list(model.objects.filter(related).values_list("pk", flat=True)[:SEARCH_RESOLVE_LIMIT])
+            ids = list(model._default_manager.filter(related).values_list("pk", flat=True)[:SEARCH_RESOLVE_LIMIT])
             if ids:
                 match |= Q(**{f"{foreign_key}__in": ids})
         return queryset.filter(match), False

@@ -13,11 +13,12 @@ methods overridden here, so the override is re-checked on every Django upgrade.
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO
+from collections.abc import Mapping
+from typing import IO, Any, BinaryIO
 
 from django.core.exceptions import RequestAborted
-from django.core.handlers.asgi import ASGIHandler
-from django.http import HttpRequest, HttpResponse
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest
+from django.http import HttpResponseBase
 
 from dicomsvc.api.body import BODY_ATTRIBUTE, BodyCollector
 
@@ -41,9 +42,10 @@ class BodyASGIHandler(ASGIHandler):
                 return collector.finish()
 
     def create_request(
-        self, scope: dict[str, Any], body_file: BinaryIO
-    ) -> tuple[HttpRequest | None, HttpResponse | None]:
-        request, error_response = super().create_request(scope, body_file)
+        self, scope: Mapping[str, Any], body_file: IO[bytes]
+    ) -> tuple[ASGIRequest, None] | tuple[None, HttpResponseBase]:
+        created = super().create_request(scope, body_file)
+        request, _ = created
         if request is not None:
             setattr(request, BODY_ATTRIBUTE, body_file)
-        return request, error_response
+        return created

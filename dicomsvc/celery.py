@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from celery import Celery
 from celery.signals import worker_init
@@ -34,6 +35,7 @@ def database_pool_disable() -> None:
     from django.conf import settings
     from django.db import connections
 
+    alias: dict[str, Any]
     for alias in (settings.DATABASES, connections.settings):
         options = alias.get("default", {}).get("OPTIONS", {})
         options.pop("pool", None)

@@ -7,6 +7,7 @@ names the variable, instead of silently falling back to a default.
 from __future__ import annotations
 
 import os
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 
@@ -77,7 +78,7 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def database_from_url(name: str, url: str, *, pool_max_size: int = 0) -> dict[str, object]:
+def database_from_url(name: str, url: str, *, pool_max_size: int = 0) -> dict[str, Any]:
     """Translate `sqlite:///path` or `postgres://user:pw@host:port/db` into a Django DATABASES entry.
 
     `pool_max_size` > 0 gives each PostgreSQL-using process a psycopg connection pool of that size.

@@ -16,7 +16,7 @@ from operations.update.services import update_execute
 
 Handler = Callable[[OperationRun], OperationStatus]
 
-HANDLERS: dict[OperationType, Handler] = {
+HANDLERS: dict[str, Handler] = {
     OperationType.UPDATE: update_execute,
     OperationType.EXPORT: export_execute,
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.conf import settings
@@ -9,7 +10,7 @@ from django.conf import settings
 from operations.models import Operation, OperationStatus
 
 
-def _time(value: Any) -> str:
+def _time(value: dt.datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 

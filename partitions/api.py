@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from rest_framework.request import Request
@@ -28,7 +28,7 @@ class PartitionedView(DicomView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
-        if not hasattr(self, request.method.lower()):
+        if not hasattr(self, cast(str, request.method).lower()):  # dispatched: it has a method
             return  # dispatch answers 405; resolving would create or look up a partition for nothing
         name = kwargs.get("partition_name")
         if not settings.DICOM_ENABLE_DATA_PARTITIONS:

@@ -10,12 +10,12 @@ import hashlib
 import logging
 import os
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import IO, Any, cast
 
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 
-from studies.dicom.streams import CHUNK, ConcatReader
+from studies.dicom.streams import CHUNK, ConcatReader, Readable
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +24,8 @@ class DurableFileSystemStorage(FileSystemStorage):
     """FileSystemStorage that fsyncs each new file and its directory."""
 
     def _save(self, name: str, content: Any) -> str:
-        saved = super()._save(name, content)
+        # Django documents `_save` as the method a storage implements; django-stubs omits it.
+        saved: str = super()._save(name, content)  # type: ignore[misc]
         path = self.path(saved)
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -34,7 +35,7 @@ class DurableFileSystemStorage(FileSystemStorage):
         _fsync_directory(os.path.dirname(path))
         return saved
 
-    def write_new(self, name: str, stream: BinaryIO) -> None:
+    def write_new(self, name: str, stream: Readable) -> None:
         """Write a file that must not exist yet, durably: one open, write, fsync, close.
 
         What `save` does minus the name checks and free-name search (blob names are built
@@ -63,7 +64,7 @@ class DurableFileSystemStorage(FileSystemStorage):
         _fsync_directory(os.path.dirname(path))
 
 
-def _chunks(stream: BinaryIO) -> Iterator[bytes | memoryview]:
+def _chunks(stream: Readable) -> Iterator[bytes | memoryview]:
     if isinstance(stream, ConcatReader):
         yield from stream.chunks()  # views of a body in memory: written without a copy
         return
@@ -93,24 +94,26 @@ def blob_name(*, partition_key: int, watermark: int) -> str:
 class _Chunked(File):
     """A django File over any readable stream, read in 1 MB chunks."""
 
-    def __init__(self, stream: BinaryIO, size: int) -> None:
-        super().__init__(stream, name="blob.dcm")
+    def __init__(self, stream: Readable, size: int) -> None:
+        # File forwards only read, seek and tell to the stream here, which every Readable has.
+        super().__init__(cast(IO[bytes], stream), name="blob.dcm")
+        self._stream = stream
         self._size = size
 
     @property
-    def size(self) -> int:  # type: ignore[override]
+    def size(self) -> int:
         return self._size
 
     def chunks(self, chunk_size: int | None = None) -> Iterator[bytes]:
-        self.file.seek(0)
+        self._stream.seek(0)
         while True:
-            data = self.file.read(chunk_size or CHUNK)
+            data = self._stream.read(chunk_size or CHUNK)
             if not data:
                 return
             yield data
 
 
-def blob_write(*, name: str, stream: BinaryIO, size: int) -> None:
+def blob_write(*, name: str, stream: Readable, size: int) -> None:
     target = storage()
     if isinstance(target, DurableFileSystemStorage):
         target.write_new(name, stream)
@@ -123,7 +126,7 @@ def blob_write(*, name: str, stream: BinaryIO, size: int) -> None:
         raise OSError(f"blob {name} already exists")
 
 
-def blob_open(*, name: str) -> BinaryIO:
+def blob_open(*, name: str) -> IO[bytes]:
     return storage().open(name, "rb")
 
 

@@ -8,12 +8,15 @@ from rest_framework.negotiation import BaseContentNegotiation
 
 
 class PassThroughNegotiation(BaseContentNegotiation):
-    def select_parser(self, request: Any, parsers: list[Any]) -> Any:
+    # DRF passes the view's parser and renderer lists; the stubs widen them to Iterable.
+    def select_parser(self, request: Any, parsers: list[Any]) -> Any:  # type: ignore[override]
         for parser in parsers:
             if parser.media_type.split(";")[0] in (request.content_type or "").lower():
                 return parser
         return parsers[0] if parsers else None
 
-    def select_renderer(self, request: Any, renderers: list[Any], format_suffix: str | None = None) -> Any:
+    def select_renderer(  # type: ignore[override]
+        self, request: Any, renderers: list[Any], format_suffix: str | None = None
+    ) -> Any:
         renderer = renderers[0]
         return renderer, renderer.media_type

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import BinaryIO
+from typing import IO
 
 CHUNK = 1024 * 1024
 
@@ -24,7 +24,7 @@ def multipart_content_type(payload_type: str, boundary: str) -> str:
     return f'multipart/related; type="{payload_type}"; boundary={boundary}'
 
 
-def _open_and_read(opener: Callable[[], BinaryIO]) -> tuple[bytes, BinaryIO | None]:
+def _open_and_read(opener: Callable[[], IO[bytes]]) -> tuple[bytes, IO[bytes] | None]:
     """Open and read the first chunk; a file that fits in it is closed at once (None)."""
     fileobj = opener()
     try:
@@ -38,7 +38,7 @@ def _open_and_read(opener: Callable[[], BinaryIO]) -> tuple[bytes, BinaryIO | No
     return data, fileobj
 
 
-async def file_chunks(opener: Callable[[], BinaryIO]) -> AsyncIterator[bytes]:
+async def file_chunks(opener: Callable[[], IO[bytes]]) -> AsyncIterator[bytes]:
     # One thread hop for a blob of up to CHUNK bytes (most instances), not open + read + EOF + close.
     data, fileobj = await asyncio.to_thread(_open_and_read, opener)
     if data:
@@ -65,7 +65,7 @@ class StoredPart:
     """A part sent as a stored blob of known size: consecutive small ones are read together."""
 
     content_type: str
-    opener: Callable[[], BinaryIO]
+    opener: Callable[[], IO[bytes]]
     size: int
 
 

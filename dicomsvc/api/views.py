@@ -33,10 +33,13 @@ class DicomView(APIView):
         self.version_segment = kwargs.get("version", "2")
         self.api_version = 1 if self.version_segment.startswith("1") else 2
 
-    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        response = super().finalize_response(request, response, *args, **kwargs)
-        response["api-supported-versions"] = SUPPORTED_VERSIONS
-        return response
+    # DRF finalizes any HttpResponseBase a handler returns (streams too); its stub says Response.
+    def finalize_response(  # type: ignore[override]
+        self, request: Request, response: Any, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
+        finalized: HttpResponseBase = super().finalize_response(request, response, *args, **kwargs)
+        finalized["api-supported-versions"] = SUPPORTED_VERSIONS
+        return finalized
 
     def base_url(self) -> str:
         """Absolute URL prefix of this version's DICOMweb resources, never from the Host header."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from django.utils import timezone
 
@@ -80,7 +80,7 @@ def _not_found_message(identifier: Identifier) -> str:
     return StudyNotFound().message
 
 
-def _source_open(version: StoredVersion) -> BinaryIO:
+def _source_open(version: StoredVersion) -> IO[bytes]:
     try:
         return blob_open(name=version.blob_name)
     except Exception as exc:  # any storage backend error

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -199,7 +199,7 @@ def _study_update(
 def update_execute(run: OperationRun) -> OperationStatus:
     """Update every study of the operation, from its checkpoint on."""
     operation = run.operation
-    partition = Partition.objects.get(pk=operation.partition_id)
+    partition = Partition.objects.get(pk=cast(int, operation.partition_id))  # an update has a partition
     uids: list[str] = operation.parameters["studyInstanceUids"]
     change = changeset_parse(operation.parameters["changeDataset"])
     change_json = change.json

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import BinaryIO
+from typing import IO
 
 import pydicom
 from pydicom.encaps import generate_frames
@@ -15,7 +15,7 @@ from studies.dicom.transfer_syntaxes import EXPLICIT_VR_LITTLE_ENDIAN as ELE
 from studies.dicom.transfer_syntaxes import NATIVE_LITTLE_ENDIAN
 
 
-def frames_from_index(fileobj: BinaryIO, frame_index_text: str, numbers: list[int]) -> list[bytes]:
+def frames_from_index(fileobj: IO[bytes], frame_index_text: str, numbers: list[int]) -> list[bytes]:
     index = json.loads(frame_index_text)
     out = []
     for number in numbers:
@@ -28,7 +28,7 @@ def frames_from_index(fileobj: BinaryIO, frame_index_text: str, numbers: list[in
 
 
 def frames_read(
-    fileobj: BinaryIO,
+    fileobj: IO[bytes],
     *,
     transfer_syntax_uid: str,
     frame_index_text: str,

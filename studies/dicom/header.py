@@ -24,7 +24,7 @@ import struct
 import threading
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, BinaryIO
+from typing import Any
 
 import orjson
 from pydicom.datadict import dictionary_VR
@@ -43,6 +43,7 @@ from studies.dicom.elements import (
     TRANSFER_SYNTAX_UID,
     UNDEFINED_LENGTH,
 )
+from studies.dicom.streams import Readable
 from studies.dicom.transfer_syntaxes import DEFLATED, EXPLICIT_VR_BIG_ENDIAN
 from studies.dicom.vr import vr_validate
 
@@ -86,7 +87,7 @@ class Header:
 class _Source:
     """Random access to a seekable stream through one read-ahead window."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: Readable) -> None:
         self.stream = stream
         self.start = 0
         self.buf = b""
@@ -245,6 +246,7 @@ class _Walker:
             previous = tag
             element = tag & 0xFFFF
             value_pos = pos + head_length
+            vr: str | None
             if implicit:
                 vr = self._implicit_vr(tag) if element else "UL"
             else:
@@ -543,7 +545,7 @@ def _file_meta(src: _Source) -> tuple[str, int]:
     return ts, pos
 
 
-def header_read(stream: BinaryIO, *, validate: bool) -> Header | None:
+def header_read(stream: Readable, *, validate: bool) -> Header | None:
     """The header of a normalised P10 stream (preamble, DICM, meta), or None when pydicom must read it."""
     src = _Source(stream)
     try:

@@ -10,7 +10,7 @@ import json
 import struct
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
 import pydicom
 from pydicom.errors import InvalidDicomError
@@ -19,7 +19,7 @@ from pydicom.tag import Tag
 from studies.dicom.dicomjson import ElementErrors, dataset_json_dict, json_dumps
 from studies.dicom.elements import IMPLICIT_LITTLE, ITEM, SEQUENCE_DELIMITER, UNDEFINED_LENGTH
 from studies.dicom.header import Header, header_read
-from studies.dicom.streams import ConcatReader
+from studies.dicom.streams import ConcatReader, Readable
 from studies.dicom.transfer_syntaxes import DEFLATED, EXPLICIT_VR_BIG_ENDIAN
 from studies.dicom.uids import uid_normalize
 from studies.dicom.vr import parse_da, vr_validate
@@ -55,7 +55,7 @@ REQUIRED_UIDS = {
 }
 
 
-def p10_normalize(part: BinaryIO) -> ConcatReader:
+def p10_normalize(part: Readable) -> ConcatReader:
     """The bytes to store: a 128-byte preamble, `DICM`, then file meta and dataset.
 
     A standard P10 file is stored byte for byte, preamble included (a TIFF/DICOM dual-format
@@ -180,7 +180,7 @@ def _int_value(header: Header, keyword: str, default: int | None) -> int | None:
         return default
 
 
-def instance_parse(part: BinaryIO, *, validate_all: bool) -> ParsedInstance:
+def instance_parse(part: Readable, *, validate_all: bool) -> ParsedInstance:
     """Read a STOW part. Raises NotDicom when it cannot be read as DICOM P10."""
     stream = p10_normalize(part)
     header = header_read(stream, validate=validate_all) or _pydicom_header(stream, validate=validate_all)
@@ -250,7 +250,7 @@ def instance_parse(part: BinaryIO, *, validate_all: bool) -> ParsedInstance:
     )
 
 
-def _frame_index(header: Header, stream: BinaryIO, ts: str, frames: int) -> list[list[list[int]]] | None:
+def _frame_index(header: Header, stream: Readable, ts: str, frames: int) -> list[list[list[int]]] | None:
     """[[offset, length], ...] fragments per frame, positions in the stored file; None if unknown."""
     value_tell, length = header.pixel_data or (-1, -1)
     if value_tell < 0 or ts == EXPLICIT_VR_BIG_ENDIAN or ts in DEFLATED:
@@ -272,7 +272,7 @@ def _frame_index(header: Header, stream: BinaryIO, ts: str, frames: int) -> list
     return _encapsulated_index(stream, value_tell, frames)
 
 
-def _encapsulated_index(stream: BinaryIO, pos: int, frames: int) -> list[list[list[int]]] | None:
+def _encapsulated_index(stream: Readable, pos: int, frames: int) -> list[list[list[int]]] | None:
     fragments: list[list[int]] = []
     offsets: list[int] = []
     first = True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from typing import BinaryIO
+from typing import IO
 
 import numpy as np
 import pydicom
@@ -32,7 +32,7 @@ def _to_8bit(ds: pydicom.Dataset, frame: np.ndarray) -> np.ndarray:
     return scaled.clip(0, 255).astype(np.uint8)
 
 
-def frame_render(fileobj: BinaryIO, *, frame_number: int, media_type: str, quality: int) -> bytes:
+def frame_render(fileobj: IO[bytes], *, frame_number: int, media_type: str, quality: int) -> bytes:
     """Frame `frame_number` (1-based) as `image/jpeg` or `image/png` bytes."""
     fileobj.seek(0)
     try:

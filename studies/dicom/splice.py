@@ -22,13 +22,14 @@ import io
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO
 
 from pydicom import config as pydicom_config
 from pydicom.charset import convert_encodings
 from pydicom.dataelem import DataElement
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
+from pydicom.uid import UID
 
 from studies.dicom.elements import (
     EXPLICIT_LITTLE,
@@ -77,7 +78,7 @@ class _Source:
 
     BLOCK = 64 * 1024
 
-    def __init__(self, fileobj: BinaryIO) -> None:
+    def __init__(self, fileobj: IO[bytes]) -> None:
         self.fileobj = fileobj
         fileobj.seek(0, io.SEEK_END)
         self.size = fileobj.tell()
@@ -166,7 +167,7 @@ class FileLayout:
     encoding: Encoding | None = None
 
 
-def file_layout(fileobj: BinaryIO) -> FileLayout:
+def file_layout(fileobj: IO[bytes]) -> FileLayout:
     """Scan a stored P10 file (preamble, `DICM`, meta, dataset) without reading values."""
     return _layout(_Source(fileobj))
 
@@ -290,7 +291,7 @@ def _fix_group_lengths(pieces: list[_Piece], groups: set[int], enc: Encoding) ->
     return out
 
 
-def _write(src: _Source, target: BinaryIO, pieces: list[_Piece]) -> None:
+def _write(src: _Source, target: IO[bytes], pieces: list[_Piece]) -> None:
     """Write pieces; adjacent source ranges are copied as one run, in chunks."""
     run_start: int | None = None
     run_end = 0
@@ -322,8 +323,8 @@ def _write(src: _Source, target: BinaryIO, pieces: list[_Piece]) -> None:
 
 
 def p10_rewrite(
-    source: BinaryIO,
-    target: BinaryIO,
+    source: IO[bytes],
+    target: IO[bytes],
     *,
     changes: list[DataElement],
     implementation_class_uid: str,
@@ -360,8 +361,8 @@ def p10_rewrite(
 
 
 def _rewrite_with_pydicom(
-    source: BinaryIO,
-    target: BinaryIO,
+    source: IO[bytes],
+    target: IO[bytes],
     *,
     changes: list[DataElement],
     implementation_class_uid: str,
@@ -374,7 +375,7 @@ def _rewrite_with_pydicom(
     ds = pydicom.dcmread(source)
     for element in changes:
         ds[element.tag] = DataElement(element.tag, element.VR, element.value)
-    ds.file_meta.ImplementationClassUID = implementation_class_uid
+    ds.file_meta.ImplementationClassUID = UID(implementation_class_uid)
     ds.file_meta.ImplementationVersionName = implementation_version_name
     previous = pydicom_config.settings.writing_validation_mode
     pydicom_config.settings.writing_validation_mode = pydicom_config.RAISE

@@ -8,9 +8,19 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Protocol
 
 CHUNK = 1024 * 1024
+
+
+class Readable(Protocol):
+    """A seekable binary stream as the readers use it: a file, or a view of part of one."""
+
+    def read(self, size: int = ..., /) -> bytes: ...
+
+    def seek(self, offset: int, whence: int = ..., /) -> int: ...
+
+    def tell(self) -> int: ...
 
 
 class ConcatReader(io.RawIOBase):
@@ -20,7 +30,7 @@ class ConcatReader(io.RawIOBase):
     are sequential, never concurrent.
     """
 
-    def __init__(self, prefix: bytes, body: BinaryIO, body_offset: int = 0, body_end: int | None = None) -> None:
+    def __init__(self, prefix: bytes, body: Readable, body_offset: int = 0, body_end: int | None = None) -> None:
         super().__init__()
         if isinstance(body, ConcatReader) and not body._prefix:
             # A view of a view (a normalised part over its request body): read the outer body
@@ -28,17 +38,17 @@ class ConcatReader(io.RawIOBase):
             body_end = body._body_offset + (body._size if body_end is None else body_end)
             body_offset += body._body_offset
             body = body._body
-        self._prefix = prefix
-        self._body = body
+        self._prefix: bytes = prefix
+        self._body: Readable = body
         # A body in memory is read through a view of its buffer: no seek, one copy per read
         # and none at all for `chunks`.
         self._memory = memoryview(body.getvalue()) if isinstance(body, io.BytesIO) else None
-        self._body_offset = body_offset
+        self._body_offset: int = body_offset
         self._pos = 0
         if body_end is None:
             body.seek(0, io.SEEK_END)
             body_end = body.tell()
-        self._size = len(prefix) + body_end - body_offset
+        self._size: int = len(prefix) + body_end - body_offset
 
     @property
     def size(self) -> int:
@@ -104,5 +114,5 @@ class ConcatReader(io.RawIOBase):
 class FileSlice(ConcatReader):
     """Bytes [start, end) of a seekable file, e.g. one multipart part of a spooled body."""
 
-    def __init__(self, raw: BinaryIO, start: int, end: int) -> None:
+    def __init__(self, raw: Readable, start: int, end: int) -> None:
         super().__init__(b"", raw, start, end)

@@ -7,7 +7,7 @@ refused up front (406), as Microsoft's server does at 100 MB.
 from __future__ import annotations
 
 import io
-from typing import BinaryIO
+from typing import IO
 
 import numpy as np
 import pydicom
@@ -38,7 +38,7 @@ def transcode_check(*, transfer_syntax_uid: str, file_size: int, has_pixels: boo
         raise TranscodingNotSupported()
 
 
-def transcode_to_ele(fileobj: BinaryIO) -> bytes:
+def transcode_to_ele(fileobj: IO[bytes]) -> bytes:
     """The file re-encoded in Explicit VR Little Endian with decoded pixel data.
 
     Raises TranscodingNotSupported for anything pydicom cannot decode or re-encode.
@@ -51,7 +51,7 @@ def transcode_to_ele(fileobj: BinaryIO) -> bytes:
         raise TranscodingNotSupported() from exc
 
 
-def _transcode(fileobj: BinaryIO) -> bytes:
+def _transcode(fileobj: IO[bytes]) -> bytes:
     fileobj.seek(0)
     ds = pydicom.dcmread(fileobj)
     source = str(ds.file_meta.TransferSyntaxUID)

@@ -81,13 +81,15 @@ class Resource(enum.Enum):
     STUDY_INSTANCES = (Level.INSTANCE, (Level.SERIES, Level.INSTANCE))
     STUDY_SERIES_INSTANCES = (Level.INSTANCE, (Level.INSTANCE,))
 
+    _value_: tuple[Level, tuple[Level, ...]]
+
     @property
     def level(self) -> Level:
-        return self.value[0]
+        return self._value_[0]
 
     @property
     def levels(self) -> tuple[Level, ...]:
-        return self.value[1]
+        return self._value_[1]
 
 
 def _tags(*keywords: str) -> frozenset[int]:

@@ -50,7 +50,10 @@ class Like(Lookup):
     lookup_name = "dicom_like"
     prepare_rhs = False
 
-    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, list[Any]]:
+    # Django 5.2 lookups return list params; django-stubs 6.1 types Django 6's tuples.
+    def as_sql(  # type: ignore[override]
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
+    ) -> tuple[str, list[Any]]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         rhs, rhs_params = self.process_rhs(compiler, connection)
         sql = f"{lhs} LIKE {rhs}"
@@ -78,7 +81,9 @@ class InSubquery(Lookup):
         rhs, rhs_params = self.process_rhs(compiler, connection)
         return lhs, rhs, [*lhs_params, *rhs_params]
 
-    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, list[Any]]:
+    def as_sql(  # type: ignore[override]  # list params, as above
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
+    ) -> tuple[str, list[Any]]:
         lhs, rhs, params = self._operands(compiler, connection)
         return f"{lhs} IN {rhs}", params
 
@@ -100,7 +105,8 @@ def _literal_length(word: str) -> int:
 
 
 def _longest_word(condition: Condition) -> str:
-    return max(condition.values, key=_literal_length)
+    longest: str = max(condition.values, key=_literal_length)
+    return longest
 
 
 def _word_prefix(word: str) -> str:

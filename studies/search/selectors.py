@@ -9,6 +9,7 @@ their newest visible instance, fetched by a correlated subquery in the same stat
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +52,7 @@ def _window(matches: QuerySet[Any], query: SearchQuery, order: str) -> QuerySet[
     return matches.order_by(order).values("pk")[query.offset : query.offset + query.limit + 1]
 
 
-def _page(query: SearchQuery, rows: list[dict[str, Any]], build: Any) -> SearchPage:
+def _page(query: SearchQuery, rows: Sequence[Mapping[str, Any]], build: Any) -> SearchPage:
     keys = stored_keys(query.return_tags)
     results = [build(row, keys) for row in rows[: query.limit]]
     return SearchPage(results=results, truncated=len(rows) > query.limit)

@@ -22,6 +22,7 @@ import datetime as dt
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import cast
 
 from django.conf import settings
 from django.db import transaction
@@ -129,13 +130,13 @@ def _reserve(*, partition: Partition, items: list[_Item]) -> None:
         # The common case, a batch of one series that exists already: one statement, which
         # commits by itself. Anything it did not insert takes the general path below.
         ((study_uid, series_uid),) = keys
-        inserted = rows.instances_insert_into_series(
+        inserted_with_ids = rows.instances_insert_into_series(
             rows=list(row_of.values()), partition_id=partition.pk, study_uid=study_uid, series_uid=series_uid,
             watermark_sql=in_insert,
         )  # fmt: skip
         for item in items:
-            if item.key in inserted:
-                item.watermark, item.instance_id, item.study_id, item.series_id = inserted[item.key]
+            if item.key in inserted_with_ids:
+                item.watermark, item.instance_id, item.study_id, item.series_id = inserted_with_ids[item.key]
         items = [item for item in items if item.instance_id is None]
         if not items:
             return
@@ -222,7 +223,7 @@ def _commit_statements_run(*, items: list[_Item]) -> set[int]:
     statements = [
         rows.studies_lock(ids=by_study),
         rows.series_lock(ids=by_series),
-        rows.instances_flip(ids=[item.instance_id for item in items], now=now),
+        rows.instances_flip(ids=[cast(int, item.instance_id) for item in items], now=now),  # reserved: set
     ]
     for series_id, group in by_series.items():
         columns = parsed_indexed_columns(group[-1].parsed)["series"]  # the newest instance's values
@@ -257,7 +258,7 @@ def _commit_statements_run(*, items: list[_Item]) -> set[int]:
 
 def _discard(*, item: _Item, partition: Partition, reason: str) -> None:
     """Undo a reservation whose blob write or commit failed."""
-    Instance.objects.filter(pk=item.instance_id, status=InstanceStatus.CREATING).delete()
+    Instance.objects.filter(pk=cast(int, item.instance_id), status=InstanceStatus.CREATING).delete()  # reserved: set
     name = blob_name(partition_key=partition.partition_key, watermark=item.watermark)
     if not blob_delete(name=name):
         orphan_record(name=name, reason=reason)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from django.db import connection
 from django.db.models import Field, Model
@@ -85,7 +85,7 @@ def _new_row(model: type[Model], values: dict[str, Any], now: dt.datetime) -> tu
     for field in model._meta.concrete_fields:
         if field.primary_key:
             continue
-        columns.append(field.column)
+        columns.append(cast(str, field.column))  # concrete: it has a column
         params.append(_adapt(values[field.attname]) if field.attname in values else _column_default(model, field, now))
     return columns, params
 
@@ -122,7 +122,9 @@ def studies_series_create(*, partition_id: int, keys: Iterable[tuple[str, str]],
 # Every column of an instance row but its id, from the model: the store service gives most of
 # them (`studies.services.store._row`), the rest are inserted with the model's defaults, so a
 # field added to Instance needs no change here.
-_INSTANCE_FIELD = {field.column: field for field in Instance._meta.concrete_fields if not field.primary_key}
+_INSTANCE_FIELD = {
+    cast(str, field.column): field for field in Instance._meta.concrete_fields if not field.primary_key
+}
 INSERT_COLUMNS = tuple(_INSTANCE_FIELD)
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.db import transaction
 from django.db.models import BigIntegerField, F, TextField, Value
@@ -133,7 +133,7 @@ def study_update_write(
         )
         size = spool.tell()
         spool.seek(0)
-        blob_write(name=target, stream=spool, size=size)  # type: ignore[arg-type]
+        blob_write(name=target, stream=spool, size=size)
     item.new_file_size = size
     merged = _metadata_merge(item.metadata, change_json)
     item.new_metadata = json_dumps(merged)
@@ -213,6 +213,7 @@ def study_update_release(*, partition: Partition, study_uid: str) -> list[str]:
     names: list[str] = []
     for pk, new_watermark in reserved:
         if Instance.objects.filter(pk=pk, new_watermark=new_watermark).update(new_watermark=None):
-            names.append(blob_name(partition_key=partition.partition_key, watermark=new_watermark))
+            # Reserved rows: new_watermark is not null.
+            names.append(blob_name(partition_key=partition.partition_key, watermark=cast(int, new_watermark)))
     orphans_queue(names=names, reason="bulk update: failed study")
     return names

@@ -48,7 +48,8 @@ def parse_frames(text: str) -> list[int]:
 
 
 def _wants_original(request: Request) -> bool:
-    return request.META.get("HTTP_MSDICOM_REQUEST_ORIGINAL", "").strip().lower() == "true"
+    value: str = request.META.get("HTTP_MSDICOM_REQUEST_ORIGINAL", "")
+    return value.strip().lower() == "true"
 
 
 def retrieved_response(result: Retrieved) -> HttpResponse | StreamingHttpResponse:

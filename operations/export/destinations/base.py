@@ -7,7 +7,7 @@ a destination that cannot be written fails the whole operation (`DestinationUnav
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO, Protocol
+from typing import IO, Any, Protocol
 
 
 class DestinationUnavailable(Exception):
@@ -21,7 +21,7 @@ class SourceUnreadable(Exception):
 class SourceStream:
     """A blob stream whose read errors are marked as the source's, not the destination's."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: IO[bytes]) -> None:
         self._stream = stream
 
     def read(self, size: int = -1) -> bytes:
