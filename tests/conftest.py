@@ -5,6 +5,8 @@ Factories and request helpers live in tests/helpers; tests import them from ther
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,3 +44,24 @@ def client() -> APIClient:
 def partitions_on(settings) -> None:  # noqa: ANN001
     """Data partitions enabled: partitioned routes need /partitions/{name}/."""
     settings.DICOM_ENABLE_DATA_PARTITIONS = True
+
+
+@pytest.fixture
+def full_collections() -> Iterator[list[str]]:
+    """A list that gets "release" each time a full garbage collection starts, as `malloc_release`
+    does; automatic collection is off meanwhile, so only explicit collections are recorded."""
+    seen: list[str] = []
+
+    def record(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 2:
+            seen.append("release")
+
+    enabled = gc.isenabled()
+    gc.disable()
+    gc.callbacks.append(record)
+    try:
+        yield seen
+    finally:
+        gc.callbacks.remove(record)
+        if enabled:
+            gc.enable()
