@@ -17,7 +17,7 @@ from partitions.models import Partition
 from partitions.services import partition_default
 from studies.blobstore import blob_name, storage
 from studies.dicom.streams import FileSlice
-from studies.models import Instance, InstanceStatus, Study
+from studies.models import Instance, InstanceStatus, OrphanBlob, Study
 from studies.services import store as store_module
 from studies.services.stow import stow_process
 from tests.helpers import dicom_bytes, instance_url, response_bytes, stow, uids_of
@@ -207,3 +207,33 @@ def test_a_row_taken_over_before_the_commit_fails_alone_and_counts_stay_exact(cl
     assert study.series.get().num_instances == 1
     assert list(ChangeFeedEntry.objects.values_list("sop_instance_uid", flat=True)) == [uids_of(first)[2]]
     assert len(_blobs()) == 1
+
+
+@pytest.mark.django_db
+def test_cleanup_keeps_what_the_store_refuses_to_remove_queued(monkeypatch):
+    data = dicom_bytes()
+    st, se, sop = uids_of(data)
+    partition = Partition.objects.get(partition_key=1)
+    study = Study.objects.create(partition=partition, study_instance_uid=st)
+    series = study.series.create(partition=partition, series_instance_uid=se)
+    row = Instance.objects.create(
+        partition=partition, study=study, series=series, study_instance_uid=st, series_instance_uid=se,
+        sop_instance_uid=sop, watermark=10**12 + 2, status=InstanceStatus.CREATING,
+    )  # fmt: skip
+    Instance.objects.filter(pk=row.pk).update(created_at=timezone.now() - dt.timedelta(hours=1))
+    stale = blob_name(partition_key=1, watermark=row.watermark)
+    storage().save(stale, io.BytesIO(b"partial"))
+    OrphanBlob.objects.create(blob_name="1/abc/42.dcm", reason="delete: blob removal failed")
+
+    def refuse(self, name):  # noqa: ANN001
+        raise OSError("storage unavailable")
+
+    monkeypatch.setattr(type(storage()), "delete", refuse)
+    call_command("dicom_cleanup", stdout=io.StringIO())
+    assert not Instance.objects.filter(pk=row.pk).exists()
+    assert set(OrphanBlob.objects.values_list("blob_name", flat=True)) == {"1/abc/42.dcm", stale}
+
+    monkeypatch.undo()
+    call_command("dicom_cleanup", stdout=io.StringIO())
+    assert not storage().exists(stale)
+    assert not OrphanBlob.objects.exists()

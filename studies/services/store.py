@@ -31,13 +31,13 @@ from changefeed.models import ChangeAction, ChangeFeedEntry
 from changefeed.services import changefeed_statements
 from dicomsvc.sqlbatch import statements_run
 from partitions.models import Partition
-from studies.blobstore import blob_delete, blob_name, blob_write
+from studies.blobstore import blob_name, blob_write
 from studies.dicom.reader import ParsedInstance, parsed_indexed_columns
 from studies.models import Instance, InstanceStatus
 from studies.search.results import search_projection
 from studies.services import store_rows as rows
 from studies.services.group_commit import GroupCommit
-from studies.services.orphans import orphan_record
+from studies.services.orphans import blob_remove_or_queue
 from studies.services.person_names import person_name_words_statements
 from studies.services.watermarks import watermark_sql, watermarks_allocate
 
@@ -170,8 +170,7 @@ def _existing_blocker(*, partition: Partition, parsed: ParsedInstance) -> Except
         ).delete()
         if removed:
             name = blob_name(partition_key=partition.partition_key, watermark=existing.watermark)
-            if not blob_delete(name=name):
-                orphan_record(name=name, reason="stale creating row taken over")
+            blob_remove_or_queue(name=name, reason="stale creating row taken over")
             return _Retry()
     return InstancePending()
 
@@ -259,8 +258,7 @@ def _discard(*, item: _Item, partition: Partition, reason: str) -> None:
     """Undo a reservation whose blob write or commit failed."""
     Instance.objects.filter(pk=item.instance_id, status=InstanceStatus.CREATING).delete()
     name = blob_name(partition_key=partition.partition_key, watermark=item.watermark)
-    if not blob_delete(name=name):
-        orphan_record(name=name, reason=reason)
+    blob_remove_or_queue(name=name, reason=reason)
 
 
 def _batches(items: list[_Item]) -> list[list[_Item]]:
