@@ -30,11 +30,14 @@ def _blobs() -> list[Path]:
 @pytest.mark.django_db
 def test_failure_after_blob_write_leaves_nothing_visible(client, monkeypatch):
     data = dicom_bytes()
+    real_run = store_module.statements_run
 
-    def crash(**kwargs):  # noqa: ANN003
-        raise RuntimeError("simulated crash before the commit transaction")
+    def crash(statements):  # noqa: ANN001
+        if any("changefeed" in sql for sql, _params in statements):  # the commit step, not the reservation
+            raise RuntimeError("simulated crash before the commit's statements ran")
+        return real_run(statements)
 
-    monkeypatch.setattr(store_module, "_commit", crash)
+    monkeypatch.setattr(store_module, "statements_run", crash)
     response = stow(client, [data])
 
     assert response.status_code == 409
@@ -186,14 +189,18 @@ def test_a_row_taken_over_before_the_commit_fails_alone_and_counts_stay_exact(cl
     st, se, _ = uids_of(first)
     second = dicom_bytes(StudyInstanceUID=st, SeriesInstanceUID=se)
     _, _, lost_sop = uids_of(second)
-    real_commit = store_module._commit
+    real_write = type(storage()).write_new
+    written = []
 
-    def commit_after_takeover(**kwargs):  # noqa: ANN003
-        # What a stale takeover does to a slow request's reservation: its row is removed.
-        Instance.objects.filter(sop_instance_uid=lost_sop, status=InstanceStatus.CREATING).delete()
-        return real_commit(**kwargs)
+    def taken_over_after_the_blobs(self, name, stream):  # noqa: ANN001
+        real_write(self, name, stream)
+        written.append(name)
+        if len(written) == 2:
+            # What a stale takeover does to a slow request's reservation between its blob
+            # writes and its commit: its row is removed.
+            Instance.objects.filter(sop_instance_uid=lost_sop, status=InstanceStatus.CREATING).delete()
 
-    monkeypatch.setattr(store_module, "_commit", commit_after_takeover)
+    monkeypatch.setattr(type(storage()), "write_new", taken_over_after_the_blobs)
     response = stow(client, [first, second])
 
     assert response.status_code == 202

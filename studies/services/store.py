@@ -312,7 +312,6 @@ def _store_batch(*, partition: Partition, batch: list[_Item]) -> None:
     written = [item for item in reserved if item.error is None]
     if not written:
         return
-    # `_commit` looked up at call time: tests replace it.
     in_transaction = transaction.get_connection().in_atomic_block
     flipped, failure = _GROUP.run(written, lambda items: _commit(items=items), alone=in_transaction)
     failure = failure or "the reservation was taken over as stale before the store finished"
