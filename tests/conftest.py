@@ -13,7 +13,7 @@ import pytest
 from django.core.files.storage import storages
 from rest_framework.test import APIClient
 
-from partitions.selectors import partition_cache_clear
+from partitions.selectors import partition_get
 
 
 @pytest.fixture(autouse=True)
@@ -29,10 +29,10 @@ def _isolated_storage(tmp_path: Path, settings):  # noqa: ANN001
         }
         storages._storages.pop("dicom", None)
         storages.backends = settings.STORAGES
-    partition_cache_clear()
+    partition_get.cache_clear()
     yield
     storages._storages.pop("dicom", None)
-    partition_cache_clear()
+    partition_get.cache_clear()
 
 
 @pytest.fixture
