@@ -36,7 +36,7 @@ from studies.dicom.reader import ParsedInstance, parsed_indexed_columns
 from studies.models import Instance, InstanceStatus
 from studies.search.results import search_projection
 from studies.services import store_rows as rows
-from studies.services.group_commit import GroupCommit
+from studies.services.group_commit import CommitFailed, GroupCommit
 from studies.services.orphans import blob_remove_or_queue
 from studies.services.person_names import person_name_words_statements
 from studies.services.watermarks import watermark_sql, watermarks_allocate
@@ -313,8 +313,11 @@ def _store_batch(*, partition: Partition, batch: list[_Item]) -> None:
     if not written:
         return
     in_transaction = transaction.get_connection().in_atomic_block
-    flipped, failure = _GROUP.run(written, lambda items: _commit(items=items), alone=in_transaction)
-    failure = failure or "the reservation was taken over as stale before the store finished"
+    try:
+        flipped = _GROUP.run(written, lambda items: _commit(items=items), alone=in_transaction)
+        failure = "the reservation was taken over as stale before the store finished"
+    except CommitFailed as exc:
+        flipped, failure = set(), str(exc)
     for item in written:
         if item.instance_id not in flipped:
             item.error = StoreFailed(failure)
