@@ -149,7 +149,7 @@ def _reserve(*, partition: Partition, items: list[_Item]) -> None:
 
 
 def _existing_blocker(*, partition: Partition, parsed: ParsedInstance) -> Exception:
-    """Why the reservation lost: already stored, or in creation (taking over a stale one)."""
+    """Why the reservation lost: already stored, or in creation. _Retry when it took over a stale one."""
     uids = parsed.uids
     existing = Instance.objects.filter(
         partition=partition,
@@ -171,12 +171,12 @@ def _existing_blocker(*, partition: Partition, parsed: ParsedInstance) -> Except
         if removed:
             name = blob_name(partition_key=partition.partition_key, watermark=existing.watermark)
             blob_remove_or_queue(name=name, reason="stale creating row taken over")
-            return _Retry()
+            raise _Retry()
     return InstancePending()
 
 
 class _Retry(Exception):
-    pass
+    """The stale row in the way was removed: reserve the instance again."""
 
 
 # The commit steps of this process's concurrent stores, one transaction for all queued.
@@ -289,11 +289,10 @@ def _store_batch(*, partition: Partition, batch: list[_Item]) -> None:
         for item in pending:
             if item.instance_id is not None:
                 continue
-            blocker = _existing_blocker(partition=partition, parsed=item.parsed)
-            if isinstance(blocker, _Retry):
+            try:
+                item.error = _existing_blocker(partition=partition, parsed=item.parsed)
+            except _Retry:
                 retry.append(item)
-            else:
-                item.error = blocker
         pending = retry
         if not pending:
             break
