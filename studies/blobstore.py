@@ -135,10 +135,3 @@ def blob_delete(*, name: str) -> None:
     except Exception as exc:  # any backend error
         raise BlobDeleteFailed(f"could not delete blob {name}: {exc or exc.__class__.__name__}") from exc
 
-
-def blob_exists(*, name: str) -> bool:
-    return storage().exists(name)
-
-
-def blob_size(*, name: str) -> int:
-    return storage().size(name)
