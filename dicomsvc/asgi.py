@@ -123,13 +123,14 @@ class ExecutorPool:
     the request's own, started and joined per request by its `ThreadSensitiveContext`. A request
     here borrows an idle thread instead, through asgiref's documented `executor` argument: the
     outer context, ours, sets the thread, and Django's nested context reuses it. Keeps up to
-    `max_idle` between requests; past a burst, the extra threads are let go.
+    `MAX_IDLE` between requests; past a burst, the extra threads are let go.
     """
 
-    def __init__(self, max_idle: int = 64) -> None:
+    MAX_IDLE = 64
+
+    def __init__(self) -> None:
         self._idle: list[ThreadPoolExecutor] = []
         self._lock = threading.Lock()
-        self._max_idle = max_idle
 
     def acquire(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -139,7 +140,7 @@ class ExecutorPool:
 
     def release(self, executor: ThreadPoolExecutor) -> None:
         with self._lock:
-            if len(self._idle) < self._max_idle:
+            if len(self._idle) < self.MAX_IDLE:
                 self._idle.append(executor)
                 return
         executor.shutdown(wait=False)

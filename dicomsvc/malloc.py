@@ -21,7 +21,6 @@ import ctypes
 import functools
 import gc
 import os
-from collections.abc import Callable
 
 
 @functools.cache
@@ -52,16 +51,15 @@ def malloc_release() -> None:
 
 
 class IdleRelease:
-    """Calls `release` once the process has served no request for `delay` seconds.
+    """Calls `malloc_release` once the process has served no request for `delay` seconds.
 
     The malloc settings keep freed buffers for reuse while requests come in; once they stop,
     a worker would keep that memory for good. Runs on the event loop that serves the
     requests, so no locking.
     """
 
-    def __init__(self, *, delay: float, release: Callable[[], None] = malloc_release) -> None:
+    def __init__(self, *, delay: float) -> None:
         self._delay = delay
-        self._release = release
         self._busy = 0
         self._timer: asyncio.TimerHandle | None = None
 
@@ -79,4 +77,4 @@ class IdleRelease:
     def _fire(self) -> None:
         self._timer = None
         if self._busy == 0:
-            self._release()
+            malloc_release()

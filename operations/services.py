@@ -44,9 +44,9 @@ class OperationRun:
     lease: uuid.UUID
     _last_beat: float = field(default_factory=time.monotonic)
 
-    def heartbeat(self, *, force: bool = False) -> None:
-        """Renew the lease (at most every few seconds unless forced); LeaseLost if it is gone."""
-        if not force and time.monotonic() - self._last_beat < _beat_interval():
+    def heartbeat(self) -> None:
+        """Renew the lease (at most every few seconds); LeaseLost if it is gone."""
+        if time.monotonic() - self._last_beat < _beat_interval():
             return
         renewed = Operation.objects.filter(
             pk=self.operation.pk, status=OperationStatus.RUNNING, lease=self.lease

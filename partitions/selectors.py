@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from django.db.models import QuerySet
@@ -10,7 +11,6 @@ from dicomsvc.errors import PartitionNameInvalid, PartitionNotFound
 from partitions.models import PARTITION_NAME_PATTERN, Partition
 
 _NAME_RE = re.compile(PARTITION_NAME_PATTERN)
-_cache: dict[str, Partition] = {}
 
 
 def partition_name_validate(*, name: str) -> str:
@@ -19,23 +19,14 @@ def partition_name_validate(*, name: str) -> str:
     return name
 
 
+@functools.cache  # a lookup that raises (invalid name, not found) is not cached
 def partition_get(*, name: str) -> Partition:
     partition_name_validate(name=name)
-    cached = _cache.get(name)
-    if cached is not None:
-        return cached
     try:
-        partition = Partition.objects.get(partition_name=name)
+        return Partition.objects.get(partition_name=name)
     except Partition.DoesNotExist:
         raise PartitionNotFound(name) from None
-    _cache[name] = partition
-    return partition
 
 
 def partition_list() -> QuerySet[Partition]:
     return Partition.objects.order_by("partition_key")
-
-
-def partition_cache_clear() -> None:
-    _cache.clear()
-

@@ -7,7 +7,6 @@ The local backend fsyncs each file so a committed row never points at a lost wri
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 from collections.abc import Iterator
 from typing import IO, Any, cast
@@ -16,8 +15,6 @@ from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 
 from studies.dicom.streams import CHUNK, ConcatReader, Readable
-
-logger = logging.getLogger(__name__)
 
 
 class DurableFileSystemStorage(FileSystemStorage):
@@ -130,19 +127,14 @@ def blob_open(*, name: str) -> IO[bytes]:
     return storage().open(name, "rb")
 
 
-def blob_delete(*, name: str) -> bool:
-    """Remove a blob; False (logged) when the store refused, so the caller can queue a retry."""
+class BlobDeleteFailed(Exception):
+    """The storage backend refused to remove a blob; the caller queues it for a retry."""
+
+
+def blob_delete(*, name: str) -> None:
+    """Remove a blob; BlobDeleteFailed when the store refused."""
     try:
         storage().delete(name)
-        return True
-    except Exception:  # any backend error; the orphan queue retries later
-        logger.exception("could not delete blob %s", name)
-        return False
+    except Exception as exc:  # any backend error
+        raise BlobDeleteFailed(f"could not delete blob {name}: {exc or exc.__class__.__name__}") from exc
 
-
-def blob_exists(*, name: str) -> bool:
-    return storage().exists(name)
-
-
-def blob_size(*, name: str) -> int:
-    return storage().size(name)

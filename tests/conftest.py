@@ -5,13 +5,15 @@ Factories and request helpers live in tests/helpers; tests import them from ther
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.core.files.storage import storages
 from rest_framework.test import APIClient
 
-from partitions.selectors import partition_cache_clear
+from partitions.selectors import partition_get
 
 
 @pytest.fixture(autouse=True)
@@ -27,10 +29,10 @@ def _isolated_storage(tmp_path: Path, settings):  # noqa: ANN001
         }
         storages._storages.pop("dicom", None)
         storages.backends = settings.STORAGES
-    partition_cache_clear()
+    partition_get.cache_clear()
     yield
     storages._storages.pop("dicom", None)
-    partition_cache_clear()
+    partition_get.cache_clear()
 
 
 @pytest.fixture
@@ -42,3 +44,24 @@ def client() -> APIClient:
 def partitions_on(settings) -> None:  # noqa: ANN001
     """Data partitions enabled: partitioned routes need /partitions/{name}/."""
     settings.DICOM_ENABLE_DATA_PARTITIONS = True
+
+
+@pytest.fixture
+def full_collections() -> Iterator[list[str]]:
+    """A list that gets "release" each time a full garbage collection starts, as `malloc_release`
+    does; automatic collection is off meanwhile, so only explicit collections are recorded."""
+    seen: list[str] = []
+
+    def record(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 2:
+            seen.append("release")
+
+    enabled = gc.isenabled()
+    gc.disable()
+    gc.callbacks.append(record)
+    try:
+        yield seen
+    finally:
+        gc.callbacks.remove(record)
+        if enabled:
+            gc.enable()

@@ -82,10 +82,10 @@ def test_lifespan_start_up_runs_the_guard_and_settles_the_garbage_collector(monk
 
 
 @pytest.mark.django_db
-def test_api_requests_drive_the_idle_release(monkeypatch) -> None:
+def test_api_requests_drive_the_idle_release(monkeypatch, full_collections) -> None:
     application = importlib.import_module("dicomsvc.asgi").application
-    calls: list[int] = []
-    monkeypatch.setattr(application, "idle", IdleRelease(delay=0.05, release=lambda: calls.append(1)))
+    calls = full_collections  # gets "release" when the release runs
+    monkeypatch.setattr(application, "idle", IdleRelease(delay=0.05))
 
     async def scenario() -> tuple[int, list[int]]:
         status, _body = await asgi_get("/health/check")
@@ -95,7 +95,7 @@ def test_api_requests_drive_the_idle_release(monkeypatch) -> None:
 
     status, during = asyncio.run(scenario())
     assert status == 200
-    assert during == [] and calls == [1]
+    assert during == [] and calls == ["release"]
 
 
 @pytest.mark.django_db
@@ -147,11 +147,12 @@ def test_a_requests_synchronous_code_runs_on_the_borrowed_thread(settings, monke
 def test_the_pool_keeps_a_bounded_number_of_idle_threads():
     from dicomsvc.asgi import ExecutorPool
 
-    pool = ExecutorPool(max_idle=2)
-    executors = [pool.acquire() for _ in range(3)]
-    assert len({id(e) for e in executors}) == 3
+    pool = ExecutorPool()
+    bound = ExecutorPool.MAX_IDLE
+    executors = [pool.acquire() for _ in range(bound + 1)]  # no thread starts before a submit
+    assert len({id(e) for e in executors}) == bound + 1
     for executor in executors:
         pool.release(executor)
-    assert pool._idle == executors[:2]
-    assert executors[2]._shutdown and not executors[0]._shutdown
-    assert pool.acquire() is executors[1]  # the most recently returned is lent first
+    assert pool._idle == executors[:bound]
+    assert executors[bound]._shutdown and not executors[0]._shutdown
+    assert pool.acquire() is executors[bound - 1]  # the most recently returned is lent first

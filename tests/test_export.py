@@ -341,16 +341,16 @@ def test_a_redelivered_task_resumes_without_counting_twice(client, root, monkeyp
     missing = generate_uid()
     response = post_export(client, export_body([missing, study], root))
     monkeypatch.setattr(export_services, "CHECKPOINT_EVERY", 2)
-    real_open = export_services.blob_open
+    real_open = type(storage()).open
     opened = []
 
-    def dies_on_the_fourth_file(*, name: str):  # noqa: ANN202
+    def dies_on_the_fourth_file(self, name, mode="rb"):  # noqa: ANN001, ANN202
         opened.append(name)
         if len(opened) == 4:
             raise WorkerKilled()
-        return real_open(name=name)
+        return real_open(self, name, mode)
 
-    monkeypatch.setattr(export_services, "blob_open", dies_on_the_fourth_file)
+    monkeypatch.setattr(type(storage()), "open", dies_on_the_fourth_file)
     with pytest.raises(WorkerKilled):
         run_export(response)
     operation = Operation.objects.get(pk=response.json()["id"])
@@ -360,7 +360,7 @@ def test_a_redelivered_task_resumes_without_counting_twice(client, root, monkeyp
     assert operation.percent_complete == 40
     assert operation.checkpoint["done"] == 2
 
-    monkeypatch.setattr(export_services, "blob_open", real_open)
+    monkeypatch.setattr(type(storage()), "open", real_open)
     operation = run_export(response, after_crash=True)  # the redelivered task
 
     folder = root / operation.pk.hex

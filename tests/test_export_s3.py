@@ -18,6 +18,7 @@ from pydicom.uid import generate_uid
 
 from operations.export import services as export_services
 from operations.models import Operation, OperationStatus
+from studies.blobstore import storage
 from tests.helpers import WorkerKilled, dicom_bytes, post_export, run_export, store, uids_of, wado_original
 
 pytestmark = pytest.mark.django_db
@@ -136,19 +137,19 @@ def test_a_resumed_export_keeps_the_error_lines_already_written(client, s3, monk
     first_missing, last_missing = generate_uid(), generate_uid()
     response = post_export(client, s3_body([first_missing, study, last_missing], s3.bucket))
     monkeypatch.setattr(export_services, "CHECKPOINT_EVERY", 1)
-    real_open = export_services.blob_open
+    real_open = type(storage()).open
     opened = []
 
-    def dies_on_the_second_file(*, name: str):  # noqa: ANN202
+    def dies_on_the_second_file(self, name, mode="rb"):  # noqa: ANN001, ANN202
         opened.append(name)
         if len(opened) == 2:
             raise WorkerKilled()
-        return real_open(name=name)
+        return real_open(self, name, mode)
 
-    monkeypatch.setattr(export_services, "blob_open", dies_on_the_second_file)
+    monkeypatch.setattr(type(storage()), "open", dies_on_the_second_file)
     with pytest.raises(WorkerKilled):
         run_export(response)
-    monkeypatch.setattr(export_services, "blob_open", real_open)
+    monkeypatch.setattr(type(storage()), "open", real_open)
     operation = run_export(response, after_crash=True)
 
     base = operation.pk.hex

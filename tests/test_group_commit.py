@@ -8,18 +8,26 @@ import time
 
 import pytest
 
-from studies.services.group_commit import GroupCommit, _Ticket
+from studies.services.group_commit import CommitFailed, GroupCommit, _Ticket
 
 
 def _group() -> GroupCommit[int]:
     return GroupCommit(key=lambda item: item, max_items=5)
 
 
+def _outcome(group: GroupCommit, items: list, commit, **kwargs) -> tuple[set[int], str | None]:  # noqa: ANN001, ANN003
+    """What `run` answered: (keys committed, None), or (set(), why) when it raised CommitFailed."""
+    try:
+        return group.run(items, commit, **kwargs), None
+    except CommitFailed as exc:
+        return set(), str(exc)
+
+
 def _concurrently(group: GroupCommit[int], batches: list[list[int]], commit) -> list[tuple[set[int], str | None]]:  # noqa: ANN001
     results: list[tuple[set[int], str | None] | None] = [None] * len(batches)
 
     def store(n: int) -> None:
-        results[n] = group.run(batches[n], commit)
+        results[n] = _outcome(group, batches[n], commit)
 
     threads = [threading.Thread(target=store, args=(n,)) for n in range(len(batches))]
     for thread in threads:
@@ -32,7 +40,7 @@ def _concurrently(group: GroupCommit[int], batches: list[list[int]], commit) -> 
 
 def test_alone_a_store_commits_at_once_by_itself():
     calls = []
-    assert _group().run([1, 2], lambda items: calls.append(items) or set(items)) == ({1, 2}, None)
+    assert _outcome(_group(), [1, 2], lambda items: calls.append(items) or set(items)) == ({1, 2}, None)
     assert calls == [[1, 2]]
 
 
@@ -49,11 +57,11 @@ def test_stores_queued_behind_a_running_commit_share_the_next_one():
             release.wait(5)  # the others queue up meanwhile
         return set(items) - {4}  # 4 was "taken over": not committed
 
-    first = threading.Thread(target=lambda: group.run([1], commit))
+    first = threading.Thread(target=lambda: _outcome(group, [1], commit))
     first.start()
     first_running.wait(5)
     waiting: list[tuple[set[int], str | None]] = []
-    others = [threading.Thread(target=lambda n=n: waiting.append(group.run([n], commit))) for n in (2, 3, 4)]
+    others = [threading.Thread(target=lambda n=n: waiting.append(_outcome(group, [n], commit))) for n in (2, 3, 4)]
     for thread in others:
         thread.start()
     while len(group._pending) < 3:
@@ -79,7 +87,7 @@ def test_a_batch_is_capped_and_the_rest_commits_next():
             gate.acquire(timeout=5)
         return set(items)
 
-    head = threading.Thread(target=lambda: group.run([0], commit))
+    head = threading.Thread(target=lambda: _outcome(group, [0], commit))
     head.start()
     while not calls:
         time.sleep(0.001)
@@ -124,11 +132,11 @@ def test_a_store_never_fails_because_of_another_requests_store():
         release.wait(5)
         return set(items)
 
-    head = threading.Thread(target=lambda: group.run([0], blocking))
+    head = threading.Thread(target=lambda: _outcome(group, [0], blocking))
     head.start()
     first_running.wait(5)
     others = [
-        threading.Thread(target=lambda n=n, items=items: results.__setitem__(n, group.run(items, commit)))
+        threading.Thread(target=lambda n=n, items=items: results.__setitem__(n, _outcome(group, items, commit)))
         for n, items in ((1, [1, 11]), (2, [2, 22]))
     ]
     for thread in others:
@@ -168,10 +176,10 @@ def test_an_interrupted_committer_still_answers_the_stores_it_took():
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        group.run([1], commit)
+        _outcome(group, [1], commit)
     assert group._pending == []
     # The next store is not stuck behind the interrupted one.
-    assert group.run([2], lambda items: set(items)) == ({2}, None)
+    assert _outcome(group, [2], lambda items: set(items)) == ({2}, None)
 
 
 @pytest.mark.django_db
@@ -215,7 +223,7 @@ def test_a_store_inside_a_transaction_commits_alone_in_its_own_thread():
         threads.append(threading.get_ident())
         return set(items)
 
-    assert group.run([7], commit, alone=True) == ({7}, None)
+    assert _outcome(group, [7], commit, alone=True) == ({7}, None)
     assert threads == [threading.get_ident()] and group._pending == []
 
 
@@ -265,7 +273,7 @@ def test_a_poisoned_request_in_a_shared_commit_leaves_the_others_instances_commi
 
     group: GroupCommit = GroupCommit(key=lambda item: item.instance_id or 0, max_items=5)
     group._pending = [_Ticket(items=requests[1])]  # the poisoned request queued first, then ours
-    committed, failure = group.run(requests[0], commit)
+    committed, failure = _outcome(group, requests[0], commit)
 
     assert (committed, failure) == ({requests[0][0].instance_id}, None)
     assert group._pending == []

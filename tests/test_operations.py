@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from functools import partial
 
@@ -174,7 +175,7 @@ def test_duplicate_delivery_while_a_live_runner_holds_the_lease_only_watches(exp
     assert export_handler == []
 
 
-def test_stale_lease_is_taken_over_and_the_old_runner_is_fenced_off(export_handler, settings):
+def test_stale_lease_is_taken_over_and_the_old_runner_is_fenced_off(export_handler, settings, monkeypatch):
     settings.DICOM_OPERATION_LEASE_SECONDS = 60
     dead = uuid.uuid4()
     operation = _operation(
@@ -185,8 +186,10 @@ def test_stale_lease_is_taken_over_and_the_old_runner_is_fenced_off(export_handl
     assert result.status == OperationStatus.SUCCEEDED
     assert len(export_handler) == 1 and export_handler[0].lease != dead
     # The presumed-dead runner wakes up: every write it tries is refused.
-    with pytest.raises(LeaseLost):
-        zombie.heartbeat(force=True)
+    awake = time.monotonic() + 3600  # long past its next heartbeat
+    with monkeypatch.context() as clock, pytest.raises(LeaseLost):
+        clock.setattr(time, "monotonic", lambda: awake)
+        zombie.heartbeat()
     with pytest.raises(LeaseLost):
         zombie.progress(percent_complete=10)
     assert Operation.objects.get(pk=operation.pk).percent_complete == 100

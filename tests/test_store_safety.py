@@ -17,7 +17,7 @@ from partitions.models import Partition
 from partitions.services import partition_default
 from studies.blobstore import blob_name, storage
 from studies.dicom.streams import FileSlice
-from studies.models import Instance, InstanceStatus, Study
+from studies.models import Instance, InstanceStatus, OrphanBlob, Study
 from studies.services import store as store_module
 from studies.services.stow import stow_process
 from tests.helpers import dicom_bytes, instance_url, response_bytes, stow, uids_of
@@ -30,11 +30,14 @@ def _blobs() -> list[Path]:
 @pytest.mark.django_db
 def test_failure_after_blob_write_leaves_nothing_visible(client, monkeypatch):
     data = dicom_bytes()
+    real_run = store_module.statements_run
 
-    def crash(**kwargs):  # noqa: ANN003
-        raise RuntimeError("simulated crash before the commit transaction")
+    def crash(statements):  # noqa: ANN001
+        if any("changefeed" in sql for sql, _params in statements):  # the commit step, not the reservation
+            raise RuntimeError("simulated crash before the commit's statements ran")
+        return real_run(statements)
 
-    monkeypatch.setattr(store_module, "_commit", crash)
+    monkeypatch.setattr(store_module, "statements_run", crash)
     response = stow(client, [data])
 
     assert response.status_code == 409
@@ -186,14 +189,18 @@ def test_a_row_taken_over_before_the_commit_fails_alone_and_counts_stay_exact(cl
     st, se, _ = uids_of(first)
     second = dicom_bytes(StudyInstanceUID=st, SeriesInstanceUID=se)
     _, _, lost_sop = uids_of(second)
-    real_commit = store_module._commit
+    real_write = type(storage()).write_new
+    written = []
 
-    def commit_after_takeover(**kwargs):  # noqa: ANN003
-        # What a stale takeover does to a slow request's reservation: its row is removed.
-        Instance.objects.filter(sop_instance_uid=lost_sop, status=InstanceStatus.CREATING).delete()
-        return real_commit(**kwargs)
+    def taken_over_after_the_blobs(self, name, stream):  # noqa: ANN001
+        real_write(self, name, stream)
+        written.append(name)
+        if len(written) == 2:
+            # What a stale takeover does to a slow request's reservation between its blob
+            # writes and its commit: its row is removed.
+            Instance.objects.filter(sop_instance_uid=lost_sop, status=InstanceStatus.CREATING).delete()
 
-    monkeypatch.setattr(store_module, "_commit", commit_after_takeover)
+    monkeypatch.setattr(type(storage()), "write_new", taken_over_after_the_blobs)
     response = stow(client, [first, second])
 
     assert response.status_code == 202
@@ -207,3 +214,33 @@ def test_a_row_taken_over_before_the_commit_fails_alone_and_counts_stay_exact(cl
     assert study.series.get().num_instances == 1
     assert list(ChangeFeedEntry.objects.values_list("sop_instance_uid", flat=True)) == [uids_of(first)[2]]
     assert len(_blobs()) == 1
+
+
+@pytest.mark.django_db
+def test_cleanup_keeps_what_the_store_refuses_to_remove_queued(monkeypatch):
+    data = dicom_bytes()
+    st, se, sop = uids_of(data)
+    partition = Partition.objects.get(partition_key=1)
+    study = Study.objects.create(partition=partition, study_instance_uid=st)
+    series = study.series.create(partition=partition, series_instance_uid=se)
+    row = Instance.objects.create(
+        partition=partition, study=study, series=series, study_instance_uid=st, series_instance_uid=se,
+        sop_instance_uid=sop, watermark=10**12 + 2, status=InstanceStatus.CREATING,
+    )  # fmt: skip
+    Instance.objects.filter(pk=row.pk).update(created_at=timezone.now() - dt.timedelta(hours=1))
+    stale = blob_name(partition_key=1, watermark=row.watermark)
+    storage().save(stale, io.BytesIO(b"partial"))
+    OrphanBlob.objects.create(blob_name="1/abc/42.dcm", reason="delete: blob removal failed")
+
+    def refuse(self, name):  # noqa: ANN001
+        raise OSError("storage unavailable")
+
+    monkeypatch.setattr(type(storage()), "delete", refuse)
+    call_command("dicom_cleanup", stdout=io.StringIO())
+    assert not Instance.objects.filter(pk=row.pk).exists()
+    assert set(OrphanBlob.objects.values_list("blob_name", flat=True)) == {"1/abc/42.dcm", stale}
+
+    monkeypatch.undo()
+    call_command("dicom_cleanup", stdout=io.StringIO())
+    assert not storage().exists(stale)
+    assert not OrphanBlob.objects.exists()

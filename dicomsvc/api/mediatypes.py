@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from dicomsvc.errors import UnsupportedMediaType
+
 _TOKEN_PARAM = re.compile(r'\s*;\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;,\s]*)')
 
 
@@ -39,8 +41,12 @@ def _parse_one(text: str) -> MediaType | None:
     return MediaType(media, params)
 
 
-def media_type_parse(text: str) -> MediaType | None:
-    return _parse_one(text)
+def media_type_parse(text: str) -> MediaType:
+    """A request body's Content-Type; UnsupportedMediaType when the header names no media type."""
+    media = _parse_one(text)
+    if media is None:
+        raise UnsupportedMediaType(text)
+    return media
 
 
 def _split_commas(text: str) -> list[str]:

@@ -87,6 +87,10 @@ def _source_open(version: StoredVersion) -> IO[bytes]:
         raise SourceUnreadable(str(exc) or exc.__class__.__name__) from exc
 
 
+class _Skipped(Exception):
+    """Why one instance was not exported; recorded as an error line, the export goes on."""
+
+
 class _Export:
     def __init__(self, *, run: OperationRun, sink: Sink, progress: _Progress) -> None:
         operation = run.operation
@@ -113,25 +117,25 @@ class _Export:
         with _source_open(version) as blob:
             self.sink.write(name=name, stream=SourceStream(blob))
 
-    def copy(self, version: StoredVersion) -> str | None:
-        """Copy one instance; the reason it was skipped, or None."""
+    def copy(self, version: StoredVersion) -> None:
+        """Copy one instance; _Skipped with the reason when it cannot be."""
         try:
             self.write(version)
-            return None
+            return
         except SourceUnreadable as exc:
             failure = exc
         current = export_version_get(partition=self.partition, version=version)
         if current is None:
-            return "The instance was deleted while the export ran."
+            raise _Skipped("The instance was deleted while the export ran.")
         if current.watermark != version.watermark:
             # A bulk update replaced the file we were reading: copy the new latest version.
             try:
                 self.write(current)
-                return None
+                return
             except SourceUnreadable as exc:
                 failure = exc
         logger.warning("export %s: cannot read %s: %s", self.operation.pk, current.blob_name, failure)
-        return "The stored file of the instance could not be read."
+        raise _Skipped("The stored file of the instance could not be read.")
 
     def run(self, identifiers: tuple[Identifier, ...]) -> None:
         progress = self.progress
@@ -141,16 +145,18 @@ class _Export:
             for version in export_versions_iter(partition=self.partition, identifier=identifier, after=progress.after):
                 found = True
                 self.run_.heartbeat()  # keeps the lease between checkpoints; LeaseLost stops us
-                error = self.copy(version)
-                if error is None:
+                skipped = False
+                try:
+                    self.copy(version)
                     progress.exported += 1
-                else:
+                except _Skipped as reason:
                     uids = (version.study_instance_uid, version.series_instance_uid, version.sop_instance_uid)
-                    self.sink.error_append(_error_line("/".join(uids), error))
+                    self.sink.error_append(_error_line("/".join(uids), str(reason)))
                     progress.skipped += 1
+                    skipped = True
                 progress.after = (version.series_instance_uid, version.sop_instance_uid)
                 progress.done += 1
-                if error is not None or progress.done % CHECKPOINT_EVERY == 0:
+                if skipped or progress.done % CHECKPOINT_EVERY == 0:
                     self.save()
             if not found:
                 self.sink.error_append(_error_line(str(identifier), _not_found_message(identifier)))

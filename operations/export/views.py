@@ -20,8 +20,7 @@ class ExportView(PartitionedView):
         if self.version_segment == "1.0-prerelease":
             raise NotFound("The requested resource was not found.")  # export exists from v1 on
         content_type = request.META.get("CONTENT_TYPE", "")
-        media = media_type_parse(content_type)
-        if media is None or media.type != "application/json":
+        if media_type_parse(content_type).type != "application/json":
             raise UnsupportedMediaType(content_type)
         specification = export_specification_parse(body=request.data)
         operation = export_create(partition=self.partition, specification=specification)

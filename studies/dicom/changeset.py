@@ -141,46 +141,52 @@ def _value_error(vr: str, text: str) -> str | None:
     return vr_validate(vr, text)
 
 
-def _element(tag: int, body: Any) -> tuple[DataElement | None, str | None]:
-    """The element for one attribute of the change dataset, or the reason it is refused."""
+class _AttributeRefused(Exception):
+    """Why one attribute of the change dataset cannot apply (becomes a DICOM100 comment)."""
+
+
+def _element(tag: int, body: Any) -> DataElement:
+    """The element for one attribute of the change dataset; _AttributeRefused with the reason otherwise."""
     if tag not in UPDATABLE_TAGS:
-        return None, NOT_SUPPORTED
+        raise _AttributeRefused(NOT_SUPPORTED)
     if not isinstance(body, dict):
-        return None, "Invalid DICOM JSON: an attribute must be an object with 'vr' and 'Value'."
+        raise _AttributeRefused("Invalid DICOM JSON: an attribute must be an object with 'vr' and 'Value'.")
     expected = dictionary_VR(tag)
     vr = body.get("vr")
     if vr is None:
-        return None, "Invalid DICOM JSON: the attribute has no 'vr'."
+        raise _AttributeRefused("Invalid DICOM JSON: the attribute has no 'vr'.")
     if vr != expected:
-        return None, f"The VR code '{vr}' is incorrectly specified. The expected VR code for it is '{expected}'."
+        raise _AttributeRefused(
+            f"The VR code '{vr}' is incorrectly specified. The expected VR code for it is '{expected}'."
+        )
     unexpected = set(body) - {"vr", "Value"}
     if unexpected:
-        return None, f"Invalid DICOM JSON: unexpected member '{sorted(unexpected)[0]}'."
+        raise _AttributeRefused(f"Invalid DICOM JSON: unexpected member '{sorted(unexpected)[0]}'.")
     values = body.get("Value")
     if values is None or values == []:
-        return None, NULL_NOT_SUPPORTED
+        raise _AttributeRefused(NULL_NOT_SUPPORTED)
     if not isinstance(values, list):
-        return None, "Invalid DICOM JSON: 'Value' must be an array."
+        raise _AttributeRefused("Invalid DICOM JSON: 'Value' must be an array.")
     shape = _shape_error(vr, values)
     if shape:
-        return None, f"Invalid DICOM JSON: {shape}."
+        raise _AttributeRefused(f"Invalid DICOM JSON: {shape}.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the checks below report what pydicom would warn about
             element = DataElement.from_json(Dataset, f"{tag:08X}", vr, values, "Value")
     except Exception as exc:  # pydicom raises several types for values it cannot convert
-        return None, f"Invalid DICOM JSON: {exc}"
+        raise _AttributeRefused(f"Invalid DICOM JSON: {exc}") from exc
     texts = _value_texts(element)
     if not any(text.strip("\x00 ") for text in texts):
-        return None, NULL_NOT_SUPPORTED
+        raise _AttributeRefused(NULL_NOT_SUPPORTED)
     keyword = dictionary_keyword(tag)
     if dictionary_VM(tag) == "1" and len(texts) > 1:
-        return None, f"Dicom element '{keyword}' allows one value, {len(texts)} were given."
+        raise _AttributeRefused(f"Dicom element '{keyword}' allows one value, {len(texts)} were given.")
     for text in texts:
         reason = _value_error(vr, text)
         if reason:
-            return None, f"Dicom element '{keyword}' failed validation for VR '{vr}': {reason}"
-    return element, None
+            raise _AttributeRefused(f"Dicom element '{keyword}' failed validation for VR '{vr}': {reason}")
+    return element
 
 
 def changeset_parse(data: Any) -> ChangeSet:
@@ -202,11 +208,10 @@ def changeset_parse(data: Any) -> ChangeSet:
             comments.append(_comment(tag, "The attribute is specified more than once."))
             continue
         seen.add(tag)
-        element, reason = _element(tag, data[key])
-        if reason is not None:
-            comments.append(_comment(tag, reason))
-        elif element is not None:
-            elements.append(element)
+        try:
+            elements.append(_element(tag, data[key]))
+        except _AttributeRefused as refused:
+            comments.append(_comment(tag, str(refused)))
     if comments:
         raise ChangeDatasetRefused(comments)
     return ChangeSet(elements=elements)

@@ -8,14 +8,7 @@ so it is stable and needs no registered OID root. Microsoft's server writes its 
 
 from __future__ import annotations
 
-import uuid
-
-IMPLEMENTATION_NAMESPACE_URL = "https://dicomsvc.invalid/implementation"
 IMPLEMENTATION_CLASS_UID = "2.25.222659683838598438535372296080443842418"
 # SH, at most 16 characters: bump with the project version (pyproject.toml).
 IMPLEMENTATION_VERSION_NAME = "DICOMSVC_0.1.0"
 
-
-def implementation_class_uid_derive() -> str:
-    """The derivation of IMPLEMENTATION_CLASS_UID, kept as code so a test can check the constant."""
-    return f"2.25.{uuid.uuid5(uuid.NAMESPACE_URL, IMPLEMENTATION_NAMESPACE_URL).int}"

@@ -10,11 +10,11 @@ from changefeed.models import ChangeAction, ChangeFeedEntry
 from changefeed.services import changefeed_append
 from dicomsvc.sqlbatch import statements_run
 from partitions.models import Partition
-from studies.blobstore import blob_delete, blob_name
+from studies.blobstore import blob_name
 from studies.models import Instance, Series, Study
 from studies.selectors import instance_not_found
 from studies.services.counters import series_counters_refresh, study_counters_refresh
-from studies.services.orphans import orphan_record
+from studies.services.orphans import blob_remove_or_queue
 from studies.versions import instance_scope
 
 
@@ -81,6 +81,5 @@ def instances_delete(
             if version is None:
                 continue
             name = blob_name(partition_key=partition.partition_key, watermark=version)
-            if not blob_delete(name=name):
-                orphan_record(name=name, reason="delete: blob removal failed")
+            blob_remove_or_queue(name=name, reason="delete: blob removal failed")
     return len(rows)

@@ -36,6 +36,10 @@ class _Ticket(Generic[T]):
     failure: str | None = None
 
 
+class CommitFailed(Exception):
+    """The caller's items were not committed: their own commit failed (the message says why)."""
+
+
 class GroupCommit(Generic[T]):
     """Runs `commit(items) -> ids committed` for the queued items of several threads at once."""
 
@@ -46,10 +50,8 @@ class GroupCommit(Generic[T]):
         self._commit_lock = threading.Lock()
         self._pending: list[_Ticket[T]] = []
 
-    def run(
-        self, items: Sequence[T], commit: Callable[[list[T]], set[int]], *, alone: bool = False
-    ) -> tuple[set[int], str | None]:
-        """(keys of `items` committed, why the rest were not or None). Returns once they are committed.
+    def run(self, items: Sequence[T], commit: Callable[[list[T]], set[int]], *, alone: bool = False) -> set[int]:
+        """The keys of `items` committed, once they are; CommitFailed when their commit failed.
 
         `alone`: commit these items by themselves in the calling thread, e.g. when the caller is
         inside a transaction of its own (its rows are visible only to its connection, and it may
@@ -57,14 +59,20 @@ class GroupCommit(Generic[T]):
         ticket = _Ticket(items=items)
         if alone:
             self._commit([ticket], commit)
-            return ticket.committed, ticket.failure
+            return self._outcome(ticket)
         with self._queue_lock:
             self._pending.append(ticket)
         with self._commit_lock:
             # Whoever held the lock before may have committed this ticket with its own.
             while not ticket.done:
                 self._commit(self._take(), commit)
-        return ticket.committed, ticket.failure
+        return self._outcome(ticket)
+
+    @staticmethod
+    def _outcome(ticket: _Ticket[T]) -> set[int]:
+        if ticket.failure is not None:
+            raise CommitFailed(ticket.failure)
+        return ticket.committed
 
     def _take(self) -> list[_Ticket[T]]:
         """The oldest queued tickets, up to `max_items` items (at least one ticket)."""

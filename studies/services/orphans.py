@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.db import IntegrityError, transaction
 
-from studies.blobstore import blob_delete
+from studies.blobstore import BlobDeleteFailed, blob_delete
 from studies.models import OrphanBlob
+
+logger = logging.getLogger(__name__)
 
 
 def orphan_record(*, name: str, reason: str) -> None:
@@ -14,6 +18,15 @@ def orphan_record(*, name: str, reason: str) -> None:
             OrphanBlob.objects.create(blob_name=name, reason=reason[:255])
     except IntegrityError:
         pass  # already queued
+
+
+def blob_remove_or_queue(*, name: str, reason: str) -> None:
+    """Remove a blob no row points at any more; if the store refuses, queue it for dicom_cleanup."""
+    try:
+        blob_delete(name=name)
+    except BlobDeleteFailed:
+        logger.exception("blob removal failed (%s); queued for dicom_cleanup", reason)
+        orphan_record(name=name, reason=reason)
 
 
 def orphans_queue(*, names: list[str], reason: str) -> None:
@@ -30,6 +43,13 @@ def orphans_queue(*, names: list[str], reason: str) -> None:
 
 def orphans_remove(*, names: list[str]) -> None:
     """After commit: remove queued blobs; a name whose removal fails stays queued."""
-    removed = [name for name in names if blob_delete(name=name)]
+    removed = []
+    for name in names:
+        try:
+            blob_delete(name=name)
+        except BlobDeleteFailed:
+            logger.exception("blob removal failed; it stays queued for dicom_cleanup")
+            continue
+        removed.append(name)
     if removed:
         OrphanBlob.objects.filter(blob_name__in=removed).delete()

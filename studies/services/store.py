@@ -32,13 +32,13 @@ from changefeed.models import ChangeAction, ChangeFeedEntry
 from changefeed.services import changefeed_statements
 from dicomsvc.sqlbatch import statements_run
 from partitions.models import Partition
-from studies.blobstore import blob_delete, blob_name, blob_write
+from studies.blobstore import blob_name, blob_write
 from studies.dicom.reader import ParsedInstance, parsed_indexed_columns
 from studies.models import Instance, InstanceStatus
 from studies.search.results import search_projection
 from studies.services import store_rows as rows
-from studies.services.group_commit import GroupCommit
-from studies.services.orphans import orphan_record
+from studies.services.group_commit import CommitFailed, GroupCommit
+from studies.services.orphans import blob_remove_or_queue
 from studies.services.person_names import person_name_words_statements
 from studies.services.watermarks import watermark_sql, watermarks_allocate
 
@@ -150,7 +150,7 @@ def _reserve(*, partition: Partition, items: list[_Item]) -> None:
 
 
 def _existing_blocker(*, partition: Partition, parsed: ParsedInstance) -> Exception:
-    """Why the reservation lost: already stored, or in creation (taking over a stale one)."""
+    """Why the reservation lost: already stored, or in creation. _Retry when it took over a stale one."""
     uids = parsed.uids
     existing = Instance.objects.filter(
         partition=partition,
@@ -171,14 +171,13 @@ def _existing_blocker(*, partition: Partition, parsed: ParsedInstance) -> Except
         ).delete()
         if removed:
             name = blob_name(partition_key=partition.partition_key, watermark=existing.watermark)
-            if not blob_delete(name=name):
-                orphan_record(name=name, reason="stale creating row taken over")
-            return _Retry()
+            blob_remove_or_queue(name=name, reason="stale creating row taken over")
+            raise _Retry()
     return InstancePending()
 
 
 class _Retry(Exception):
-    pass
+    """The stale row in the way was removed: reserve the instance again."""
 
 
 # The commit steps of this process's concurrent stores, one transaction for all queued.
@@ -260,8 +259,7 @@ def _discard(*, item: _Item, partition: Partition, reason: str) -> None:
     """Undo a reservation whose blob write or commit failed."""
     Instance.objects.filter(pk=cast(int, item.instance_id), status=InstanceStatus.CREATING).delete()  # reserved: set
     name = blob_name(partition_key=partition.partition_key, watermark=item.watermark)
-    if not blob_delete(name=name):
-        orphan_record(name=name, reason=reason)
+    blob_remove_or_queue(name=name, reason=reason)
 
 
 def _batches(items: list[_Item]) -> list[list[_Item]]:
@@ -292,11 +290,10 @@ def _store_batch(*, partition: Partition, batch: list[_Item]) -> None:
         for item in pending:
             if item.instance_id is not None:
                 continue
-            blocker = _existing_blocker(partition=partition, parsed=item.parsed)
-            if isinstance(blocker, _Retry):
+            try:
+                item.error = _existing_blocker(partition=partition, parsed=item.parsed)
+            except _Retry:
                 retry.append(item)
-            else:
-                item.error = blocker
         pending = retry
         if not pending:
             break
@@ -315,10 +312,12 @@ def _store_batch(*, partition: Partition, batch: list[_Item]) -> None:
     written = [item for item in reserved if item.error is None]
     if not written:
         return
-    # `_commit` looked up at call time: tests replace it.
     in_transaction = transaction.get_connection().in_atomic_block
-    flipped, failure = _GROUP.run(written, lambda items: _commit(items=items), alone=in_transaction)
-    failure = failure or "the reservation was taken over as stale before the store finished"
+    try:
+        flipped = _GROUP.run(written, lambda items: _commit(items=items), alone=in_transaction)
+        failure = "the reservation was taken over as stale before the store finished"
+    except CommitFailed as exc:
+        flipped, failure = set(), str(exc)
     for item in written:
         if item.instance_id not in flipped:
             item.error = StoreFailed(failure)

@@ -10,7 +10,7 @@ from rest_framework.request import Request
 
 from dicomsvc.api.body import request_body_file
 from dicomsvc.api.mediatypes import accepts_dicom_json, media_type_parse
-from dicomsvc.errors import NotAcceptable, UnsupportedMediaType
+from dicomsvc.errors import NotAcceptable
 from partitions.api import PartitionedView
 from studies.dicom.dicomjson import json_dumps_fast
 from studies.dicom.uids import uid_require
@@ -32,8 +32,6 @@ def store_response(view: PartitionedView, request: Request, *, study: str | None
         raise NotAcceptable()
     content_type = request.META.get("CONTENT_TYPE", "")
     media = media_type_parse(content_type)
-    if media is None:
-        raise UnsupportedMediaType(content_type)
     body, size = request_body_file(request, limit=settings.DICOM_MAX_STOW_BYTES)
     parts = stow_parts(body=body, size=size, media=media)
     result = stow_process(parts=parts, partition=view.partition, study_uid=study_uid, api_version=view.api_version)
