@@ -6,7 +6,7 @@ import enum
 import re
 from dataclasses import dataclass
 
-from pydicom.datadict import keyword_for_tag, tag_for_keyword
+from pydicom.datadict import tag_for_keyword
 
 
 class Level(enum.Enum):
@@ -159,10 +159,6 @@ def attribute_tag(identifier: str) -> int | None:
         return int(identifier, 16)
     tag = tag_for_keyword(identifier)
     return int(tag) if tag is not None else None
-
-
-def attribute_keyword(tag: int) -> str:
-    return keyword_for_tag(tag) or f"{tag:08X}"
 
 
 # What a result can show without an includefield outside these sets: every level's `all` set
