@@ -1,8 +1,8 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml ./
-RUN pip install --no-cache-dir "django>=5.2,<6" djangorestframework "pydicom>=3" celery redis "psycopg[binary]" \
-    "django-storages[s3]" uvicorn gunicorn numpy pylibjpeg pylibjpeg-openjpeg pylibjpeg-rle pillow
+# The dependencies exactly as pyproject.toml declares them (the project itself installs no package).
+RUN pip install --no-cache-dir .
 COPY . .
 ENV DICOM_DATA_DIR=/data
 # glibc malloc (see dicomsvc/malloc.py): one arena; buffers below 4 MiB reused, not mapped per request.
