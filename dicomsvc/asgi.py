@@ -1,6 +1,6 @@
 """ASGI entry point (uvicorn / gunicorn with uvicorn workers).
 
-Django's ASGI handler (the request body collected once: `dicomsvc.asgi_body`), wrapped in two
+Django's ASGI handler (one thread hop per request, the body collected once: `dicomsvc.asgi_handler`), wrapped in two
 ASGI middlewares of ours:
 
 - `BodyLimitMiddleware`: a body larger than DICOM_MAX_STOW_BYTES is refused with 413 as soon
@@ -187,10 +187,10 @@ def application_build() -> ServerLifecycle:
     """Django's ASGI application, as `django.core.asgi.get_asgi_application` builds it, wrapped."""
     from django.conf import settings
 
-    from dicomsvc.asgi_body import BodyASGIHandler
+    from dicomsvc.asgi_handler import ApiASGIHandler
 
     django.setup(set_prefix=False)
-    handler = BodyASGIHandler()
+    handler = ApiASGIHandler()
     # Buffers kept for reuse under load go back to the kernel after 2 s without requests.
     guarded = BodyLimitMiddleware(handler, settings.DICOM_MAX_STOW_BYTES)
     return ServerLifecycle(guarded, idle=IdleRelease(delay=2.0), executors=ExecutorPool())

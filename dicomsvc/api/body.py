@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from dicomsvc.errors import PayloadTooLarge
 
 CHUNK = 1024 * 1024
-# The request attribute holding the body as the ASGI server's handler collected it (`dicomsvc.asgi_body`).
+# The request attribute holding the body as the ASGI server's handler collected it (`dicomsvc.asgi_handler`).
 BODY_ATTRIBUTE = "dicom_body"
 
 
@@ -61,7 +61,7 @@ class BodyCollector:
 def request_body_file(request: HttpRequest | Request, *, limit: int) -> tuple[BinaryIO, int]:
     """The body as a seekable file and its size; 413 past `limit`.
 
-    Under ASGI the server's handler (`dicomsvc.asgi_body`) has collected the body already; reuse
+    Under ASGI the server's handler (`dicomsvc.asgi_handler`) has collected the body already; reuse
     it. Other handlers (the test client, WSGI) give a forward-only stream, collected the same way.
     """
     declared = request.META.get("CONTENT_LENGTH")
