@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A/B: `make bench` figures of two checkouts, run alternately (A B A B ...), our server only.
+# A/B: `make bench` figures of two checkouts, run alternately (A B, B A, A B, ...: neither always goes
+# first after the other's clean-up), our server only.
 #
 #   bench/ab.sh DIR_A DIR_B [ROUNDS] [stow_wado_bench.py options]
 #
@@ -11,7 +12,8 @@ PYTHON=${PYTHON:-$(pwd)/.venv/bin/python}
 OUT=${AB_OUT:-$(pwd)/ab-results}
 mkdir -p "$OUT"
 for round in $(seq 1 "$ROUNDS"); do
-  for side in A B; do
+  order="A B"; [ $((round % 2)) = 0 ] && order="B A"
+  for side in $order; do
     dir=$A; [ "$side" = B ] && dir=$B
     echo "== round $round, $side: $dir ($(git -C "$dir" rev-parse --short HEAD))"
     (cd "$dir" && BENCH_ORTHANC=0 PYTHON="$PYTHON" bash bench/run_bench.sh --json "$OUT/$side-$round.json" "$@") \
