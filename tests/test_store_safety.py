@@ -13,14 +13,13 @@ from django.db import connection
 from django.utils import timezone
 
 from changefeed.models import ChangeFeedEntry
-from partitions.models import Partition
 from partitions.services import partition_default
 from studies.blobstore import blob_name, storage
 from studies.dicom.streams import FileSlice
 from studies.models import Instance, InstanceStatus, OrphanBlob, Study
 from studies.services import store as store_module
 from studies.services.stow import stow_process
-from tests.helpers import dicom_bytes, instance_url, response_bytes, stow, uids_of
+from tests.helpers import creating_instance, dicom_bytes, instance_url, response_bytes, stow, uids_of
 
 
 def _blobs() -> list[Path]:
@@ -78,14 +77,8 @@ def test_failure_inside_commit_rolls_back_feed_and_counters(client, monkeypatch)
 @pytest.mark.django_db
 def test_crashed_request_row_blocks_then_is_taken_over_when_stale(client, settings):
     data = dicom_bytes()
-    st, se, sop = uids_of(data)
-    partition = Partition.objects.get(partition_key=1)
-    study = Study.objects.create(partition=partition, study_instance_uid=st)
-    series = study.series.create(partition=partition, series_instance_uid=se)
-    crashed = Instance.objects.create(
-        partition=partition, study=study, series=series, study_instance_uid=st, series_instance_uid=se,
-        sop_instance_uid=sop, watermark=10**12, status=InstanceStatus.CREATING,
-    )
+    sop = uids_of(data)[2]
+    crashed = creating_instance(data, watermark=10**12)
     storage().save(blob_name(partition_key=1, watermark=crashed.watermark), io.BytesIO(b"partial"))
 
     response = stow(client, [data])
@@ -102,14 +95,7 @@ def test_crashed_request_row_blocks_then_is_taken_over_when_stale(client, settin
 @pytest.mark.django_db
 def test_cleanup_command_removes_stale_creating_rows(settings):
     data = dicom_bytes()
-    st, se, sop = uids_of(data)
-    partition = Partition.objects.get(partition_key=1)
-    study = Study.objects.create(partition=partition, study_instance_uid=st)
-    series = study.series.create(partition=partition, series_instance_uid=se)
-    row = Instance.objects.create(
-        partition=partition, study=study, series=series, study_instance_uid=st, series_instance_uid=se,
-        sop_instance_uid=sop, watermark=10**12 + 1, status=InstanceStatus.CREATING,
-    )
+    row = creating_instance(data, watermark=10**12 + 1)
     call_command("dicom_cleanup")
     assert Instance.objects.filter(pk=row.pk).exists()  # fresh: its request may still be running
     Instance.objects.filter(pk=row.pk).update(created_at=timezone.now() - dt.timedelta(hours=1))
@@ -219,14 +205,7 @@ def test_a_row_taken_over_before_the_commit_fails_alone_and_counts_stay_exact(cl
 @pytest.mark.django_db
 def test_cleanup_keeps_what_the_store_refuses_to_remove_queued(monkeypatch):
     data = dicom_bytes()
-    st, se, sop = uids_of(data)
-    partition = Partition.objects.get(partition_key=1)
-    study = Study.objects.create(partition=partition, study_instance_uid=st)
-    series = study.series.create(partition=partition, series_instance_uid=se)
-    row = Instance.objects.create(
-        partition=partition, study=study, series=series, study_instance_uid=st, series_instance_uid=se,
-        sop_instance_uid=sop, watermark=10**12 + 2, status=InstanceStatus.CREATING,
-    )  # fmt: skip
+    row = creating_instance(data, watermark=10**12 + 2)
     Instance.objects.filter(pk=row.pk).update(created_at=timezone.now() - dt.timedelta(hours=1))
     stale = blob_name(partition_key=1, watermark=row.watermark)
     storage().save(stale, io.BytesIO(b"partial"))
