@@ -318,14 +318,13 @@ def test_run_resumed_after_its_worker_died_updates_each_instance_exactly_once(cl
     change = changeset_parse(operation.parameters["changeDataset"])
     partition = operation.partition
 
-    _study_update(run=first_run, partition=partition, study_uid=studies[0], index=0, total=3, change=change,
-                  change_json=change.json)
+    _study_update(run=first_run, partition=partition, study_uid=studies[0], index=0, total=3, change=change)
     operation.refresh_from_db()
     assert (operation.checkpoint, operation.percent_complete) == ({"index": 1}, 33)
     assert client.get(f"/v2/operations/{operation.pk.hex}").json()["percentComplete"] == 33
     after_first = {i.pk: i.watermark for i in _instances(studies[0])}
     pending = study_update_reserve(partition=partition, study_uid=studies[1])
-    study_update_write(partition=partition, item=pending[0], change=change, change_json=change.json)
+    study_update_write(partition=partition, item=pending[0], change=change)
     # ... and the worker dies. Its heartbeat ages past the lease.
     Operation.objects.filter(pk=operation.pk).update(
         heartbeat_time=timezone.now() - dt.timedelta(seconds=31)

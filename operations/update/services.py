@@ -164,14 +164,13 @@ def _study_failed(*, run: OperationRun, partition: Partition, study_uid: str, in
 
 
 def _study_update(
-    *, run: OperationRun, partition: Partition, study_uid: str, index: int, total: int, change: ChangeSet,
-    change_json: dict[str, Any],
+    *, run: OperationRun, partition: Partition, study_uid: str, index: int, total: int, change: ChangeSet
 ) -> None:
     pending = study_update_reserve(partition=partition, study_uid=study_uid)
     delay = settings.DICOM_UPDATE_INSTANCE_DELAY_MS / 1000
 
     def write(item: PendingVersion) -> None:
-        study_update_write(partition=partition, item=item, change=change, change_json=change_json)
+        study_update_write(partition=partition, item=item, change=change)
         if delay:
             time.sleep(delay)
 
@@ -202,7 +201,6 @@ def update_execute(run: OperationRun) -> OperationStatus:
     partition = Partition.objects.get(pk=cast(int, operation.partition_id))  # an update has a partition
     uids: list[str] = operation.parameters["studyInstanceUids"]
     change = changeset_parse(operation.parameters["changeDataset"])
-    change_json = change.json
     start = int((operation.checkpoint or {}).get("index", 0))
     if start == 0 and operation.results is None:
         run.progress(percent_complete=0, checkpoint={"index": 0}, results=_results(operation))
@@ -210,7 +208,7 @@ def update_execute(run: OperationRun) -> OperationStatus:
         try:
             _study_update(
                 run=run, partition=partition, study_uid=uids[index], index=index, total=len(uids),
-                change=change, change_json=change_json,
+                change=change,
             )
         except (LeaseLost, CheckpointMismatch):
             raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from pydicom.datadict import dictionary_keyword, dictionary_VM, dictionary_VR
@@ -91,8 +92,9 @@ class ChangeSet:
 
     elements: list[DataElement]
 
-    @property
+    @cached_property
     def json(self) -> dict[str, Any]:
+        """The change as DICOM JSON (computed once; read-only to callers)."""
         return {f"{int(e.tag):08X}": e.to_json_dict(None, 2**62) for e in self.elements}
 
     def first_values(self) -> dict[str, str]:

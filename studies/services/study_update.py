@@ -110,15 +110,15 @@ def study_update_reserve(*, partition: Partition, study_uid: str) -> list[Pendin
     return reserved
 
 
-def _metadata_merge(text: str, change_json: dict[str, Any]) -> dict[str, Any]:
+def _metadata_merge(text: str, change: ChangeSet) -> dict[str, Any]:
     """The stored DICOM JSON with the changed attributes set, in tag order (as Microsoft's AddOrUpdate)."""
     data = json.loads(text)
-    data.update(change_json)
+    data.update(change.json)
     return dict(sorted(data.items()))
 
 
 def study_update_write(
-    *, partition: Partition, item: PendingVersion, change: ChangeSet, change_json: dict[str, Any]
+    *, partition: Partition, item: PendingVersion, change: ChangeSet
 ) -> None:
     """Write the instance's new blob and compute its new metadata (no transaction, no row written)."""
     source = blob_name(partition_key=partition.partition_key, watermark=item.watermark)
@@ -135,7 +135,7 @@ def study_update_write(
         spool.seek(0)
         blob_write(name=target, stream=spool, size=size)
     item.new_file_size = size
-    merged = _metadata_merge(item.metadata, change_json)
+    merged = _metadata_merge(item.metadata, change)
     item.new_metadata = json_dumps(merged)
     item.new_search_metadata = search_projection(merged)
 

@@ -24,12 +24,10 @@ def route_uids(kwargs: dict[str, Any]) -> tuple[str, str | None, str | None]:
 
 
 def route_instance_uids(kwargs: dict[str, Any]) -> tuple[str, str, str]:
-    """The UIDs of a route below an instance."""
-    return (
-        uid_require(name="StudyInstanceUID", value=kwargs["study"]),
-        uid_require(name="SeriesInstanceUID", value=kwargs["series"]),
-        uid_require(name="SOPInstanceUID", value=kwargs["instance"]),
-    )
+    """The UIDs of a route below an instance (it has all three segments)."""
+    study, series, instance = route_uids(kwargs)
+    assert series is not None and instance is not None
+    return study, series, instance
 
 
 def parse_frames(text: str) -> list[int]:
