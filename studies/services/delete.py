@@ -42,9 +42,10 @@ def instances_delete(
     )
 
     with transaction.atomic():
-        # FOR NO KEY UPDATE, as in the store's commit step: it serialises writers of one study
-        # without blocking the foreign-key checks of concurrent reservations.
-        study = Study.objects.select_for_update(no_key=True).filter(
+        # FOR UPDATE: besides the store's commit step (FOR NO KEY UPDATE) it waits for the
+        # reservations holding the study FOR KEY SHARE (`store_rows._key_share_clause`), so the
+        # rows chosen below to drop cannot gain a reserved instance or series before COMMIT.
+        study = Study.objects.select_for_update().filter(
             partition=partition, study_instance_uid=study_instance_uid
         ).first()
         rows = list(

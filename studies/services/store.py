@@ -81,14 +81,28 @@ class _Item:
         return uids["StudyInstanceUID"], uids["SeriesInstanceUID"], uids["SOPInstanceUID"]
 
 
+# Rounds of creating a batch's study and series rows; each is lost only to a delete of that very
+# study committing in between, so a second round almost always finds them.
+SERIES_CREATE_ROUNDS = 5
+
+
 def _series_ids(*, partition: Partition, items: list[_Item], now: dt.datetime) -> None:
-    """Study and series ids of every item, creating the rows that do not exist yet (run in a transaction)."""
+    """Study and series ids of every item, creating the rows that do not exist yet (run in a transaction).
+
+    The rows are locked as they are found (`store_rows._key_share_clause`): a delete of the
+    study running meanwhile either finishes first, and its rows are created afresh, or waits
+    for this reservation to commit, and then sees its instances."""
     keys = {item.key[:2] for item in items}
     found = rows.series_find(partition_id=partition.pk, keys=keys)
-    missing = keys - set(found)
-    if missing:
+    for _round in range(SERIES_CREATE_ROUNDS):
+        missing = keys - set(found)
+        if not missing:
+            break
         statements_run(rows.studies_series_create(partition_id=partition.pk, keys=missing, now=now))
         found.update(rows.series_find(partition_id=partition.pk, keys=missing))
+    else:
+        if keys - set(found):
+            raise StoreFailed("its study was deleted again and again while it was being stored")
     for item in items:
         item.study_id, item.series_id = found[item.key[:2]]
 
@@ -285,7 +299,14 @@ def _batches(items: list[_Item]) -> list[list[_Item]]:
 def _store_batch(*, partition: Partition, batch: list[_Item]) -> None:
     pending = batch
     for _attempt in range(2):
-        _reserve(partition=partition, items=pending)
+        try:
+            _reserve(partition=partition, items=pending)
+        except StoreFailed as exc:  # its transaction rolled back: the items it held are not reserved
+            for item in pending:
+                if item.instance_id is None:
+                    item.error = exc
+            pending = []
+            break
         retry = []
         for item in pending:
             if item.instance_id is not None:

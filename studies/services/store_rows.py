@@ -39,6 +39,21 @@ def _lock_clause() -> str:
     return " FOR NO KEY UPDATE" if connection.features.has_select_for_no_key_update else ""
 
 
+def _key_share_clause() -> str:
+    """The lock a reservation takes on the study and series rows it inserts under.
+
+    PostgreSQL checks the foreign keys of a new instance or series only at COMMIT (Django's
+    constraints are deferred), so without it a delete could choose the rows to drop, the
+    reservation commit in between, and the delete then cascade over the reserved row or fail at
+    its own COMMIT. FOR KEY SHARE, taken as the rows are read, waits for a delete holding the
+    study FOR UPDATE (`studies.services.delete`) and, once it committed, skips the rows it
+    removed; it does not conflict with other reservations or the commit step's FOR NO KEY UPDATE.
+    PostgreSQL locks a joined row's tables in FROM order: the study comes first, as in the
+    delete, or a reservation holding the series would deadlock with a delete holding the study.
+    """
+    return " FOR KEY SHARE" if connection.features.has_select_for_no_key_update else ""
+
+
 def _adapt(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return connection.ops.adapt_datetimefield_value(value)
@@ -48,17 +63,17 @@ def _adapt(value: Any) -> Any:
 
 
 def series_find(*, partition_id: int, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, int]]:
-    """(study UID, series UID) -> (study id, series id) for the pairs that exist."""
+    """(study UID, series UID) -> (study id, series id) for the pairs that exist, locked (`_key_share_clause`)."""
     keys = set(keys)
     if not keys:
         return {}
     studies = sorted({study for study, _ in keys})
     series = sorted({one for _, one in keys})
     sql = (
-        f"SELECT st.study_instance_uid, se.series_instance_uid, st.id, se.id FROM {SERIES} se "
-        f"JOIN {STUDY} st ON st.id = se.study_id WHERE st.partition_id = %s "
+        f"SELECT st.study_instance_uid, se.series_instance_uid, st.id, se.id FROM {STUDY} st "
+        f"JOIN {SERIES} se ON se.study_id = st.id WHERE st.partition_id = %s "
         f"AND st.study_instance_uid IN ({_placeholders(len(studies))}) "
-        f"AND se.series_instance_uid IN ({_placeholders(len(series))})"
+        f"AND se.series_instance_uid IN ({_placeholders(len(series))}){_key_share_clause()}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [partition_id, *studies, *series])
@@ -112,7 +127,7 @@ def studies_series_create(*, partition_id: int, keys: Iterable[tuple[str, str]],
         params = [param for column, param in zip(columns, params, strict=True) if column != "study_id"]
         statements.append((
             f"INSERT INTO {SERIES} ({', '.join(columns)}) SELECT {', '.join(selected)} FROM {STUDY} st "
-            "WHERE st.partition_id = %s AND st.study_instance_uid = %s "
+            f"WHERE st.partition_id = %s AND st.study_instance_uid = %s{_key_share_clause()} "
             "ON CONFLICT (study_id, series_instance_uid) DO NOTHING",
             [*params, partition_id, study_uid],
         ))  # fmt: skip
@@ -194,9 +209,9 @@ def instances_insert_into_series(
     sql = (
         f"INSERT INTO {INSTANCE} ({', '.join(columns)}, study_id, series_id{', watermark' if watermark_sql else ''}) "
         f"SELECT {', '.join(selected)}, s.study_id, s.id{', ' + watermark_sql if watermark_sql else ''} "
-        f"FROM (VALUES {values}) v CROSS JOIN (SELECT se.study_id, se.id FROM {SERIES} se "
-        f"JOIN {STUDY} st ON st.id = se.study_id WHERE st.partition_id = %s AND st.study_instance_uid = %s "
-        "AND se.series_instance_uid = %s) s WHERE true "
+        f"FROM (VALUES {values}) v CROSS JOIN (SELECT se.study_id, se.id FROM {STUDY} st "
+        f"JOIN {SERIES} se ON se.study_id = st.id WHERE st.partition_id = %s AND st.study_instance_uid = %s "
+        f"AND se.series_instance_uid = %s{_key_share_clause()}) s WHERE true "
         "ON CONFLICT (partition_id, study_instance_uid, series_instance_uid, sop_instance_uid) DO NOTHING "
         "RETURNING study_instance_uid, series_instance_uid, sop_instance_uid, watermark, id, study_id, series_id"
     )
