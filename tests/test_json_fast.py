@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import orjson
+
 from studies.dicom.dicomjson import json_dumps, json_dumps_fast, json_loads_fast
 
 
@@ -29,6 +31,22 @@ def test_non_finite_floats_and_huge_integers_fall_back():
 
     huge = {"00200013": {"vr": "IS", "Value": [10**30]}}
     assert json.loads(json_dumps_fast(huge)) == huge
+
+
+def test_replayed_json_text_is_written_as_it_is_beside_a_huge_integer():
+    # A header replayed from the group cache holds orjson fragments; the fallback for a value
+    # orjson refuses writes everything else piece by piece, fragments included, and infinity
+    # as null like orjson.
+    name = {"vr": "PN", "Value": [{"Alphabetic": "Müller^J"}]}
+    data = {
+        "00100010": orjson.Fragment(orjson.dumps(name)),
+        "00200013": {"vr": "IS", "Value": [10**30]},
+        "00281052": {"vr": "DS", "Value": [float("inf")]},
+    }
+    text = json_dumps(data)
+    assert json.loads(text) == {"00100010": name, "00200013": {"vr": "IS", "Value": [10**30]},
+                                "00281052": {"vr": "DS", "Value": [None]}}  # fmt: skip
+    assert list(json.loads(text)) == ["00100010", "00200013", "00281052"]
 
 
 def test_result_dataset_picks_the_wanted_top_level_attributes():

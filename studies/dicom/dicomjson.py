@@ -130,8 +130,15 @@ def json_loads_fast(text: str) -> Any:
 
 
 def json_dumps_fast(data: Any) -> bytes:
-    """Compact UTF-8 JSON; a non-finite float is written as null (valid JSON) rather than NaN."""
+    """Compact UTF-8 JSON; a non-finite float is written as null (valid JSON) rather than NaN.
+
+    Values may be `orjson.Fragment`s (JSON text written as it is, see `studies.dicom.header`)."""
     try:
         return orjson.dumps(data)
-    except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits somewhere
+        if isinstance(data, dict):
+            members = (orjson.dumps(str(key)) + b":" + json_dumps_fast(value) for key, value in data.items())
+            return b"{" + b",".join(members) + b"}"
+        if isinstance(data, list | tuple):
+            return b"[" + b",".join(json_dumps_fast(value) for value in data) + b"]"
+        return json.dumps(data).encode()

@@ -71,7 +71,10 @@ class GiveUp(Exception):
 
 @dataclass
 class Header:
-    """What the store path needs of a header; `metadata` belongs to this header alone."""
+    """What the store path needs of a header.
+
+    `metadata` belongs to this header alone; values a cached group replayed into it are
+    `orjson.Fragment`s (immutable JSON text, shared), written as they are by `json_dumps`."""
 
     transfer_syntax_uid: str
     metadata: dict[str, Any]
@@ -120,13 +123,15 @@ class _Group:
     """A top-level group as decoded once: replayed whenever the same bytes come again.
 
     Everything here is immutable and shared by the headers it is replayed into. The group's
-    DICOM JSON members are kept serialised, and a replay parses them into new objects: a
-    header's metadata is its own to change, and parsing the JSON is a fraction of walking,
-    decoding and validating the elements again.
+    DICOM JSON members are kept as (key, `orjson.Fragment`) pairs: a replay adds them to the
+    header's own metadata object without parsing anything, and the fragments, serialised JSON
+    text that `json_dumps` writes as it is, cannot be changed by any header holding them.
     """
 
     raw: bytes
-    json: bytes  # the members this group added to the DICOM JSON object, as JSON text
+    # What this group added to the DICOM JSON object; a dict only so that replaying it is one
+    # C-level update, never handed out or changed.
+    members: dict[str, orjson.Fragment]
     values: tuple[tuple[int, tuple[Any, ...]], ...]
     failures: tuple[tuple[int, str], ...]
     last_tag: int
@@ -313,19 +318,18 @@ class _Walker:
         if stop - start > _GroupCache.MAX_SPAN:
             return
         n_out, n_values, n_errors, texts = marks
-        members = dict(islice(out.items(), n_out, None))
-        # Only what JSON gives back unchanged: orjson refuses integers beyond 64 bits, and
-        # writes a non-finite float as null, which no decoded value is (so a text holding
-        # "null" costs a walk next time, never a wrong value).
+        # Only what JSON writes unchanged: orjson refuses integers beyond 64 bits, and writes a
+        # non-finite float as null, which no decoded value is (so a text holding "null" costs a
+        # walk next time, never a wrong value).
         try:
-            encoded = orjson.dumps(members)
+            encoded = [(key, orjson.dumps(value)) for key, value in islice(out.items(), n_out, None)]
         except TypeError:
             return
-        if b"null" in encoded:
+        if any(b"null" in text for _key, text in encoded):
             return
         group = _Group(
             raw=self.src.get(start, stop - start),
-            json=encoded,
+            members={key: orjson.Fragment(text) for key, text in encoded},
             values=tuple(islice(self.values.items(), n_values, None)),
             failures=tuple(islice(self.errors.reasons.items(), n_errors, None)),
             last_tag=last_tag,
@@ -347,7 +351,7 @@ class _Walker:
             return None
         if group.text:
             self.texts += 1
-        out.update(orjson.loads(group.json))
+        out.update(group.members)
         self.values.update(group.values)
         for tag, failure in group.failures:
             self.errors.add(tag, failure)

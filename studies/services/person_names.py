@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import connection
+
 from dicomsvc.sqlbatch import Statement
 from studies.models import PERSON_NAME_WORD_LENGTH, PersonNameAttribute, PersonNameWord
 
@@ -33,28 +35,36 @@ def person_name_words_statements(*, partition_id: int, study_id: int, columns: d
     """Statements keeping a study's word rows in step with the name columns in `columns`.
 
     They need no earlier read of the study, so they can go to the database with the rest of a
-    commit (`dicomsvc.sqlbatch`): rows of another name are deleted, and the new name's rows are
-    inserted only where none are left for that attribute, i.e. when the name changed.
+    commit (`dicomsvc.sqlbatch`). When a name changed, the rows of words it no longer has are
+    deleted, and its words are inserted, or given the new name where the old one had them too;
+    when it did not change (rows of that name exist), nothing is written. The delete and the
+    upsert touch different rows, so on PostgreSQL they are one statement (the delete as a
+    data-modifying WITH).
     """
     table = PersonNameWord._meta.db_table
-    names = [(attribute, columns[col]) for attribute, col in SEARCH_COLUMNS.items() if columns.get(col) is not None]
+    names = [(int(attr), columns[col]) for attr, col in SEARCH_COLUMNS.items() if columns.get(col) is not None]
     if not names:
         return []
-    statements: list[Statement] = [
-        (
-            f"DELETE FROM {table} WHERE study_id = %s AND ("
-            + " OR ".join(["(attribute = %s AND name <> %s)"] * len(names))
-            + ")",
-            [study_id, *(value for attribute, name in names for value in (int(attribute), name))],
-        )
-    ]
-    rows = [(int(attribute), word, name) for attribute, name in names for word in person_name_words(name)]
-    if rows:
-        values = ", ".join(["(%s, %s, %s)"] * len(rows))
-        statements.append((
-            f"INSERT INTO {table} (partition_id, study_id, attribute, word, name) "
-            f"SELECT %s, %s, v.column1, v.column2, v.column3 FROM (VALUES {values}) v WHERE NOT EXISTS "
-            f"(SELECT 1 FROM {table} w WHERE w.study_id = %s AND w.attribute = v.column1)",
-            [partition_id, study_id, *(value for row in rows for value in row), study_id],
-        ))
-    return statements
+    conditions: list[str] = []
+    delete_params: list[object] = [study_id]
+    rows: list[tuple[int, str, str]] = []
+    for attribute, name in names:
+        words = person_name_words(name)
+        rows += [(attribute, word, name) for word in words]
+        kept = f" AND word NOT IN ({', '.join(['%s'] * len(words))})" if words else ""
+        conditions.append(f"(attribute = %s AND name <> %s{kept})")
+        delete_params += [attribute, name, *words]
+    delete: Statement = (f"DELETE FROM {table} WHERE study_id = %s AND ({' OR '.join(conditions)})", delete_params)
+    if not rows:
+        return [delete]
+    values = ", ".join(["(%s, %s, %s)"] * len(rows))
+    upsert = (
+        f"INSERT INTO {table} (partition_id, study_id, attribute, word, name) "
+        f"SELECT %s, %s, v.column1, v.column2, v.column3 FROM (VALUES {values}) v WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {table} w WHERE w.study_id = %s AND w.attribute = v.column1 AND w.name = v.column3) "
+        "ON CONFLICT (study_id, attribute, word) DO UPDATE SET name = excluded.name"
+    )
+    params = [partition_id, study_id, *(value for row in rows for value in row), study_id]
+    if connection.vendor == "postgresql":
+        return [(f"WITH gone AS ({delete[0]}) {upsert}", [*delete[1], *params])]
+    return [delete, (upsert, params)]

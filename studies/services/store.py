@@ -235,7 +235,6 @@ def _commit_statements_run(*, items: list[_Item]) -> set[int]:
         by_study[item.study_id].append(item)
     statements = [
         rows.studies_lock(ids=by_study),
-        rows.series_lock(ids=by_series),
         rows.instances_flip(ids=[cast(int, item.instance_id) for item in items], now=now),  # reserved: set
     ]
     for series_id, group in by_series.items():
@@ -263,7 +262,7 @@ def _commit_statements_run(*, items: list[_Item]) -> set[int]:
     )
     with transaction.atomic():
         results = statements_run(statements)
-        flipped = {row[0] for row in results[2]}
+        flipped = {row[0] for row in results[1]}
         if len(flipped) != len(items):
             raise _TakenOver(flipped)
     return flipped
