@@ -31,7 +31,7 @@ from partitions.models import Partition
 from studies.blobstore import blob_open
 from studies.dicom.accept import DICOM, OCTET, ORIGINAL, SUPPORTED_TARGETS, Negotiated, frame_representation_pick
 from studies.dicom.frames import frames_read
-from studies.dicom.render import frame_render
+from studies.dicom.render import Window, frame_render
 from studies.dicom.transcode import transcode_check, transcode_to_ele
 from studies.dicom.transfer_syntaxes import EXPLICIT_VR_LITTLE_ENDIAN as ELE
 from studies.selectors import (
@@ -225,12 +225,64 @@ def instance_render(
     frame_number: int,
     media_type: str,
     quality: int,
+    window: Window | None = None,
+    rows: int | None = None,
+    columns: int | None = None,
 ) -> Retrieved:
     """One frame of the latest version as a JPEG or PNG image."""
     (version,) = instance_versions_list(partition=partition, study=study, series=series, instance=instance)
+    return _rendered(version, frame_number=frame_number, media_type=media_type, quality=quality, window=window,
+                     rows=rows, columns=columns)  # fmt: skip
+
+
+def _rendered(
+    version: StoredVersion,
+    *,
+    frame_number: int,
+    media_type: str,
+    quality: int,
+    window: Window | None,
+    rows: int | None,
+    columns: int | None,
+) -> Retrieved:
     limit = settings.DICOM_MAX_TRANSCODE_BYTES
     if version.file_size > limit:
         raise NotAcceptable(f"Requested DICOM instance size is above the supported limit of {limit} for rendering.")
     with blob_open(name=version.blob_name) as fileobj:
-        image = frame_render(fileobj, frame_number=frame_number, media_type=media_type, quality=quality)
+        image = frame_render(
+            fileobj, frame_number=frame_number, media_type=media_type, quality=quality, window=window, rows=rows,
+            columns=columns,
+        )  # fmt: skip
     return Retrieved(image, media_type)
+
+
+@dataclass(frozen=True)
+class WadoUriRequest:
+    """What a WADO-URI request (PS3.18 §9.1) asks of one instance; `content_type` None = the standard's default."""
+
+    content_type: str | None
+    transfer_syntax: str  # for application/dicom: "*" = as stored
+    frame_number: int = 1
+    rows: int | None = None
+    columns: int | None = None
+    window: Window | None = None
+    quality: int = 100
+
+
+def wado_uri_retrieve(
+    *, partition: Partition, study: str, series: str, instance: str, request: WadoUriRequest
+) -> Retrieved:
+    """The instance as DICOM, or one frame of it as an image; without contentType an image when it has pixels."""
+    (version,) = instance_versions_list(partition=partition, study=study, series=series, instance=instance)
+    content_type = request.content_type or ("image/jpeg" if version.number_of_frames > 0 else DICOM)
+    if content_type == DICOM:
+        return instances_retrieve(
+            partition=partition, study=study, series=series, instance=instance,
+            negotiated=Negotiated(False, DICOM, request.transfer_syntax), original=False,
+        )  # fmt: skip
+    if version.number_of_frames == 0:
+        raise NotAcceptable(f"The instance has no pixel data to render as {content_type}; ask for application/dicom.")
+    return _rendered(
+        version, frame_number=request.frame_number, media_type=content_type, quality=request.quality,
+        window=request.window, rows=request.rows, columns=request.columns,
+    )  # fmt: skip
