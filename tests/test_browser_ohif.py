@@ -23,7 +23,9 @@ from tests.helpers.browser import (
 )
 
 pytestmark = [
-    pytest.mark.django_db(transaction=True),
+    # Serialized rollback, as the other live-server tests that run before serialized ones: a plain
+    # flush re-creates content types under new ids, which the next serialized test then collides with.
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
     pytest.mark.skipif(browser_missing() is not None, reason=f"OHIF browser test: {browser_missing()}"),
 ]
 
