@@ -195,7 +195,9 @@ DICOM_EXPORT_MAX_IDENTIFIERS = env_int("DICOM_EXPORT_MAX_IDENTIFIERS", 1000, min
 DICOM_CORS_ALLOWED_ORIGINS = env_origins("DICOM_CORS_ALLOWED_ORIGINS")
 CORS_ALLOW_ALL_ORIGINS = "*" in DICOM_CORS_ALLOWED_ORIGINS
 CORS_ALLOWED_ORIGINS = [origin for origin in DICOM_CORS_ALLOWED_ORIGINS if origin != "*"]
-CORS_URLS_REGEX = r"^/v\d+/"
+CORS_API_PATHS = r"^/v\d+/"
+# Off, the middleware passes every request by untouched (no Vary: Origin, no preflight answer).
+CORS_URLS_REGEX = CORS_API_PATHS if DICOM_CORS_ALLOWED_ORIGINS else r"(?!)"
 CORS_ALLOW_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 # Named for clarity; `*` adds any other header (Microsoft's X-MS-AZUREDICOM-AUDIT-* audit
 # headers have free names). A `*` never covers Authorization, hence its own entry; it holds for

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 from corsheaders.middleware import CorsMiddleware
+from django.core.handlers.asgi import ASGIHandler
+from django.test import RequestFactory
 from django.utils.deprecation import MiddlewareMixin
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.views import APIView
 
+from dicomsvc.env import SettingError, env_origins
 from tests.helpers import dicom_bytes, instance_url, store, stow
 
 pytestmark = pytest.mark.django_db
@@ -25,6 +32,7 @@ def cors(settings) -> None:  # noqa: ANN001
     """What DICOM_CORS_ALLOWED_ORIGINS=http://127.0.0.1:3000 sets."""
     settings.CORS_ALLOWED_ORIGINS = [VIEWER]
     settings.CORS_ALLOW_ALL_ORIGINS = False
+    settings.CORS_URLS_REGEX = settings.CORS_API_PATHS
 
 
 def preflight(client, url: str, origin: str = VIEWER, method: str = "POST"):  # noqa: ANN001, ANN201
@@ -75,6 +83,7 @@ def test_preflight_lists_methods_headers_and_max_age(client, cors):
 
 def test_any_origin_with_a_star(client, settings):
     settings.CORS_ALLOW_ALL_ORIGINS = True
+    settings.CORS_URLS_REGEX = settings.CORS_API_PATHS
     response = client.get("/v2/studies", HTTP_ORIGIN=STRANGER)
     assert response["Access-Control-Allow-Origin"] == "*"
     assert "Access-Control-Allow-Credentials" not in response
@@ -84,12 +93,15 @@ def test_off_by_default(client, settings):
     assert settings.DICOM_CORS_ALLOWED_ORIGINS == [] and settings.CORS_ALLOWED_ORIGINS == []
     assert not settings.CORS_ALLOW_ALL_ORIGINS
     response = client.get("/v2/studies", HTTP_ORIGIN=VIEWER)
-    assert "Access-Control-Allow-Origin" not in response
-    assert "Access-Control-Allow-Origin" not in preflight(client, "/v2/studies")
+    assert not [name for name in response.headers if name.lower().startswith("access-control-")]
+    assert "Vary" not in response  # the middleware passed the request by
+    # A preflight goes on to the view, as any OPTIONS request: no CORS headers.
+    assert not [name for name in preflight(client, "/v2/studies").headers if name.lower().startswith("access-control-")]
 
 
 def test_the_admin_gets_no_cors_headers(client, settings):
     settings.CORS_ALLOW_ALL_ORIGINS = True
+    settings.CORS_URLS_REGEX = settings.CORS_API_PATHS
     for response in (client.get("/admin/login/", HTTP_ORIGIN=VIEWER), preflight(client, "/admin/login/"),
                      client.get("/health/check", HTTP_ORIGIN=VIEWER)):  # fmt: skip
         assert not [name for name in response.headers if name.lower().startswith("access-control-")]
@@ -112,8 +124,6 @@ def test_with_authentication_a_preflight_needs_no_token(client, cors, monkeypatc
 
 
 def test_an_origin_setting_that_is_no_origin_stops_start_up(monkeypatch):
-    from dicomsvc.env import SettingError, env_origins
-
     monkeypatch.setenv("DICOM_CORS_ALLOWED_ORIGINS", "http://a.example:3000, *")
     assert env_origins("DICOM_CORS_ALLOWED_ORIGINS") == ["http://a.example:3000", "*"]
     for bad in ("a.example", "http://a.example/viewer", "ftp://a.example"):
@@ -128,9 +138,6 @@ def test_an_origin_setting_that_is_no_origin_stops_start_up(monkeypatch):
 def test_cors_middleware_is_async_capable_and_takes_no_thread_hop(cors, monkeypatch):
     """Not a MiddlewareMixin: Django adapts it to neither mode, so under Django's async handler
     it runs on the event loop, and in the API handler's synchronous chain in the request's hop."""
-    from django.core.handlers.asgi import ASGIHandler
-    from django.test import RequestFactory
-
     assert CorsMiddleware.async_capable and CorsMiddleware.sync_capable
     assert not issubclass(CorsMiddleware, MiddlewareMixin)
     threads: list[int] = []
@@ -182,3 +189,19 @@ def test_through_the_asgi_application(cors):
     assert (status, headers[b"access-control-allow-origin"]) == (200, VIEWER.encode())
     status, headers = asyncio.run(call("GET", [(b"accept", b"application/dicom+json")]))
     assert (status, headers[b"access-control-allow-origin"]) == (204, VIEWER.encode())
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("", "[] False (?!)"), ("http://a.example:3000,https://b.example", "['http://a.example:3000', 'https://b.example'] False ^/v\\d+/"),
+     ("*", "[] True ^/v\\d+/")],  # fmt: skip
+)
+def test_the_setting_turns_the_middleware_on(value, expected):
+    code = (
+        "from django.conf import settings as s; "
+        "print(s.CORS_ALLOWED_ORIGINS, s.CORS_ALLOW_ALL_ORIGINS, s.CORS_URLS_REGEX)"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dicomsvc.settings", "DICOM_CORS_ALLOWED_ORIGINS": value}
+    result = subprocess.run([sys.executable, "-c", f"import django; django.setup(); {code}"], env=env,
+                            cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.stdout.strip() == expected, result.stderr
