@@ -71,6 +71,18 @@ def env_list(name: str, default: list[str], *, separator: str = ",") -> list[str
     return [item.strip() for item in value.split(separator) if item.strip()]
 
 
+def env_origins(name: str) -> list[str]:
+    """Comma-separated web origins (`scheme://host[:port]`, no path), or `*` for any."""
+    origins = env_list(name, [])
+    for origin in origins:
+        if origin == "*":
+            continue
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query or parts.fragment:
+            raise SettingError(f"{name}: {origin!r} is not an origin (scheme://host[:port], no path) nor '*'")
+    return origins
+
+
 def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     value = env_str(name, default).lower()
     if value not in choices:

@@ -14,6 +14,7 @@ from dicomsvc.env import (
     env_choice,
     env_int,
     env_list,
+    env_origins,
     env_str,
 )
 
@@ -67,6 +68,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "corsheaders",
     "dicomsvc",
     "partitions",
     "studies",
@@ -76,7 +78,12 @@ INSTALLED_APPS = [
 
 # Everything but SecurityMiddleware serves the admin console alone: Django's middleware, passed
 # by on the DICOMweb API, which needs no cookies, sessions or CSRF (dicomsvc/middleware.py).
+# CorsMiddleware (django-cors-headers) is sync- and async-capable and not a MiddlewareMixin, so
+# it runs in the request's one thread hop (dicomsvc/asgi_handler.py), or on the event loop
+# under Django's own ASGI handler; it answers a preflight itself, before any view or DRF
+# authentication runs.
 MIDDLEWARE = [
+    "corsheaders.middleware.CorsMiddleware",
     "dicomsvc.middleware.security_middleware",
     "dicomsvc.middleware.SessionMiddleware",
     "dicomsvc.middleware.CommonMiddleware",
@@ -181,6 +188,28 @@ DICOM_EXPORT_S3_ALLOWED_BUCKETS = env_list("DICOM_EXPORT_S3_ALLOWED_BUCKETS", []
 DICOM_EXPORT_S3_ALLOWED_ENDPOINTS = env_list("DICOM_EXPORT_S3_ALLOWED_ENDPOINTS", [])
 # Microsoft documents no maximum; 1,000 identifiers keeps one request's parameters small.
 DICOM_EXPORT_MAX_IDENTIFIERS = env_int("DICOM_EXPORT_MAX_IDENTIFIERS", 1000, minimum=1)
+
+# --- CORS (docs/viewers.md) ---------------------------------------------------------------
+# Origins whose pages (a viewer such as OHIF) may call the DICOMweb API from a browser,
+# comma-separated; `*` = any; empty = no CORS headers. Only /v{n}/ routes: never the admin.
+DICOM_CORS_ALLOWED_ORIGINS = env_origins("DICOM_CORS_ALLOWED_ORIGINS")
+CORS_ALLOW_ALL_ORIGINS = "*" in DICOM_CORS_ALLOWED_ORIGINS
+CORS_ALLOWED_ORIGINS = [origin for origin in DICOM_CORS_ALLOWED_ORIGINS if origin != "*"]
+CORS_API_PATHS = r"^/v\d+/"
+# Off, the middleware passes every request by untouched (no Vary: Origin, no preflight answer).
+CORS_URLS_REGEX = CORS_API_PATHS if DICOM_CORS_ALLOWED_ORIGINS else r"(?!)"
+CORS_ALLOW_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+# Named for clarity; `*` adds any other header (Microsoft's X-MS-AZUREDICOM-AUDIT-* audit
+# headers have free names). A `*` never covers Authorization, hence its own entry; it holds for
+# requests without credentials, and bearer tokens need none (no cookies cross origins).
+CORS_ALLOW_HEADERS = (
+    "accept", "authorization", "content-type", "if-none-match", "range", "msdicom-request-original",
+    "x-ms-correlation-request-id", "*",
+)  # fmt: skip
+CORS_EXPOSE_HEADERS = ("Warning", "Location", "Content-Location", "ETag", "Content-Type", "Content-Range")
+CORS_ALLOW_CREDENTIALS = False
+# A day; browsers cap it lower (Chromium at two hours).
+CORS_PREFLIGHT_MAX_AGE = 86400
 
 # --- REST framework ----------------------------------------------------------------------
 REST_FRAMEWORK = {

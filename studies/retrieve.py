@@ -29,9 +29,9 @@ from dicomsvc.api.streaming import (
 from dicomsvc.errors import FrameNotFound, NotAcceptable, TranscodingNotSupported
 from partitions.models import Partition
 from studies.blobstore import blob_open
-from studies.dicom.accept import DICOM, OCTET, ORIGINAL, Negotiated
+from studies.dicom.accept import DICOM, OCTET, ORIGINAL, SUPPORTED_TARGETS, Negotiated, frame_representation_pick
 from studies.dicom.frames import frames_read
-from studies.dicom.render import frame_render
+from studies.dicom.render import Window, frame_render
 from studies.dicom.transcode import transcode_check, transcode_to_ele
 from studies.dicom.transfer_syntaxes import EXPLICIT_VR_LITTLE_ENDIAN as ELE
 from studies.selectors import (
@@ -66,7 +66,17 @@ def _stored_type(version: StoredVersion) -> str:
 
 
 def _served_as_stored(version: StoredVersion, target: str) -> bool:
-    return target == ORIGINAL or version.transfer_syntax_uid == ELE
+    return target in (ORIGINAL, version.transfer_syntax_uid) or version.transfer_syntax_uid == ELE
+
+
+def _stored_syntax_require(versions: list[StoredVersion], target: str) -> None:
+    """A syntax the server does not transcode to is served only by files stored in it (406 before any byte)."""
+    for version in versions:
+        if version.transfer_syntax_uid != target:
+            raise NotAcceptable(
+                f"The instance {version.sop_instance_uid} is stored in transfer syntax {version.transfer_syntax_uid}, "
+                f"not {target}; the server transcodes only to {ELE}. Request transfer-syntax=* for the stored file."
+            )
 
 
 def _part(version: StoredVersion, target: str) -> PartSource | StoredPart:
@@ -117,7 +127,9 @@ def instances_retrieve(
         partition=partition, study=study, series=series, instance=instance, original=original
     )
     target = negotiated.transfer_syntax
-    if target != ORIGINAL:
+    if target not in SUPPORTED_TARGETS:
+        _stored_syntax_require(versions, target)
+    elif target != ORIGINAL:
         for version in versions:
             transcode_check(
                 transfer_syntax_uid=version.transfer_syntax_uid,
@@ -170,23 +182,28 @@ def frames_retrieve(
     series: str,
     instance: str,
     numbers: list[int],
-    negotiated: Negotiated,
+    offers: list[Negotiated],
 ) -> Retrieved:
-    """Frames of an instance (1-based `numbers`), each in its own part when multipart."""
+    """Frames of an instance (1-based `numbers`), each in its own part when multipart.
+
+    `offers` are the acceptable representations, most preferred first: the first one the stored
+    syntax fits is served (`frame_representation_pick`)."""
     source = instance_frame_source_get(partition=partition, study=study, series=series, instance=instance)
     if any(number > source.number_of_frames for number in numbers):
         raise FrameNotFound()
+    negotiated = frame_representation_pick(offers, stored_syntax=source.transfer_syntax_uid)
     with blob_open(name=source.blob_name) as fileobj:
         frames, ts = frames_read(
             fileobj,
             transfer_syntax_uid=source.transfer_syntax_uid,
             frame_index_text=source.frame_index,
             numbers=numbers,
-            target=negotiated.transfer_syntax,
+            # A compressed media type is the stored syntax (`frame_representation_pick`).
+            target=negotiated.transfer_syntax if negotiated.media_type == OCTET else ORIGINAL,
             file_size=source.file_size,
             limit=settings.DICOM_MAX_TRANSCODE_BYTES,
         )
-    part_type = f"{OCTET}; transfer-syntax={ts}"
+    part_type = f"{negotiated.media_type}; transfer-syntax={ts}"
     if not negotiated.multipart:
         return Retrieved(frames[0], part_type)
     boundary = new_boundary()
@@ -196,7 +213,7 @@ def frames_retrieve(
         chunks.append(frame)
         chunks.append(b"\r\n")
     chunks.append(f"--{boundary}--".encode())
-    return Retrieved(b"".join(chunks), multipart_content_type(OCTET, boundary))
+    return Retrieved(b"".join(chunks), multipart_content_type(negotiated.media_type, boundary))
 
 
 def instance_render(
@@ -208,12 +225,64 @@ def instance_render(
     frame_number: int,
     media_type: str,
     quality: int,
+    window: Window | None = None,
+    rows: int | None = None,
+    columns: int | None = None,
 ) -> Retrieved:
     """One frame of the latest version as a JPEG or PNG image."""
     (version,) = instance_versions_list(partition=partition, study=study, series=series, instance=instance)
+    return _rendered(version, frame_number=frame_number, media_type=media_type, quality=quality, window=window,
+                     rows=rows, columns=columns)  # fmt: skip
+
+
+def _rendered(
+    version: StoredVersion,
+    *,
+    frame_number: int,
+    media_type: str,
+    quality: int,
+    window: Window | None,
+    rows: int | None,
+    columns: int | None,
+) -> Retrieved:
     limit = settings.DICOM_MAX_TRANSCODE_BYTES
     if version.file_size > limit:
         raise NotAcceptable(f"Requested DICOM instance size is above the supported limit of {limit} for rendering.")
     with blob_open(name=version.blob_name) as fileobj:
-        image = frame_render(fileobj, frame_number=frame_number, media_type=media_type, quality=quality)
+        image = frame_render(
+            fileobj, frame_number=frame_number, media_type=media_type, quality=quality, window=window, rows=rows,
+            columns=columns,
+        )  # fmt: skip
     return Retrieved(image, media_type)
+
+
+@dataclass(frozen=True)
+class WadoUriRequest:
+    """What a WADO-URI request (PS3.18 §9.1) asks of one instance; `content_type` None = the standard's default."""
+
+    content_type: str | None
+    transfer_syntax: str  # for application/dicom: "*" = as stored
+    frame_number: int = 1
+    rows: int | None = None
+    columns: int | None = None
+    window: Window | None = None
+    quality: int = 100
+
+
+def wado_uri_retrieve(
+    *, partition: Partition, study: str, series: str, instance: str, request: WadoUriRequest
+) -> Retrieved:
+    """The instance as DICOM, or one frame of it as an image; without contentType an image when it has pixels."""
+    (version,) = instance_versions_list(partition=partition, study=study, series=series, instance=instance)
+    content_type = request.content_type or ("image/jpeg" if version.number_of_frames > 0 else DICOM)
+    if content_type == DICOM:
+        return instances_retrieve(
+            partition=partition, study=study, series=series, instance=instance,
+            negotiated=Negotiated(False, DICOM, request.transfer_syntax), original=False,
+        )  # fmt: skip
+    if version.number_of_frames == 0:
+        raise NotAcceptable(f"The instance has no pixel data to render as {content_type}; ask for application/dicom.")
+    return _rendered(
+        version, frame_number=request.frame_number, media_type=content_type, quality=request.quality,
+        window=request.window, rows=request.rows, columns=request.columns,
+    )  # fmt: skip

@@ -14,6 +14,7 @@ from studies.views.search import (
     StudyInstancesSearchView,
     StudySeriesSearchView,
 )
+from studies.views.wado_uri import WadoUriView
 
 STUDY = "studies/<seg:study>"
 SERIES = f"{STUDY}/series/<seg:series>"
@@ -36,4 +37,6 @@ urlpatterns = [
     path(f"{STUDY}/series", StudySeriesSearchView.as_view()),
     path(f"{STUDY}/instances", StudyInstancesSearchView.as_view()),
     path(f"{SERIES}/instances", SeriesInstancesSearchView.as_view()),
+    # WADO-URI (PS3.18 §9.1)
+    path("wado", WadoUriView.as_view()),
 ]

@@ -101,6 +101,7 @@ CREATES = NotApplicable("STOW stores into the route's partition, whatever else h
 ASYNC = NotApplicable("the UIDs are in the body; the operation reports studies it cannot find")
 BODY_UIDS = NotApplicable("no UID in the path; malformed body UIDs are pinned in the route's own tests")
 NO_UIDS = NotApplicable("no UID segment")
+QUERY_UIDS = NotApplicable("the UIDs are query parameters; malformed ones are pinned in tests/test_wado_uri.py")
 GLOBAL = NotApplicable("served at the base URL only (see test_global_routes_are_not_under_a_partition)")
 UNSCOPED = NotApplicable("not partition-scoped: one resource for the whole server")
 JSON_ANSWER = NotApplicable(
@@ -111,6 +112,7 @@ STUDY = "studies/{study}"
 SERIES = f"{STUDY}/series/{{series}}"
 INSTANCE = f"{SERIES}/instances/{{instance}}"
 IN_STUDY = "StudyInstanceUID={study}"
+WADO_URI = "requestType=WADO&studyUID={study}&seriesUID={series}&objectUID={instance}&contentType=application/dicom"
 
 ROUTES = [
     # method, path, partitioned, bad Accept, bob asks for alice's UIDs, no partition, malformed UID
@@ -130,6 +132,8 @@ ROUTES = [
         "GET", f"{INSTANCE}/frames/{{frame}}/rendered", True, NOT_ACCEPTABLE, NO_INSTANCE, NO_PARTITION,
         MALFORMED_UIDS,
     ),
+    # WADO-URI: the UIDs are query parameters
+    Route("GET", "wado", True, NOT_ACCEPTABLE, NO_INSTANCE, NO_PARTITION, QUERY_UIDS, query=WADO_URI),
     # DELETE
     Route("DELETE", STUDY, True, NO_BODY, NO_STUDY, NO_PARTITION, MALFORMED_UIDS),
     Route("DELETE", SERIES, True, NO_BODY, NO_SERIES, NO_PARTITION, MALFORMED_UIDS),

@@ -130,7 +130,27 @@ def test_overlapping_identifiers_copy_each_instance_once(client, root):
     study, series, sop = uids_of(data)
     operation = run_export(post_export(client, export_body([f"{study}/{series}/{sop}", study, study], root)))
     assert (operation.results["exported"], operation.results["skipped"]) == (1, 0)
-    assert operation.parameters["identifiers"] == [study]
+    assert operation.parameters["identifiers"] == [f"{study}/{series}/{sop}", study]
+    assert error_lines(root / operation.pk.hex) == []
+
+
+def test_a_missing_series_or_instance_under_an_exported_study_is_still_reported(client, root):
+    data = dicom_bytes()
+    store(data)
+    study, series, sop = uids_of(data)
+    missing = [f"{study}/{generate_uid()}", f"{study}/{series}/{generate_uid()}"]
+    identifiers = [study, missing[0], f"{study}/{series}", missing[1], f"{study}/{series}/{sop}"]
+
+    operation = run_export(post_export(client, export_body(identifiers, root)))
+
+    folder = root / operation.pk.hex
+    assert result_path(folder, data).read_bytes() == data
+    assert [(line["identifier"], line["error"]) for line in error_lines(folder)] == [
+        (missing[0], "The specified series cannot be found."),
+        (missing[1], "The specified instance cannot be found."),
+    ]
+    assert (operation.results["exported"], operation.results["skipped"]) == (1, 2)
+    assert operation.status == OperationStatus.SUCCEEDED
 
 
 def test_property_names_are_case_insensitive_and_sources_is_accepted(client, root):

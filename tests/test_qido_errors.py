@@ -220,7 +220,8 @@ def test_limit_offset_and_fuzzymatching_values(client, resource) -> None:  # noq
 
 
 @pytest.mark.parametrize("resource", RESOURCES)
-@pytest.mark.parametrize("accept", [None, "application/dicom", "text/html", "application/dicom+json+x", "image/*"])
+# No Accept header at all is `*/*` (tests/test_missing_accept.py).
+@pytest.mark.parametrize("accept", ["application/dicom", "text/html", "application/dicom+json+x", "image/*"])
 def test_unacceptable_accept_is_406(client, resource, accept) -> None:  # noqa: ANN001
     response = search(client, RESOURCES[resource], accept=accept)
     assert response.status_code == 406

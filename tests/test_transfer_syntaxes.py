@@ -34,3 +34,13 @@ def test_uncompressed_is_what_pydicom_calls_not_encapsulated():
 def test_native_little_endian_is_uncompressed_little_endian_and_not_deflated():
     expected = {uid for uid in UNCOMPRESSED if UID(uid).is_little_endian and not UID(uid).is_deflated}
     assert NATIVE_LITTLE_ENDIAN == expected
+
+
+def test_frame_media_types_name_encapsulated_syntaxes_each_once():
+    from studies.dicom.transfer_syntaxes import FRAME_MEDIA_TYPES
+
+    syntaxes = [uid for uids in FRAME_MEDIA_TYPES.values() for uid in uids]
+    assert len(syntaxes) == len(set(syntaxes))
+    assert all(UID(uid).is_transfer_syntax and UID(uid).is_encapsulated for uid in syntaxes)
+    assert FRAME_MEDIA_TYPES["image/jpeg"][0] == "1.2.840.10008.1.2.4.50"  # PS3.18's default for the type
+    assert FRAME_MEDIA_TYPES["image/jp2"][0] == "1.2.840.10008.1.2.4.90"

@@ -84,9 +84,10 @@ def accept_parse(headers: list[str]) -> list[MediaType]:
 
 
 def accept_headers(request: object) -> list[str]:
+    """The request's Accept header; a request without one accepts anything (RFC 9110 §12.5.1)."""
     meta = getattr(request, "META", {})
     value = meta.get("HTTP_ACCEPT")
-    return [value] if value is not None else []
+    return [value] if value is not None else ["*/*"]
 
 
 def accepts_dicom_json(request: object) -> bool:

@@ -137,10 +137,18 @@ class _Export:
         logger.warning("export %s: cannot read %s: %s", self.operation.pk, current.blob_name, failure)
         raise _Skipped("The stored file of the instance could not be read.")
 
-    def run(self, identifiers: tuple[Identifier, ...]) -> None:
+    def run(self, specification: ExportSpecification) -> None:
         progress = self.progress
+        identifiers = specification.identifiers
         for index in range(progress.index, len(identifiers)):
             identifier = identifiers[index]
+            if specification.covered(identifier):
+                # Copied with the broader identifier; only a missing one is reported.
+                progress.index = index + 1
+                if export_instances_count(partition=self.partition, identifier=identifier) == 0:
+                    self.not_found(identifier)
+                    self.save()
+                continue
             found = progress.after is not None
             for version in export_versions_iter(partition=self.partition, identifier=identifier, after=progress.after):
                 found = True
@@ -159,10 +167,13 @@ class _Export:
                 if skipped or progress.done % CHECKPOINT_EVERY == 0:
                     self.save()
             if not found:
-                self.sink.error_append(_error_line(str(identifier), _not_found_message(identifier)))
-                progress.skipped += 1
+                self.not_found(identifier)
             progress.index, progress.after = index + 1, None
             self.save()
+
+    def not_found(self, identifier: Identifier) -> None:
+        self.sink.error_append(_error_line(str(identifier), _not_found_message(identifier)))
+        self.progress.skipped += 1
 
 
 def export_execute(run: OperationRun) -> OperationStatus:
@@ -179,12 +190,13 @@ def export_execute(run: OperationRun) -> OperationStatus:
         total = sum(
             export_instances_count(partition=operation.partition, identifier=identifier)
             for identifier in specification.identifiers
+            if not specification.covered(identifier)
         )
         progress = _Progress(total=total)
     export = _Export(run=run, sink=sink, progress=progress)
     export.save()
     try:
-        export.run(specification.identifiers)
+        export.run(specification)
     except DestinationUnavailable:
         export.save(flush=False)  # keep the counts of what was copied before it broke
         raise

@@ -46,6 +46,11 @@ class ExportSpecification:
     identifiers: tuple[Identifier, ...]
     destination: Destination
 
+    def covered(self, identifier: Identifier) -> bool:
+        """Whether a broader identifier of this export includes `identifier`: it is copied with that one."""
+        present = {str(other) for other in self.identifiers}
+        return any(ancestor in present for ancestor in identifier.ancestors())
+
     def parameters(self) -> dict[str, Any]:
         return {
             "identifiers": [str(identifier) for identifier in self.identifiers],
@@ -78,17 +83,9 @@ def _identifiers_parse(values: Any) -> tuple[Identifier, ...]:
             identifiers.append(identifier_parse(value))
         except ApplicationError as exc:
             raise FieldInvalid(f"{VALUES}[{index}]", f"'{value}': {exc.message}") from None
-    return _without_overlaps(identifiers)
-
-
-def _without_overlaps(identifiers: list[Identifier]) -> tuple[Identifier, ...]:
-    """Drop repeats and identifiers inside a broader one, so each instance is copied once."""
-    present = {str(identifier) for identifier in identifiers}
-    kept: dict[str, Identifier] = {}
-    for identifier in identifiers:
-        if not any(ancestor in present for ancestor in identifier.ancestors()):
-            kept.setdefault(str(identifier), identifier)
-    return tuple(kept.values())
+    # Repeats are dropped; an identifier inside a broader one stays, so that it is still
+    # reported when it does not exist (`ExportSpecification.covered`).
+    return tuple({str(identifier): identifier for identifier in identifiers}.values())
 
 
 def _source_parse(value: Any) -> tuple[Identifier, ...]:

@@ -38,7 +38,7 @@ def frames_read(
     limit: int,
 ) -> tuple[list[bytes], str]:
     """The requested frames and the transfer syntax they are in."""
-    original = target == "*" or transfer_syntax_uid == ELE
+    original = target in ("*", transfer_syntax_uid) or transfer_syntax_uid == ELE
     native = transfer_syntax_uid in NATIVE_LITTLE_ENDIAN
     if frame_index_text and (original or native):
         return frames_from_index(fileobj, frame_index_text, numbers), (ELE if native else transfer_syntax_uid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from typing import IO
 
 import numpy as np
@@ -15,25 +16,64 @@ from dicomsvc.errors import FrameNotFound, NotAcceptable
 RENDER_ERROR = "An error was encountered when attempting to convert the dicom file into an image"
 
 
-def _to_8bit(ds: pydicom.Dataset, frame: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class Window:
+    """A VOI window a request names (WADO-URI windowCenter/windowWidth), in modality values."""
+
+    center: float
+    width: float
+
+
+def _windowed(values: np.ndarray, window: Window) -> np.ndarray:
+    """The LINEAR VOI function of PS3.3 C.11.2.1.2.1, onto 0..255."""
+    center, width = window.center - 0.5, window.width - 1.0
+    if width <= 0:
+        return np.where(values <= center, 0.0, 255.0)
+    return ((values - center) / width + 0.5) * 255.0
+
+
+def _to_8bit(ds: pydicom.Dataset, frame: np.ndarray, window: Window | None) -> np.ndarray:
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     if frame.ndim == 3:  # colour: pydicom already converted YBR to RGB
         if frame.dtype != np.uint8:
             frame = (frame.astype(np.float64) * 255.0 / max(float(frame.max()), 1.0)).astype(np.uint8)
         return frame
     values = apply_modality_lut(frame, ds)
-    if "WindowCenter" in ds or "VOILUTSequence" in ds:
-        values = apply_voi_lut(values, ds)
-    values = values.astype(np.float64)
-    low, high = float(values.min()), float(values.max())
-    scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+    if window is not None:
+        scaled = _windowed(values.astype(np.float64), window)
+    else:
+        if "WindowCenter" in ds or "VOILUTSequence" in ds:
+            values = apply_voi_lut(values, ds)
+        values = values.astype(np.float64)
+        low, high = float(values.min()), float(values.max())
+        scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
     if photometric == "MONOCHROME1":
         scaled = 255.0 - scaled
     return scaled.clip(0, 255).astype(np.uint8)
 
 
-def frame_render(fileobj: IO[bytes], *, frame_number: int, media_type: str, quality: int) -> bytes:
-    """Frame `frame_number` (1-based) as `image/jpeg` or `image/png` bytes."""
+def _fitted(image: Image.Image, rows: int | None, columns: int | None) -> Image.Image:
+    """The image scaled, aspect kept, to fit `rows` x `columns` (either may be absent)."""
+    if rows is None and columns is None:
+        return image
+    scale = min(limit / size for limit, size in ((rows, image.height), (columns, image.width)) if limit is not None)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)
+
+
+def frame_render(
+    fileobj: IO[bytes],
+    *,
+    frame_number: int,
+    media_type: str,
+    quality: int,
+    window: Window | None = None,
+    rows: int | None = None,
+    columns: int | None = None,
+) -> bytes:
+    """Frame `frame_number` (1-based) as `image/jpeg` or `image/png` bytes.
+
+    `window` replaces the file's own VOI; `rows`/`columns` bound the image's size (WADO-URI)."""
     fileobj.seek(0)
     try:
         ds = pydicom.dcmread(fileobj)
@@ -47,7 +87,7 @@ def frame_render(fileobj: IO[bytes], *, frame_number: int, media_type: str, qual
     try:
         pixels = ds.pixel_array
         frame = pixels[frame_number - 1] if frames > 1 else pixels
-        image = Image.fromarray(_to_8bit(ds, frame))
+        image = _fitted(Image.fromarray(_to_8bit(ds, frame, window)), rows, columns)
         out = io.BytesIO()
         if media_type == "image/png":
             image.save(out, format="PNG")

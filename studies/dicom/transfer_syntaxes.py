@@ -6,11 +6,26 @@
 from __future__ import annotations
 
 from pydicom.uid import (
+    HTJ2K,
+    JPEG2000,
+    JPEG2000MC,
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
+    HTJ2KLossless,
+    HTJ2KLosslessRPCL,
     ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEG2000MCLossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
     JPIPHTJ2KReferencedDeflate,
+    RLELossless,
     UncompressedTransferSyntaxes,
 )
 
@@ -29,3 +44,19 @@ UNCOMPRESSED = frozenset(str(uid) for uid in UncompressedTransferSyntaxes)
 # Native pixel data, little endian, at known positions in the stored file: a frame is served
 # as stored, whatever the target syntax, since its bytes are those of Explicit VR Little Endian.
 NATIVE_LITTLE_ENDIAN = frozenset({EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN})
+
+# The media types a frame in a compressed syntax is served as, and the syntaxes each carries, its
+# default first (PS3.18 Table 8.7.3-5): a frame goes out as stored, never re-encoded.
+FRAME_MEDIA_TYPES: dict[str, tuple[str, ...]] = {
+    "image/jpeg": tuple(str(uid) for uid in (JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLosslessSV1, JPEGLossless)),
+    "image/jls": (str(JPEGLSLossless), str(JPEGLSNearLossless)),
+    "image/jp2": (str(JPEG2000Lossless), str(JPEG2000)),
+    "image/jpx": (str(JPEG2000MCLossless), str(JPEG2000MC)),
+    "image/jphc": (str(HTJ2KLossless), str(HTJ2KLosslessRPCL), str(HTJ2K)),
+    "image/x-dicom-rle": (str(RLELossless),),
+}
+
+
+def is_transfer_syntax(uid: str) -> bool:
+    """Whether `uid` names a transfer syntax pydicom knows."""
+    return UID(uid).is_transfer_syntax

@@ -104,13 +104,13 @@ class FramesView(PartitionedView):
     def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
         study, series, instance = route_instance_uids(kwargs)
         numbers = parse_frames(kwargs["frames"])
-        negotiated = negotiate_frames(accept_headers(request), frame_count=len(numbers))
+        offers = negotiate_frames(accept_headers(request), frame_count=len(numbers))
         result = frames_retrieve(
             partition=self.partition,
             study=study,
             series=series,
             instance=instance,
             numbers=numbers,
-            negotiated=negotiated,
+            offers=offers,
         )
         return retrieved_response(result)
