@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.contrib import admin
-from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import reverse
@@ -19,6 +18,7 @@ from django.utils.safestring import SafeString
 from changefeed.models import ChangeFeedEntry, ChangeState
 from changefeed.selectors import changefeed_queryset, changefeed_state_q
 from changefeed.wire import entry_json_text
+from dicomsvc.admin_tools import list_error
 from partitions.admin_tools import PartitionedTableAdmin
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ class TimeRangeFilter(admin.ListFilter):
     def __init__(self, request: HttpRequest, params: dict[str, list[str]], model: Any, model_admin: Any) -> None:
         super().__init__(request, params, model, model_admin)
         self.bounds: dict[str, dt.datetime] = {}
+        self.errors: list[str] = []
         for name in self.names:
             if name not in params:
                 continue
@@ -60,8 +61,9 @@ class TimeRangeFilter(admin.ListFilter):
                 continue
             try:
                 value = dt.datetime.fromisoformat(raw)
-            except ValueError as exc:
-                raise IncorrectLookupParameters(f"{name}: {exc}") from exc
+            except ValueError:
+                self.errors.append(f"'{raw}' is not a time for {name} (ISO 8601, e.g. 2024-03-01T10:00).")
+                continue
             self.bounds[name] = value if value.tzinfo else timezone.make_aware(value, dt.UTC)
 
     def has_output(self) -> bool:
@@ -71,6 +73,10 @@ class TimeRangeFilter(admin.ListFilter):
         return list(self.names)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[ChangeFeedEntry]) -> QuerySet[ChangeFeedEntry]:
+        if self.errors:
+            for error in self.errors:
+                list_error(request, f"Invalid filter: {error}")
+            return queryset.none()
         if "since" in self.bounds:
             queryset = queryset.filter(timestamp__gte=self.bounds["since"])
         if "until" in self.bounds:

@@ -8,6 +8,9 @@
   exactly everywhere) that a subclass can scope so composite indexes serve it
   (`partitions.admin_tools.PartitionedTableAdmin`: the (partition, uid) indexes).
 - `ReadOnlyAdmin`: DICOM data is changed through the API and its services only.
+
+A filter or page the list cannot show is said on the page (an error message above an empty
+list, the filters kept), never answered with Django's redirect to `?e=1` and the whole list.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-from django.contrib import admin
-from django.contrib.admin.views.main import ChangeList
+from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import PAGE_VAR, ChangeList
 from django.core.paginator import Page, Paginator
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
@@ -49,6 +53,10 @@ class NoCountPaginator(Paginator):
     def has_more(self) -> bool:
         return len(self._rows) > self.per_page
 
+    @property
+    def has_rows(self) -> bool:
+        return bool(self._rows)
+
     def page(self, number: Any) -> Page:
         number = self.validate_number(number)
         if number != self.page_number:
@@ -58,20 +66,48 @@ class NoCountPaginator(Paginator):
         return page
 
 
+def list_error(request: HttpRequest, message: str) -> None:
+    """Say on the list's page why it shows nothing."""
+    messages.error(request, message)
+
+
 class NoCountChangeList(ChangeList):
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet[Any]:
+        try:
+            return super().get_queryset(request, exclude_parameters)
+        except IncorrectLookupParameters as exc:
+            list_error(request, f"Invalid filter: {exc}" if str(exc) else "Invalid filter.")
+            # Filters that failed before being built are shown as none.
+            for name, empty in (("filter_specs", []), ("has_filters", False), ("has_active_filters", True)):
+                if getattr(self, name, None) is None:
+                    setattr(self, name, empty)
+            self.clear_all_filters_qs = "?"
+            return self.root_queryset.none()
+
     def get_results(self, request: HttpRequest) -> None:
+        raw = request.GET.get(PAGE_VAR, "1")
+        if _page_number(request) is None:
+            list_error(request, f"Invalid page number '{raw}'.")
+            self.queryset = self.queryset.none()
         super().get_results(request)
+        paginator = self.paginator
+        if paginator.page_number > 1 and not paginator.has_rows:
+            list_error(request, f"There is no page {paginator.page_number} of this list: it ends before it.")
+            self.result_list = []
+            return
         # Django re-runs the whole query when everything fits on one page; the paginator
         # has read those rows already.
-        if not self.multi_page and self.paginator.page_number == 1:
-            self.result_list = self.paginator.page(1).object_list
+        if not self.multi_page and paginator.page_number == 1:
+            self.result_list = paginator.page(1).object_list
 
 
-def _page_number(request: HttpRequest) -> int:
+def _page_number(request: HttpRequest) -> int | None:
+    """The requested page (1 when none is asked for); None when `p` is not a page number."""
     try:
-        return int(request.GET.get("p", 1))
+        number = int(request.GET.get(PAGE_VAR, 1))
     except ValueError:
-        return 1
+        return None
+    return number if number >= 1 else None
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -106,7 +142,7 @@ class LargeTableAdmin(ReadOnlyAdmin):
 
     def get_paginator(self, request: HttpRequest, queryset: Any, per_page: int, orphans: int = 0,
                       allow_empty_first_page: bool = True) -> Paginator:
-        return NoCountPaginator(queryset, per_page, page_number=_page_number(request))
+        return NoCountPaginator(queryset, per_page, page_number=_page_number(request) or 1)
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return NoCountChangeList

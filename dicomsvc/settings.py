@@ -15,6 +15,7 @@ from dicomsvc.env import (
     env_int,
     env_list,
     env_str,
+    env_template,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -212,6 +213,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The admin's "Open in viewer" link (e.g. an OHIF deployment); empty: no link.
+DICOM_VIEWER_URL = env_template(
+    "DICOM_VIEWER_URL", "", fields=("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = False
 

@@ -208,12 +208,13 @@ def instance_render(
     frame_number: int,
     media_type: str,
     quality: int,
+    window: tuple[float, float] | None = None,
 ) -> Retrieved:
-    """One frame of the latest version as a JPEG or PNG image."""
+    """One frame of the latest version as a JPEG or PNG image (`window`: center and width)."""
     (version,) = instance_versions_list(partition=partition, study=study, series=series, instance=instance)
     limit = settings.DICOM_MAX_TRANSCODE_BYTES
     if version.file_size > limit:
         raise NotAcceptable(f"Requested DICOM instance size is above the supported limit of {limit} for rendering.")
     with blob_open(name=version.blob_name) as fileobj:
-        image = frame_render(fileobj, frame_number=frame_number, media_type=media_type, quality=quality)
+        image = frame_render(fileobj, frame_number=frame_number, media_type=media_type, quality=quality, window=window)
     return Retrieved(image, media_type)
