@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from changefeed.models import ChangeFeedEntry, ChangeState
+from changefeed.models import ChangeAction, ChangeFeedEntry, ChangeState
 from changefeed.selectors import changefeed_queryset, changefeed_state_q
 from changefeed.wire import entry_json_text
 from dicomsvc.admin_tools import list_error
@@ -158,14 +158,23 @@ class ChangeFeedEntryAdmin(PartitionedTableAdmin):
 
     @admin.display(description="Instance")
     def instance_link(self, entry: Any) -> SafeString | str:
-        if entry.live_instance_id is None:
-            return "—"
-        url = reverse("admin:studies_instance_change", args=[entry.live_instance_id])
-        return format_html('<a href="{}">view instance</a>', url)
+        instance = "—"
+        if entry.live_instance_id is not None:
+            url = reverse("admin:studies_instance_change", args=[entry.live_instance_id])
+            instance = format_html('<a href="{}">view instance</a>', url)
+        return format_html("{}{}", instance, self.operation_link(entry))
+
+    @staticmethod
+    def operation_link(entry: Any) -> SafeString:
+        """An update entry links to the bulk update that wrote it (found when followed)."""
+        if entry.action != ChangeAction.UPDATE:
+            return SafeString("")
+        url = reverse("admin:operations_operation_for_change", args=[entry.sequence])
+        return format_html('<br><a href="{}">view operation</a>', url)
 
     @admin.display(description="Instance")
-    def instance_state(self, entry: Any) -> str:
-        return "stored" if entry.live_instance_id is not None else "—"
+    def instance_state(self, entry: Any) -> SafeString:
+        return format_html("{}{}", "stored" if entry.live_instance_id is not None else "—", self.operation_link(entry))
 
     @admin.action(description="Export these entries as JSON lines")
     def export_json_lines(self, request: HttpRequest, queryset: QuerySet[AnnotatedEntry]) -> StreamingHttpResponse:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -113,6 +113,9 @@ def _page_number(request: HttpRequest) -> int | None:
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Viewable by staff with the `view_` permission; nobody adds, changes or deletes here."""
 
+    # Nothing is edited, so the History button would always open an empty page.
+    change_form_template = "admin/readonly_change_form.html"
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -136,7 +139,7 @@ class LargeTableAdmin(ReadOnlyAdmin):
     show_facets = admin.ShowFacets.NEVER
     list_max_show_all = 0
     list_per_page = 50
-    sortable_by = ()
+    sortable_by: ClassVar[list[str] | tuple[str, ...] | None] = ()
     uid_search_fields: Sequence[str] = ()
     related_search: dict[str, tuple[type[Model], Sequence[str]]] = {}
 

@@ -227,6 +227,7 @@ DJANGO_SUPERUSER_EMAIL = env_str("DJANGO_SUPERUSER_EMAIL", "")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"denied_without_traceback": {"()": "dicomsvc.logfilters.permission_denied_without_traceback"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["denied_without_traceback"]}},
     "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO").upper()},
 }

@@ -39,12 +39,17 @@ class _Pipe:
     def flush(self) -> None:
         """Nothing is buffered beyond `take`."""
 
+    def close(self) -> None:
+        """The archive's bytes are taken with `take`; nothing to release."""
+
     def take(self) -> bytes:
         data, self._parts = b"".join(self._parts), []
         return data
 
 
-def _versions_after(*, partition: Partition, study: str, series: str | None, after: int) -> list[tuple[int, StoredVersion]]:
+def _versions_after(
+    *, partition: Partition, study: str, series: str | None, after: int
+) -> list[tuple[int, StoredVersion]]:
     rows = (
         Instance.objects.filter(instance_scope(partition=partition, study=study, series=series), pk__gt=after)
         .order_by("pk")
@@ -72,7 +77,7 @@ def _member_chunks(archive: zipfile.ZipFile, pipe: _Pipe, version: StoredVersion
 async def study_archive_stream(*, partition: Partition, study: str, series: str | None = None) -> AsyncIterator[bytes]:
     """The ZIP of a partition's visible instances of a study (or one of its series), as chunks."""
     pipe = _Pipe()
-    archive = zipfile.ZipFile(pipe, mode="w", allowZip64=True)  # type: ignore[arg-type]  # write() is all it needs
+    archive = zipfile.ZipFile(pipe, mode="w", allowZip64=True)
     fetch = sync_to_async(partial(_versions_after, partition=partition, study=study, series=series))
     after = 0
     while batch := await fetch(after=after):

@@ -98,7 +98,8 @@ class StudyAdmin(DownloadMixin, PartitionedTableAdmin):
 
     @admin.display(description="Patient")
     def patient(self, study: Study) -> SafeString:
-        return format_html('<a href="{}">{}</a>', change_url("study", study.pk), person_name(study.patient_name) or EMPTY)
+        name = person_name(study.patient_name) or EMPTY
+        return format_html('<a href="{}">{}</a>', change_url("study", study.pk), name)
 
     @admin.display(description="Birth date")
     def birth_date(self, study: Study) -> str:

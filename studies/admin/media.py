@@ -13,7 +13,13 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotModified, StreamingHttpResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseNotModified,
+    StreamingHttpResponse,
+)
 from django.urls import reverse
 from django.utils.html import escape
 
