@@ -25,7 +25,12 @@ from pydicom.datadict import keyword_for_tag
 from changefeed.models import ChangeFeedEntry
 from dicomsvc.admin_tools import LargeTableAdmin
 from operations.models import ACTIVE_STATUSES, Operation, OperationStatus
-from operations.selectors import operation_error_lines, operation_for_change, operation_study_links
+from operations.selectors import (
+    operation_error_lines,
+    operation_failure_reason,
+    operation_for_change,
+    operation_study_links,
+)
 
 # Seconds between reloads of a running operation's page.
 REFRESH_SECONDS = 5
@@ -148,8 +153,7 @@ class OperationAdmin(LargeTableAdmin):
     def reason(self, operation: Operation) -> str:
         if operation.status != OperationStatus.FAILED:
             return ""
-        errors = [*(operation.errors or []), *((operation.results or {}).get("errors") or [])]
-        first = str(errors[0]) if errors else "—"
+        first = operation_failure_reason(operation=operation) or "—"
         return first if len(first) <= 120 else first[:119] + "…"
 
     @admin.display(description="Errors")

@@ -42,13 +42,20 @@ def operations_active_list(*, limit: int) -> list[Operation]:
     )
 
 
-def operations_failed_recently_list(*, within: dt.timedelta, limit: int) -> list[Operation]:
-    """Operations that failed within `within`, newest first (the dashboard)."""
-    return list(
+def operation_failure_reason(*, operation: Operation) -> str:
+    """The first reason a failed operation gives (the runner's, else the first per-study error)."""
+    errors = [*(operation.errors or []), *((operation.results or {}).get("errors") or [])]
+    return str(errors[0]) if errors else ""
+
+
+def operations_failed_recently_list(*, within: dt.timedelta, limit: int) -> list[tuple[Operation, str]]:
+    """Operations that failed within `within`, newest first, each with its reason (the dashboard)."""
+    operations = (
         Operation.objects.select_related("partition")
         .filter(status=OperationStatus.FAILED, last_updated_time__gte=timezone.now() - within)
         .order_by("-last_updated_time")[:limit]
     )
+    return [(operation, operation_failure_reason(operation=operation)) for operation in operations]
 
 
 def operation_error_lines(*, operation: Operation) -> list[str]:

@@ -82,7 +82,7 @@ class InstanceAdmin(PartitionedTableAdmin):
 
     def get_urls(self) -> list[Any]:
         download = self.admin_site.admin_view(self.download_view)
-        rendered = self.admin_site.admin_view(self.rendered_view)
+        rendered = self.admin_site.admin_view(self.rendered_view, cacheable=True)
         return [
             path("<int:pk>/download/", download, name="studies_instance_download"),
             path("<int:pk>/rendered/", rendered, name="studies_instance_rendered"),
