@@ -121,9 +121,9 @@ class ChangeFeedEntryAdmin(PartitionedTableAdmin):
     actions = ["export_json_lines"]
     fields = (
         "sequence", "timestamp", "action", "state_badge", "partition", "study_instance_uid",
-        "series_instance_uid", "sop_instance_uid", "watermark", "instance_link",
+        "series_instance_uid", "sop_instance_uid", "version", "instance_link",
     )
-    readonly_fields = ("state_badge", "instance_link", "instance_state")
+    readonly_fields = ("state_badge", "version", "instance_link", "instance_state")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ChangeFeedEntry]:
         return changefeed_queryset()
@@ -150,6 +150,14 @@ class ChangeFeedEntryAdmin(PartitionedTableAdmin):
         return format_html(
             '<span class="uid">{}<br>{}<br>{}</span>',
             entry.study_instance_uid, entry.series_instance_uid, entry.sop_instance_uid,
+        )
+
+    @admin.display(description="Version")
+    def version(self, entry: ChangeFeedEntry) -> SafeString:
+        return format_html(
+            '{} <span class="help">The watermark of the version this entry describes: a server-wide '
+            "number given to every stored or updated file (a higher number is a later version).</span>",
+            entry.watermark,
         )
 
     @admin.display(description="State")

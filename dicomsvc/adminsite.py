@@ -46,4 +46,5 @@ class DicomAdminSite(admin.AdminSite):
         if user.has_perm("changefeed.view_changefeedentry"):
             context["feed_entries"] = list(changefeed_queryset().order_by("-sequence")[:DASHBOARD_FEED_ENTRIES])
             context["can_view_instances"] = user.has_perm("studies.view_instance")
+            context["can_view_operations"] = user.has_perm("operations.view_operation")
         return super().index(request, extra_context={**context, **(extra_context or {})})

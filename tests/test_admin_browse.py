@@ -17,7 +17,6 @@ import zipfile
 import pydicom
 import pytest
 from asgiref.sync import async_to_sync
-from django.contrib.auth.models import Group, User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -29,34 +28,15 @@ from changefeed.models import ChangeAction, ChangeFeedEntry
 from operations.models import Operation, OperationStatus, OperationType
 from studies.blobstore import blob_name, blob_open
 from studies.models import Instance, Study
-from tests.helpers import dicom_bytes, response_bytes, store, study_files, update
+from tests.helpers import admin_login, admin_page, dicom_bytes, response_bytes, store, study_files, update
 
 pytestmark = pytest.mark.django_db
 
 
-def login(username: str, *, superuser: bool = False, group: str | None = None) -> Client:
-    user = User.objects.create_user(username, password="pw", is_staff=True, is_superuser=superuser)
-    if group:
-        user.groups.add(Group.objects.get(name=group))
-    client = Client()
-    client.force_login(user)
-    return client
 
 
-@pytest.fixture
-def alice() -> Client:
-    return login("alice", superuser=True)
 
 
-@pytest.fixture
-def carol() -> Client:
-    return login("carol", group="Operations")
-
-
-def page(client: Client, url: str) -> str:
-    response = client.get(url)
-    assert response.status_code == 200, (url, response.status_code)
-    return response.content.decode()
 
 
 def cells(html: str, field: str) -> list[str]:
@@ -80,7 +60,7 @@ def test_study_list_reads_like_a_worklist(alice):
     files = study_files(3, PatientName="DOE^JOHN", PatientID="P-1", PatientBirthDate="19700102",
                         StudyDate="20240305", AccessionNumber="ACC-9", StudyDescription="CT CHEST")
     (first, *_) = store(*files)
-    html = page(alice, STUDY_LIST)
+    html = admin_page(alice, STUDY_LIST)
     assert cells(html, "patient") == ["DOE, JOHN"]
     assert cells(html, "patient_id") == ["P-1"]
     assert cells(html, "birth_date") == ["1970-01-02"]
@@ -97,17 +77,17 @@ def test_study_list_reads_like_a_worklist(alice):
     # Sortable by study date, newest first on request.
     assert 'href="?o=3"' in html  # the study date column (the only sortable one)
     store(*study_files(1, PatientName="ROE^RICHARD", StudyDate="20250101"))
-    assert cells(page(alice, f"{STUDY_LIST}?o=-3"), "patient") == ["ROE, RICHARD", "DOE, JOHN"]
-    assert cells(page(alice, f"{STUDY_LIST}?o=3"), "patient") == ["DOE, JOHN", "ROE, RICHARD"]
+    assert cells(admin_page(alice, f"{STUDY_LIST}?o=-3"), "patient") == ["ROE, RICHARD", "DOE, JOHN"]
+    assert cells(admin_page(alice, f"{STUDY_LIST}?o=3"), "patient") == ["DOE, JOHN", "ROE, RICHARD"]
 
 
 def test_series_and_instance_lists_name_what_they_show(alice):
     (instance,) = store(dicom_bytes(SeriesNumber=7, SeriesDescription="AXIAL", BodyPartExamined="CHEST"))
-    html = page(alice, reverse("admin:studies_series_changelist"))
+    html = admin_page(alice, reverse("admin:studies_series_changelist"))
     assert cells(html, "modality_link") == ["CT"]
     assert cells(html, "number") == ["7"] and cells(html, "description") == ["AXIAL"]
     assert cells(html, "body_part") == ["CHEST"] and cells(html, "instance_count") == ["1"]
-    html = page(alice, reverse("admin:studies_instance_changelist"))
+    html = admin_page(alice, reverse("admin:studies_instance_changelist"))
     assert cells(html, "sop_class") == ["CT Image Storage"]
     assert cells(html, "transfer_syntax") == ["Explicit VR Little Endian"]
     assert cells(html, "frames") == ["1"]
@@ -123,7 +103,7 @@ def test_each_list_runs_the_same_queries_for_two_rows_as_for_eight(alice, model)
 
     def queries() -> list[str]:
         with CaptureQueriesContext(connection) as captured:
-            page(alice, url)
+            admin_page(alice, url)
         return [query["sql"] for query in captured.captured_queries]
 
     def add(count: int) -> None:
@@ -158,10 +138,10 @@ def test_patient_name_search_is_qidos_fuzzy_match_through_the_search_service(ali
     (jane,) = store(dicom_bytes(PatientName="DOE^JANE", PatientID="B"))
     (other,) = store(dicom_bytes(PatientName="JOHNSON^DOERTE", PatientID="C"))
 
-    html = page(alice, f"{STUDY_LIST}?patient_name=jo+doe")
+    html = admin_page(alice, f"{STUDY_LIST}?patient_name=jo+doe")
     assert cells(html, "patient_id") == ["C", "A"]  # every word starts a word of the name, any order
     assert calls and all(call["query"].fuzzy for call in calls)
-    html = page(alice, f"{STUDY_LIST}?patient_name=doe+ja")
+    html = admin_page(alice, f"{STUDY_LIST}?patient_name=doe+ja")
     assert cells(html, "patient_id") == ["B"]
     # The same answer as QIDO's fuzzy matching gives.
     qido = Client().get("/v2/studies?PatientName=doe%20ja&fuzzymatching=true",
@@ -174,13 +154,13 @@ def test_patient_name_search_is_qidos_fuzzy_match_through_the_search_service(ali
 def test_search_by_id_accession_dates_modality_and_partition(alice):
     store(dicom_bytes(PatientID="X1", AccessionNumber="AC1", StudyDate="20240110", Modality="MR"))
     store(dicom_bytes(PatientID="X2", AccessionNumber="AC2", StudyDate="20240220", Modality="CT"))
-    assert cells(page(alice, f"{STUDY_LIST}?patient_id=X2"), "patient_id") == ["X2"]
-    assert cells(page(alice, f"{STUDY_LIST}?accession=ac1"), "patient_id") == ["X1"]
-    assert cells(page(alice, f"{STUDY_LIST}?date_from=2024-02-01"), "patient_id") == ["X2"]
-    assert cells(page(alice, f"{STUDY_LIST}?date_to=2024-01-31"), "patient_id") == ["X1"]
-    assert cells(page(alice, f"{STUDY_LIST}?modality=MR"), "patient_id") == ["X1"]
-    assert cells(page(alice, f"{STUDY_LIST}?modality=MR&partition__partition_key__exact=1"), "patient_id") == ["X1"]
-    assert cells(page(alice, f"{STUDY_LIST}?modality=MR&partition__partition_key__exact=999"), "patient_id") == []
+    assert cells(admin_page(alice, f"{STUDY_LIST}?patient_id=X2"), "patient_id") == ["X2"]
+    assert cells(admin_page(alice, f"{STUDY_LIST}?accession=ac1"), "patient_id") == ["X1"]
+    assert cells(admin_page(alice, f"{STUDY_LIST}?date_from=2024-02-01"), "patient_id") == ["X2"]
+    assert cells(admin_page(alice, f"{STUDY_LIST}?date_to=2024-01-31"), "patient_id") == ["X1"]
+    assert cells(admin_page(alice, f"{STUDY_LIST}?modality=MR"), "patient_id") == ["X1"]
+    assert cells(admin_page(alice, f"{STUDY_LIST}?modality=MR&partition__partition_key__exact=1"), "patient_id") == ["X1"]
+    assert cells(admin_page(alice, f"{STUDY_LIST}?modality=MR&partition__partition_key__exact=999"), "patient_id") == []
 
 
 # --- invalid filters and pages ------------------------------------------------------------
@@ -188,19 +168,19 @@ def test_search_by_id_accession_dates_modality_and_partition(alice):
 
 def test_invalid_filters_and_pages_are_said_on_the_page(alice):
     store(*study_files(3))
-    html = page(alice, f"{STUDY_LIST}?date_from=yesterday")
+    html = admin_page(alice, f"{STUDY_LIST}?date_from=yesterday")
     assert "Invalid search: &#x27;yesterday&#x27; is not a date for Study date from" in html
     assert cells(html, "patient_id") == [] and 'name="date_from" value="yesterday"' in html
-    html = page(alice, f"{STUDY_LIST}?date_from=2024-03-01&date_to=2024-01-01")
+    html = admin_page(alice, f"{STUDY_LIST}?date_from=2024-03-01&date_to=2024-01-01")
     assert "Invalid search: Invalid query: specified range" in html and cells(html, "patient") == []
-    html = page(alice, f"{STUDY_LIST}?p=2")
+    html = admin_page(alice, f"{STUDY_LIST}?p=2")
     assert "There is no page 2 of this list" in html and cells(html, "patient") == []
-    html = page(alice, f"{STUDY_LIST}?p=two")
+    html = admin_page(alice, f"{STUDY_LIST}?p=two")
     assert "Invalid page number &#x27;two&#x27;." in html and cells(html, "patient") == []
-    html = page(alice, f"{reverse('admin:studies_instance_changelist')}?status__exact=abc")
+    html = admin_page(alice, f"{reverse('admin:studies_instance_changelist')}?status__exact=abc")
     assert "Invalid filter" in html and cells(html, "number") == []
     feed = reverse("admin:changefeed_changefeedentry_changelist")
-    html = page(alice, f"{feed}?p=2")
+    html = admin_page(alice, f"{feed}?p=2")
     assert "There is no page 2 of this list" in html
 
 
@@ -221,7 +201,7 @@ def test_thumbnails_render_stored_transfer_syntaxes_and_are_cached_by_etag(alice
     assert again.status_code == 304 and again.content == b""
     # The study, series and instance pages all show it, lazily.
     for model, pk in (("study", instance.study_id), ("series", instance.series_id)):
-        html = page(alice, reverse(f"admin:studies_{model}_change", args=[pk]))
+        html = admin_page(alice, reverse(f"admin:studies_{model}_change", args=[pk]))
         assert f'src="{url}?v={instance.watermark}" loading="lazy"' in html
 
 
@@ -234,7 +214,7 @@ def test_unrenderable_instances_get_a_placeholder_with_the_reason(alice):
         assert response.status_code == 200 and response["Content-Type"] == "image/svg+xml"
         assert f"<title>{reason}" in response.content.decode()
         assert "no-store" in response["Cache-Control"]
-    html = page(alice, reverse("admin:studies_instance_change", args=[no_pixels.pk]))
+    html = admin_page(alice, reverse("admin:studies_instance_change", args=[no_pixels.pk]))
     assert "This instance has no pixel data." in html
 
 
@@ -243,7 +223,7 @@ def test_frame_viewer_has_a_slider_and_the_datasets_window_presets(alice):
     data = dicom_bytes(NumberOfFrames=3, PixelData=ds.PixelData * 3, WindowCenter=[40, 300],
                        WindowWidth=[400, 1500], WindowCenterWidthExplanation=["SOFT", "BONE"])
     (instance,) = store(data)
-    html = page(alice, reverse("admin:studies_instance_change", args=[instance.pk]))
+    html = admin_page(alice, reverse("admin:studies_instance_change", args=[instance.pk]))
     assert 'class="frame-slider" min="1" max="3"' in html
     assert 'data-center="40.0" data-width="400.0"' in html and ">BONE</button>" in html
     url = reverse("admin:studies_instance_rendered", args=[instance.pk])
@@ -258,9 +238,9 @@ def test_frame_viewer_has_a_slider_and_the_datasets_window_presets(alice):
 def test_open_in_viewer_link_comes_from_the_template(alice, settings):
     (instance,) = store()
     study_page = reverse("admin:studies_study_change", args=[instance.study_id])
-    assert "Open in viewer" not in page(alice, study_page)
+    assert "Open in viewer" not in admin_page(alice, study_page)
     settings.DICOM_VIEWER_URL = "https://ohif.example/viewer?StudyInstanceUIDs={StudyInstanceUID}"
-    html = page(alice, study_page)
+    html = admin_page(alice, study_page)
     assert f'href="https://ohif.example/viewer?StudyInstanceUIDs={instance.study_instance_uid}"' in html
 
 
@@ -330,7 +310,7 @@ def test_failed_operation_page_says_where_and_why(carol, tmp_path, settings):
         results={"exported": 2, "skipped": 1, "errorHref": log.as_uri()},
         errors=["The export destination cannot be written: disk full"],
     )
-    html = page(carol, reverse("admin:operations_operation_change", args=[operation.pk]))
+    html = admin_page(carol, reverse("admin:operations_operation_change", args=[operation.pk]))
     assert "failed at 40 %" in html
     assert "<li>The export destination cannot be written: disk full</li>" in html
     assert "The study cannot be found." in html  # the errors.log line, inline
@@ -341,7 +321,7 @@ def test_failed_operation_page_says_where_and_why(carol, tmp_path, settings):
     assert api["status"] == "failed" and api["percentComplete"] == 40
     assert api["results"]["errors"] == ["The export destination cannot be written: disk full"]
 
-    dashboard = page(carol, reverse("admin:index"))
+    dashboard = admin_page(carol, reverse("admin:index"))
     assert "failed at 40 %" in dashboard and "disk full" in dashboard
 
 
@@ -353,10 +333,10 @@ def test_running_operation_page_refreshes_and_shows_tag_keywords(carol):
         parameters={"studyInstanceUids": [instance.study_instance_uid],
                     "changeDataset": {"00100010": {"vr": "PN", "Value": [{"Alphabetic": "NEW^NAME"}]}}},
     )
-    html = page(carol, reverse("admin:operations_operation_change", args=[operation.pk]))
+    html = admin_page(carol, reverse("admin:operations_operation_change", args=[operation.pk]))
     assert '<meta http-equiv="refresh" content="5">' in html
     assert "<td>PatientName</td>" in html and "so far" in html
-    assert page(carol, reverse("admin:index")).count(f"{operation.pk.hex[:8]}…</a>") == 1
+    assert admin_page(carol, reverse("admin:index")).count(f"{operation.pk.hex[:8]}…</a>") == 1
 
 
 def test_feed_update_entry_links_to_its_instance_and_operation(alice):
@@ -368,7 +348,7 @@ def test_feed_update_entry_links_to_its_instance_and_operation(alice):
     updated = update(instance, **{"00100020": "NEW"})
     entry = ChangeFeedEntry.objects.get(action=ChangeAction.UPDATE)
     Operation.objects.filter(pk=operation.pk).update(created_time=entry.timestamp, last_updated_time=entry.timestamp)
-    html = page(alice, reverse("admin:changefeed_changefeedentry_changelist"))
+    html = admin_page(alice, reverse("admin:changefeed_changefeedentry_changelist"))
     assert reverse("admin:studies_instance_change", args=[updated.pk]) in html
     link = reverse("admin:operations_operation_for_change", args=[entry.sequence])
     assert link in html
@@ -381,7 +361,7 @@ def test_feed_update_entry_links_to_its_instance_and_operation(alice):
 
 
 def test_forbidden_page_is_styled_and_logged_without_traceback(caplog):
-    dave = login("dave")
+    dave = admin_login("dave")
     with caplog.at_level(logging.WARNING, logger="django.request"):
         response = dave.get(STUDY_LIST)
     assert response.status_code == 403
@@ -396,14 +376,14 @@ def test_forbidden_page_is_styled_and_logged_without_traceback(caplog):
 
 def test_no_view_site_no_empty_history_and_watermark_explained(alice):
     (instance,) = store()
-    html = page(alice, reverse("admin:studies_instance_change", args=[instance.pk]))
+    html = admin_page(alice, reverse("admin:studies_instance_change", args=[instance.pk]))
     assert "View site" not in html and "historylink" not in html
     assert "The watermark: a server-wide number" in html
 
 
 def test_attribute_table_shows_at_values_as_tags_and_can_be_filtered(alice):
     (instance,) = store(dicom_bytes(FrameIncrementPointer=0x00181063))
-    html = page(alice, reverse("admin:studies_instance_change", args=[instance.pk]))
+    html = admin_page(alice, reverse("admin:studies_instance_change", args=[instance.pk]))
     assert "(0018,1063) FrameTime" in html
     assert 'class="attribute-filter"' in html and 'class="sequences-toggle"' in html
     assert Study.objects.count() == 1
