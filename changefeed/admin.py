@@ -136,9 +136,10 @@ class ChangeFeedEntryAdmin(PartitionedTableAdmin):
 
     @staticmethod
     def _linkable(request: HttpRequest, names: Any) -> tuple[str, ...]:
-        """Links to instances only for staff who may open them (not the Operations group)."""
+        """Links to studies, series and instances only for staff who may open them (not the
+        Operations group)."""
         if request.user.has_perm("studies.view_instance"):
-            return tuple(names)
+            return tuple("uid_links" if name == "uids" else name for name in names)
         return tuple("instance_state" if name == "instance_link" else name for name in names)
 
     @admin.display(description="Time (UTC)")
@@ -151,6 +152,16 @@ class ChangeFeedEntryAdmin(PartitionedTableAdmin):
             '<span class="uid">{}<br>{}<br>{}</span>',
             entry.study_instance_uid, entry.series_instance_uid, entry.sop_instance_uid,
         )
+
+    @admin.display(description="Study / series / SOP instance UID")
+    def uid_links(self, entry: ChangeFeedEntry) -> SafeString:
+        """Each UID links to its list searched for it (the exact-UID search, index-backed)."""
+        links = [
+            format_html('<a href="{}?q={}">{}</a>', reverse(f"admin:studies_{model}_changelist"), uid, uid)
+            for model, uid in (("study", entry.study_instance_uid), ("series", entry.series_instance_uid),
+                               ("instance", entry.sop_instance_uid))
+        ]
+        return format_html('<span class="uid">{}<br>{}<br>{}</span>', *links)
 
     @admin.display(description="Version")
     def version(self, entry: ChangeFeedEntry) -> SafeString:

@@ -4,8 +4,10 @@ Chromium or chromedriver is installed."""
 
 from __future__ import annotations
 
+import io
 import shutil
 import urllib.request
+import zipfile
 
 import pytest
 from django.contrib.auth.models import User
@@ -85,6 +87,15 @@ def test_administrator_finds_a_patient_sees_the_image_and_opens_an_operation(tmp
             driver.execute_script("arguments[0].scrollIntoView()", image)
             wait.until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image))
             assert driver.execute_script("return arguments[0].naturalWidth", image) == 128
+
+            # The study's ZIP, streamed by the real ASGI server, holds its one file.
+            link = driver.find_element(By.LINK_TEXT, "Download ZIP").get_attribute("href")
+            cookie = driver.get_cookie("sessionid")["value"]
+            request = urllib.request.Request(link, headers={"Cookie": f"sessionid={cookie}"})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                assert response.headers["Content-Type"] == "application/zip"
+                names = zipfile.ZipFile(io.BytesIO(response.read())).namelist()
+            assert len(names) == 1 and names[0].endswith(".dcm")
 
             # No list scrolls sideways at 1400 px.
             for model in ("studies/series", "studies/instance", "changefeed/changefeedentry",
