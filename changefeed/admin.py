@@ -18,7 +18,7 @@ from django.utils.safestring import SafeString
 from changefeed.models import ChangeAction, ChangeFeedEntry, ChangeState
 from changefeed.selectors import changefeed_queryset, changefeed_state_q
 from changefeed.wire import entry_json_text
-from dicomsvc.admin_tools import list_error
+from dicomsvc.admin_tools import WATERMARK_HELP, explained, list_error
 from partitions.admin_tools import PartitionedTableAdmin
 
 if TYPE_CHECKING:
@@ -165,11 +165,7 @@ class ChangeFeedEntryAdmin(PartitionedTableAdmin):
 
     @admin.display(description="Version")
     def version(self, entry: ChangeFeedEntry) -> SafeString:
-        return format_html(
-            '{} <span class="help">The watermark of the version this entry describes: a server-wide '
-            "number given to every stored or updated file (a higher number is a later version).</span>",
-            entry.watermark,
-        )
+        return explained(entry.watermark, WATERMARK_HELP)
 
     @admin.display(description="State")
     def state_badge(self, entry: Any) -> SafeString:

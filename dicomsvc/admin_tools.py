@@ -25,6 +25,8 @@ from django.contrib.admin.views.main import PAGE_VAR, ChangeList
 from django.core.paginator import Page, Paginator
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 # Matches per searched-for value that a search resolves through a related table.
 SEARCH_RESOLVE_LIMIT = 1000
@@ -64,6 +66,18 @@ class NoCountPaginator(Paginator):
         # Django documents `_get_page` as the hook that builds a Page; django-stubs omits it.
         page: Page = self._get_page(self._rows[: self.per_page], number, self)  # type: ignore[attr-defined]
         return page
+
+
+# What a "watermark" is, for the admin pages that show one.
+WATERMARK_HELP = (
+    "The watermark: a server-wide number given to every stored or updated file. It names the file on disk "
+    "and appears in the change feed; a higher number is a later version."
+)
+
+
+def explained(value: object, help_text: str) -> SafeString:
+    """A value with a short explanation under it."""
+    return format_html('{} <span class="help">{}</span>', value, help_text)
 
 
 def list_error(request: HttpRequest, message: str) -> None:

@@ -13,6 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from dicomsvc.admin_tools import WATERMARK_HELP, explained
 from dicomsvc.api.streaming import file_chunks
 from partitions.admin_tools import PartitionedTableAdmin
 from studies.admin.display import (
@@ -179,19 +180,14 @@ class InstanceAdmin(PartitionedTableAdmin):
 
     @admin.display(description="Version")
     def version(self, instance: Instance) -> SafeString:
-        return format_html(
-            '{} <span class="help">The watermark: a server-wide number given to every stored or updated file. '
-            "It names the file on disk and appears in the change feed; a higher number is a later version.</span>",
-            instance.watermark,
-        )
+        return explained(instance.watermark, WATERMARK_HELP)
 
     @admin.display(description="Original version")
     def original_version(self, instance: Instance) -> SafeString | str:
         if instance.original_watermark is None:
             return "— (never updated)"
-        return format_html(
-            '{} <span class="help">The version first stored, kept when a bulk update changed the instance.</span>',
-            instance.original_watermark,
+        return explained(
+            instance.original_watermark, "The version first stored, kept when a bulk update changed the instance."
         )
 
     @admin.display(description="Stored file")
