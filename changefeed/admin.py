@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.contrib import admin
-from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import reverse
@@ -16,9 +15,10 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from changefeed.models import ChangeFeedEntry, ChangeState
+from changefeed.models import ChangeAction, ChangeFeedEntry, ChangeState
 from changefeed.selectors import changefeed_queryset, changefeed_state_q
 from changefeed.wire import entry_json_text
+from dicomsvc.admin_tools import WATERMARK_HELP, explained, list_error
 from partitions.admin_tools import PartitionedTableAdmin
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ class TimeRangeFilter(admin.ListFilter):
     def __init__(self, request: HttpRequest, params: dict[str, list[str]], model: Any, model_admin: Any) -> None:
         super().__init__(request, params, model, model_admin)
         self.bounds: dict[str, dt.datetime] = {}
+        self.errors: list[str] = []
         for name in self.names:
             if name not in params:
                 continue
@@ -60,8 +61,9 @@ class TimeRangeFilter(admin.ListFilter):
                 continue
             try:
                 value = dt.datetime.fromisoformat(raw)
-            except ValueError as exc:
-                raise IncorrectLookupParameters(f"{name}: {exc}") from exc
+            except ValueError:
+                self.errors.append(f"'{raw}' is not a time for {name} (ISO 8601, e.g. 2024-03-01T10:00).")
+                continue
             self.bounds[name] = value if value.tzinfo else timezone.make_aware(value, dt.UTC)
 
     def has_output(self) -> bool:
@@ -71,6 +73,10 @@ class TimeRangeFilter(admin.ListFilter):
         return list(self.names)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[ChangeFeedEntry]) -> QuerySet[ChangeFeedEntry]:
+        if self.errors:
+            for error in self.errors:
+                list_error(request, f"Invalid filter: {error}")
+            return queryset.none()
         if "since" in self.bounds:
             queryset = queryset.filter(timestamp__gte=self.bounds["since"])
         if "until" in self.bounds:
@@ -115,9 +121,9 @@ class ChangeFeedEntryAdmin(PartitionedTableAdmin):
     actions = ["export_json_lines"]
     fields = (
         "sequence", "timestamp", "action", "state_badge", "partition", "study_instance_uid",
-        "series_instance_uid", "sop_instance_uid", "watermark", "instance_link",
+        "series_instance_uid", "sop_instance_uid", "version", "instance_link",
     )
-    readonly_fields = ("state_badge", "instance_link", "instance_state")
+    readonly_fields = ("state_badge", "version", "instance_link", "instance_state")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ChangeFeedEntry]:
         return changefeed_queryset()
@@ -130,9 +136,10 @@ class ChangeFeedEntryAdmin(PartitionedTableAdmin):
 
     @staticmethod
     def _linkable(request: HttpRequest, names: Any) -> tuple[str, ...]:
-        """Links to instances only for staff who may open them (not the Operations group)."""
+        """Links to studies, series and instances only for staff who may open them (not the
+        Operations group)."""
         if request.user.has_perm("studies.view_instance"):
-            return tuple(names)
+            return tuple("uid_links" if name == "uids" else name for name in names)
         return tuple("instance_state" if name == "instance_link" else name for name in names)
 
     @admin.display(description="Time (UTC)")
@@ -146,20 +153,43 @@ class ChangeFeedEntryAdmin(PartitionedTableAdmin):
             entry.study_instance_uid, entry.series_instance_uid, entry.sop_instance_uid,
         )
 
+    @admin.display(description="Study / series / SOP instance UID")
+    def uid_links(self, entry: ChangeFeedEntry) -> SafeString:
+        """Each UID links to its list searched for it (the exact-UID search, index-backed)."""
+        links = [
+            format_html('<a href="{}?q={}">{}</a>', reverse(f"admin:studies_{model}_changelist"), uid, uid)
+            for model, uid in (("study", entry.study_instance_uid), ("series", entry.series_instance_uid),
+                               ("instance", entry.sop_instance_uid))
+        ]
+        return format_html('<span class="uid">{}<br>{}<br>{}</span>', *links)
+
+    @admin.display(description="Version")
+    def version(self, entry: ChangeFeedEntry) -> SafeString:
+        return explained(entry.watermark, WATERMARK_HELP)
+
     @admin.display(description="State")
     def state_badge(self, entry: Any) -> SafeString:
         return format_html('<span class="feed-state feed-state-{}">{}</span>', entry.state, entry.state)
 
     @admin.display(description="Instance")
     def instance_link(self, entry: Any) -> SafeString | str:
-        if entry.live_instance_id is None:
-            return "—"
-        url = reverse("admin:studies_instance_change", args=[entry.live_instance_id])
-        return format_html('<a href="{}">view instance</a>', url)
+        instance = "—"
+        if entry.live_instance_id is not None:
+            url = reverse("admin:studies_instance_change", args=[entry.live_instance_id])
+            instance = format_html('<a href="{}">view instance</a>', url)
+        return format_html("{}{}", instance, self.operation_link(entry))
+
+    @staticmethod
+    def operation_link(entry: Any) -> SafeString:
+        """An update entry links to the bulk update that wrote it (found when followed)."""
+        if entry.action != ChangeAction.UPDATE:
+            return SafeString("")
+        url = reverse("admin:operations_operation_for_change", args=[entry.sequence])
+        return format_html('<br><a href="{}">view operation</a>', url)
 
     @admin.display(description="Instance")
-    def instance_state(self, entry: Any) -> str:
-        return "stored" if entry.live_instance_id is not None else "—"
+    def instance_state(self, entry: Any) -> SafeString:
+        return format_html("{}{}", "stored" if entry.live_instance_id is not None else "—", self.operation_link(entry))
 
     @admin.action(description="Export these entries as JSON lines")
     def export_json_lines(self, request: HttpRequest, queryset: QuerySet[AnnotatedEntry]) -> StreamingHttpResponse:

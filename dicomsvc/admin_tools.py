@@ -8,19 +8,25 @@
   exactly everywhere) that a subclass can scope so composite indexes serve it
   (`partitions.admin_tools.PartitionedTableAdmin`: the (partition, uid) indexes).
 - `ReadOnlyAdmin`: DICOM data is changed through the API and its services only.
+
+A filter or page the list cannot show is said on the page (an error message above an empty
+list, the filters kept), never answered with Django's redirect to `?e=1` and the whole list.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
-from django.contrib import admin
-from django.contrib.admin.views.main import ChangeList
+from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import PAGE_VAR, ChangeList
 from django.core.paginator import Page, Paginator
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 # Matches per searched-for value that a search resolves through a related table.
 SEARCH_RESOLVE_LIMIT = 1000
@@ -49,6 +55,10 @@ class NoCountPaginator(Paginator):
     def has_more(self) -> bool:
         return len(self._rows) > self.per_page
 
+    @property
+    def has_rows(self) -> bool:
+        return bool(self._rows)
+
     def page(self, number: Any) -> Page:
         number = self.validate_number(number)
         if number != self.page_number:
@@ -58,24 +68,67 @@ class NoCountPaginator(Paginator):
         return page
 
 
+# What a "watermark" is, for the admin pages that show one.
+WATERMARK_HELP = (
+    "The watermark: a server-wide number given to every stored or updated file. It names the file on disk "
+    "and appears in the change feed; a higher number is a later version."
+)
+
+
+def explained(value: object, help_text: str) -> SafeString:
+    """A value with a short explanation under it."""
+    return format_html('{} <span class="help">{}</span>', value, help_text)
+
+
+def list_error(request: HttpRequest, message: str) -> None:
+    """Say on the list's page why it shows nothing."""
+    messages.error(request, message)
+
+
 class NoCountChangeList(ChangeList):
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet[Any]:
+        try:
+            return super().get_queryset(request, exclude_parameters)
+        except IncorrectLookupParameters as exc:
+            list_error(request, f"Invalid filter: {exc}" if str(exc) else "Invalid filter.")
+            # Filters that failed before being built are shown as none.
+            for name, empty in (("filter_specs", []), ("has_filters", False), ("has_active_filters", True)):
+                if getattr(self, name, None) is None:
+                    setattr(self, name, empty)
+            self.clear_all_filters_qs = "?"
+            return self.root_queryset.none()
+
     def get_results(self, request: HttpRequest) -> None:
+        raw = request.GET.get(PAGE_VAR, "1")
+        if _page_number(request) is None:
+            list_error(request, f"Invalid page number '{raw}'.")
+            self.queryset = self.queryset.none()
         super().get_results(request)
+        paginator = self.paginator
+        if paginator.page_number > 1 and not paginator.has_rows:
+            list_error(request, f"There is no page {paginator.page_number} of this list: it ends before it.")
+            self.result_list = []
+            return
         # Django re-runs the whole query when everything fits on one page; the paginator
         # has read those rows already.
-        if not self.multi_page and self.paginator.page_number == 1:
-            self.result_list = self.paginator.page(1).object_list
+        if not self.multi_page and paginator.page_number == 1:
+            self.result_list = paginator.page(1).object_list
 
 
-def _page_number(request: HttpRequest) -> int:
+def _page_number(request: HttpRequest) -> int | None:
+    """The requested page (1 when none is asked for); None when `p` is not a page number."""
     try:
-        return int(request.GET.get("p", 1))
+        number = int(request.GET.get(PAGE_VAR, 1))
     except ValueError:
-        return 1
+        return None
+    return number if number >= 1 else None
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Viewable by staff with the `view_` permission; nobody adds, changes or deletes here."""
+
+    # Nothing is edited, so the History button would always open an empty page.
+    change_form_template = "admin/readonly_change_form.html"
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -100,13 +153,13 @@ class LargeTableAdmin(ReadOnlyAdmin):
     show_facets = admin.ShowFacets.NEVER
     list_max_show_all = 0
     list_per_page = 50
-    sortable_by = ()
+    sortable_by: ClassVar[list[str] | tuple[str, ...] | None] = ()
     uid_search_fields: Sequence[str] = ()
     related_search: dict[str, tuple[type[Model], Sequence[str]]] = {}
 
     def get_paginator(self, request: HttpRequest, queryset: Any, per_page: int, orphans: int = 0,
                       allow_empty_first_page: bool = True) -> Paginator:
-        return NoCountPaginator(queryset, per_page, page_number=_page_number(request))
+        return NoCountPaginator(queryset, per_page, page_number=_page_number(request) or 1)
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return NoCountChangeList

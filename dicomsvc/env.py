@@ -83,6 +83,16 @@ def env_origins(name: str) -> list[str]:
     return origins
 
 
+def env_template(name: str, default: str, *, fields: tuple[str, ...]) -> str:
+    """A `str.format` template (e.g. a URL) that may name only `fields`, each as `{field}`."""
+    value = env_str(name, default)
+    try:
+        value.format(**dict.fromkeys(fields, ""))
+    except (KeyError, IndexError, ValueError) as exc:
+        raise SettingError(f"{name}: may use only {', '.join('{' + f + '}' for f in fields)}, got {value!r}") from exc
+    return value
+
+
 def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     value = env_str(name, default).lower()
     if value not in choices:

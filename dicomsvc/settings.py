@@ -16,6 +16,7 @@ from dicomsvc.env import (
     env_list,
     env_origins,
     env_str,
+    env_template,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -241,6 +242,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The admin's "Open in viewer" link (e.g. an OHIF deployment); empty: no link.
+DICOM_VIEWER_URL = env_template(
+    "DICOM_VIEWER_URL", "", fields=("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = False
 
@@ -251,6 +256,7 @@ DJANGO_SUPERUSER_EMAIL = env_str("DJANGO_SUPERUSER_EMAIL", "")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"denied_without_traceback": {"()": "dicomsvc.logfilters.permission_denied_without_traceback"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["denied_without_traceback"]}},
     "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO").upper()},
 }

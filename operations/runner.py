@@ -90,7 +90,9 @@ def operation_run(*, operation_id: Any) -> RunResult:
 def _finish(run: OperationRun, status: OperationStatus, error: str | None = None) -> None:
     now = timezone.now()
     fields: dict[str, Any] = {"status": status, "last_updated_time": now, "heartbeat_time": now, "lease": None}
-    if status in (OperationStatus.SUCCEEDED, OperationStatus.FAILED):
+    # A failed run keeps the progress it reached ("failed at 40 %"); a bulk update that
+    # processed every study and reports failures per study has reached 100 by itself.
+    if status == OperationStatus.SUCCEEDED:
         fields["percent_complete"] = 100
     if error is not None:
         fields["errors"] = [*run.operation.errors, error]

@@ -22,6 +22,17 @@ def operation_reference(*, version_segment: str, operation: Operation) -> dict[s
     return {"id": operation.pk.hex, "href": operation_url(version_segment=version_segment, operation_id=operation.pk)}
 
 
+def _results(operation: Operation) -> dict[str, Any] | None:
+    """`results`, with why a failed operation failed in `errors` (the bulk update's per-study
+    errors are there already; a run that stopped adds its reason)."""
+    if operation.status != OperationStatus.FAILED or not operation.errors:
+        return operation.results
+    results = dict(operation.results or {})
+    errors = list(results.get("errors") or [])
+    results["errors"] = errors + [error for error in operation.errors if error not in errors]
+    return results
+
+
 def operation_json(operation: Operation, *, api_version: int) -> dict[str, Any]:
     status = operation.status
     if status == OperationStatus.SUCCEEDED and api_version < 2:
@@ -34,6 +45,6 @@ def operation_json(operation: Operation, *, api_version: int) -> dict[str, Any]:
         "status": status,
         "percentComplete": operation.percent_complete,
         "resources": operation.resources,
-        "results": operation.results,
+        "results": _results(operation),
     }
     return {key: value for key, value in body.items() if value is not None}

@@ -229,7 +229,7 @@ def instance_render(
     rows: int | None = None,
     columns: int | None = None,
 ) -> Retrieved:
-    """One frame of the latest version as a JPEG or PNG image."""
+    """One frame of the latest version as a JPEG or PNG image (`window`: center and width)."""
     (version,) = instance_versions_list(partition=partition, study=study, series=series, instance=instance)
     return _rendered(version, frame_number=frame_number, media_type=media_type, quality=quality, window=window,
                      rows=rows, columns=columns)  # fmt: skip

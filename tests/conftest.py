@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 from django.core.files.storage import storages
+from django.test import Client
 from rest_framework.test import APIClient
 
 from partitions.selectors import partition_get
+from tests.helpers import admin_login
 
 
 @pytest.fixture(autouse=True)
@@ -65,3 +67,30 @@ def full_collections() -> Iterator[list[str]]:
         gc.callbacks.remove(record)
         if enabled:
             gc.enable()
+
+
+# Admin personas: alice is a superuser, bob in "DICOM administrators", carol in "Operations",
+# dave is staff without a group, eve is not staff.
+@pytest.fixture
+def alice() -> Client:
+    return admin_login("alice", superuser=True)
+
+
+@pytest.fixture
+def bob() -> Client:
+    return admin_login("bob", group="DICOM administrators")
+
+
+@pytest.fixture
+def carol() -> Client:
+    return admin_login("carol", group="Operations")
+
+
+@pytest.fixture
+def dave() -> Client:
+    return admin_login("dave")
+
+
+@pytest.fixture
+def eve() -> Client:
+    return admin_login("eve", staff=False)

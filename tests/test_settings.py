@@ -25,7 +25,7 @@ def _settings_read_by_code() -> set[str]:
     for path in ROOT.glob("**/*.py"):
         if ".venv" in path.parts or "tests" in path.parts:
             continue
-        names |= set(re.findall(r'env_(?:str|int|bool|list|choice|origins)\(\s*"([A-Z0-9_]+)"', path.read_text()))
+        names |= set(re.findall(r'env_(?:str|int|bool|list|choice|origins|template)\(\s*"([A-Z0-9_]+)"', path.read_text()))
     return names
 
 

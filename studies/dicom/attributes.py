@@ -28,13 +28,24 @@ def _keyword(tag: int) -> str:
     return keyword_for_tag(tag) or "(unknown)"
 
 
+def _tag_text(value: Any) -> str:
+    try:
+        tag = int(str(value), 16)
+    except ValueError:
+        return str(value)
+    return f"{tag_label(tag)} {_keyword(tag)}"
+
+
 def _value_text(vr: str, element: dict[str, Any]) -> str:
     if "InlineBinary" in element:
         return f"(binary, {len(element['InlineBinary']) * 3 // 4} bytes)"
     if "BulkDataURI" in element:
         return f"(bulk data at {element['BulkDataURI']})"
     values = element.get("Value", [])
-    if vr == "PN":
+    if vr == "AT":
+        # A tag pointer: shown as the tag it names, with that tag's keyword.
+        texts = [_tag_text(v) for v in values]
+    elif vr == "PN":
         texts = ["=".join(v.get(k, "") for k in ("Alphabetic", "Ideographic", "Phonetic")).rstrip("=") for v in values]
     else:
         texts = ["" if v is None else str(v) for v in values]

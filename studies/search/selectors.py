@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import F, OuterRef, QuerySet, Subquery, TextField, Value
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery, TextField, Value
 from django.db.models.functions import Coalesce, NullIf
 
 from partitions.models import Partition
@@ -58,13 +58,22 @@ def _page(query: SearchQuery, rows: Sequence[Mapping[str, Any]], build: Any) -> 
     return SearchPage(results=results, truncated=len(rows) > query.limit)
 
 
-def study_search(*, partition: Partition, query: SearchQuery) -> SearchPage:
-    """Studies matching the query, newest first."""
-    matches = Study.objects.filter(
+def study_matches_q(*, partition: Partition, query: SearchQuery) -> Q:
+    """The WHERE clause of a study search in one partition: visible studies matching the query.
+
+    QIDO's study search and the admin's study list both filter with it, so a name found by
+    one is found by the other.
+    """
+    return Q(
         conditions_filter(query.conditions, level=Level.STUDY, partition=partition),
         partition=partition,
         num_instances__gt=0,
     )
+
+
+def study_search(*, partition: Partition, query: SearchQuery) -> SearchPage:
+    """Studies matching the query, newest first."""
+    matches = Study.objects.filter(study_matches_q(partition=partition, query=query))
     rows = list(
         Study.objects.filter(pk__in=_window(matches, query, "-pk"))
         .order_by("-pk")
@@ -154,4 +163,4 @@ def instance_search(*, partition: Partition, query: SearchQuery) -> SearchPage:
 
 SEARCHES = {Level.STUDY: study_search, Level.SERIES: series_search, Level.INSTANCE: instance_search}
 
-__all__ = ["SEARCHES", "SearchPage", "instance_search", "series_search", "study_search"]
+__all__ = ["SEARCHES", "SearchPage", "instance_search", "series_search", "study_matches_q", "study_search"]

@@ -13,7 +13,11 @@ from operations.export.destinations.base import (
     SourceStream,
     SourceUnreadable,
 )
-from operations.export.destinations.filesystem import FilesystemDestination, filesystem_destination_parse
+from operations.export.destinations.filesystem import (
+    FilesystemDestination,
+    error_log_tail,
+    filesystem_destination_parse,
+)
 from operations.export.destinations.s3 import S3Destination, s3_destination_parse
 from operations.export.fields import FieldInvalid, object_fields, required_string
 
@@ -25,6 +29,7 @@ __all__ = [
     "SourceUnreadable",
     "destination_from_parameters",
     "destination_parse",
+    "error_log_tail",
 ]
 
 _PARSERS: dict[str, Callable[[Any], Destination]] = {

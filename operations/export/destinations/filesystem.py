@@ -11,6 +11,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 
@@ -21,6 +22,8 @@ from operations.export.fields import FieldInvalid, object_fields, required_strin
 TYPE = "filesystem"
 PATH = "destination.settings.path"
 CHUNK = 1024 * 1024
+# The admin shows the end of an errors.log: at most this many bytes are read.
+ERROR_LOG_TAIL_BYTES = 64 * 1024
 
 
 def _under_root(real: str) -> bool:
@@ -63,6 +66,24 @@ class FilesystemDestination:
                 f"The export path '{self.path}' is no longer under a directory this server exports to."
             )
         return FilesystemSink(directory=os.path.join(real, folder))
+
+
+def error_log_tail(*, href: str, limit: int) -> list[str] | None:
+    """The last `limit` lines of an export's `errors.log` named by its `file://` href, or None
+    when it is not a file under an export root (any more) or cannot be read."""
+    if not href.startswith("file://"):
+        return None
+    real = os.path.realpath(unquote(urlsplit(href).path))
+    if not _under_root(real):
+        return None
+    try:
+        with open(real, "rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - ERROR_LOG_TAIL_BYTES))
+            text = log.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    return [line for line in text.splitlines() if line.strip()][-limit:]
 
 
 def _unavailable(exc: OSError) -> DestinationUnavailable:
