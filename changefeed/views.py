@@ -22,13 +22,15 @@ JSON = "application/json; charset=utf-8"
 METADATA_BATCH = 10
 
 
-async def _entries_stream(entries: list[AnnotatedEntry], *, include_metadata: bool) -> AsyncIterator[bytes]:
+async def _entries_stream(
+    entries: list[AnnotatedEntry], *, include_metadata: bool, base_url: str
+) -> AsyncIterator[bytes]:
     fetch = sync_to_async(changefeed_metadata_map, thread_sensitive=True)
     yield b"["
     for start in range(0, len(entries), METADATA_BATCH):
         batch = entries[start : start + METADATA_BATCH]
         ids = [entry.live_instance_id for entry in batch if entry.live_instance_id is not None]
-        metadata = await fetch(instance_ids=ids) if include_metadata and ids else {}
+        metadata = await fetch(instance_ids=ids, base_url=base_url) if include_metadata and ids else {}
         texts = [
             entry_json_text(
                 entry, metadata=None if entry.live_instance_id is None else metadata.get(entry.live_instance_id)
@@ -46,7 +48,7 @@ class ChangeFeedView(DicomView):
             entries = changefeed_list(offset=query.offset, limit=query.limit)
         else:
             entries = changefeed_window_list(start=query.start, end=query.end, offset=query.offset, limit=query.limit)
-        stream = _entries_stream(entries, include_metadata=query.include_metadata)
+        stream = _entries_stream(entries, include_metadata=query.include_metadata, base_url=self.base_url())
         return StreamingHttpResponse(stream, content_type=JSON)
 
 
@@ -58,5 +60,7 @@ class ChangeFeedLatestView(DicomView):
             return HttpResponse(status=204)
         metadata = None
         if include_metadata and entry.live_instance_id is not None:
-            metadata = changefeed_metadata_map(instance_ids=[entry.live_instance_id]).get(entry.live_instance_id)
+            metadata = changefeed_metadata_map(instance_ids=[entry.live_instance_id], base_url=self.base_url()).get(
+                entry.live_instance_id
+            )
         return HttpResponse(entry_json_text(entry, metadata=metadata), content_type=JSON)

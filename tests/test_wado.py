@@ -160,7 +160,10 @@ def test_metadata_at_three_levels_with_etag(client):
     assert response["Content-Type"] == "application/dicom+json"
     documents = response.json()
     assert {d["00080018"]["Value"][0] for d in documents} == {sop, uids_of(second)[2]}
-    assert all("7FE00010" not in d for d in documents)
+    for document in documents:
+        uid = document["00080018"]["Value"][0]
+        url = f"http://127.0.0.1:8000/v2/studies/{st}/series/{document['0020000E']['Value'][0]}/instances/{uid}"
+        assert document["7FE00010"]["BulkDataURI"] == f"{url}/bulkdata/7FE00010"
     etag = response["ETag"]
     assert etag.endswith("-2")
 

@@ -63,6 +63,7 @@ def computed_elements(
 
 def result_dataset(*, metadata: str | None, keys: list[str], computed: dict[str, dict[str, Any]]) -> dict[str, Any]:
     stored = json_loads_fast(metadata) if metadata else {}
-    out = {key: stored[key] for key in keys if key in stored}
+    # Binary values stay out of search results (their stored BulkDataURIs are relative).
+    out = {key: stored[key] for key in keys if key in stored and "BulkDataURI" not in stored[key]}
     out.update(computed)
     return dict(sorted(out.items()))

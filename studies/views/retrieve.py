@@ -45,7 +45,7 @@ def parse_frames(text: str) -> list[int]:
     return numbers
 
 
-def _wants_original(request: Request) -> bool:
+def wants_original(request: Request) -> bool:
     value: str = request.META.get("HTTP_MSDICOM_REQUEST_ORIGINAL", "")
     return value.strip().lower() == "true"
 
@@ -60,6 +60,8 @@ def retrieved_response(result: Retrieved) -> HttpResponse | StreamingHttpRespons
         response["Content-Length"] = str(result.length)
     if result.etag is not None:
         response["ETag"] = result.etag
+    for name, value in result.headers:
+        response[name] = value
     return response
 
 
@@ -75,7 +77,7 @@ def instances_response(
         series=series,
         instance=instance,
         negotiated=negotiated,
-        original=_wants_original(request),
+        original=wants_original(request),
     )
     return retrieved_response(result)
 
@@ -92,8 +94,9 @@ class MetadataView(PartitionedView):
             study=study,
             series=series,
             instance=instance,
-            original=_wants_original(request),
+            original=wants_original(request),
             if_none_match=request.META.get("HTTP_IF_NONE_MATCH", "").strip().strip('"'),
+            base_url=self.base_url(),
         )
         return retrieved_response(result)
 
