@@ -86,7 +86,8 @@ def changefeed_metadata_map(*, instance_ids: list[int], base_url: str) -> dict[i
     out = {}
     for pk, metadata, partition_name, study, series, sop in rows:
         root = f"{base_url}/partitions/{partition_name}" if settings.DICOM_ENABLE_DATA_PARTITIONS else base_url
-        out[pk] = bulkdata_uris_resolve(metadata, instance_url=f"{root}/studies/{study}/series/{series}/instances/{sop}")
+        instance_url = f"{root}/studies/{study}/series/{series}/instances/{sop}"
+        out[pk] = bulkdata_uris_resolve(metadata, instance_url=instance_url)
     return out
 
 

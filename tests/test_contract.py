@@ -130,6 +130,9 @@ ROUTES = [
         "GET", f"{INSTANCE}/frames/{{frame}}/rendered", True, NOT_ACCEPTABLE, NO_INSTANCE, NO_PARTITION,
         MALFORMED_UIDS,
     ),
+    Route(
+        "GET", f"{INSTANCE}/bulkdata/{{tags}}", True, NOT_ACCEPTABLE, NO_INSTANCE, NO_PARTITION, MALFORMED_UIDS,
+    ),
     # DELETE
     Route("DELETE", STUDY, True, NO_BODY, NO_STUDY, NO_PARTITION, MALFORMED_UIDS),
     Route("DELETE", SERIES, True, NO_BODY, NO_SERIES, NO_PARTITION, MALFORMED_UIDS),
@@ -173,7 +176,7 @@ def world(partitions_on, settings, tmp_path: Path) -> World:  # noqa: ANN001
     settings.DICOM_EXPORT_FILESYSTEM_ROOTS = [str(tmp_path)]
     study, series, instance = uids_of(data)
     values = {
-        "study": study, "series": series, "instance": instance, "frames": "1", "frame": "1",
+        "study": study, "series": series, "instance": instance, "frames": "1", "frame": "1", "tags": "7FE00010",
         "operation_id": operation.pk.hex,
     }
     return World(values=values, export_root=tmp_path)

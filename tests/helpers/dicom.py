@@ -55,6 +55,7 @@ def read(data: bytes) -> pydicom.Dataset:
 
 BIG_OB = 0x00091001  # a private OB above the default bulk data threshold
 SMALL_OB = 0x00091002  # one below it
+BIG_OB_VALUE = bytes(range(256)) * 11 + bytes(range(184))
 
 
 def binary_attributes_bytes(name: str = "CT_small.dcm", *, transfer_syntax: str | None = None) -> bytes:
@@ -62,7 +63,7 @@ def binary_attributes_bytes(name: str = "CT_small.dcm", *, transfer_syntax: str 
     and an Icon Image Sequence whose item holds a 64x64 Pixel Data (fresh UIDs)."""
     ds = read(dicom_bytes(name))
     ds.private_block(0x0009, "ACME", create=True)
-    ds.add_new(BIG_OB, "OB", bytes(range(256)) * 11 + bytes(range(184)))
+    ds.add_new(BIG_OB, "OB", BIG_OB_VALUE)
     ds.add_new(SMALL_OB, "OB", b"0123456789abcdef")
     icon = pydicom.Dataset()
     icon.Rows, icon.Columns, icon.BitsAllocated, icon.BitsStored, icon.HighBit = 64, 64, 8, 8, 7
