@@ -116,7 +116,8 @@ def test_study_level_rejects_single_part_accept(client):
 
 
 def test_undecodable_syntax_is_406_without_star(client):
-    data = dicom_bytes("JPEGLSNearLossless_08.dcm", PatientID="JLS")
+    # 12-bit JPEG Extended that no installed decoder reads (JPEG-LS decodes since pylibjpeg-libjpeg).
+    data = dicom_bytes("JPEG-lossy.dcm", PatientID="JLS")
     store(data)
     response = client.get(instance_url(data), HTTP_ACCEPT="application/dicom")
     assert response.status_code == 406
@@ -279,7 +280,7 @@ def test_metadata_is_json_array_even_for_one_instance(client):
 def test_study_part_that_fails_to_decode_is_served_as_stored(client):
     study = generate_uid()
     ok = dicom_bytes("MR_small_RLE.dcm", StudyInstanceUID=study)
-    odd = dicom_bytes("JPGExtended.dcm", StudyInstanceUID=study, PatientID="X")
+    odd = dicom_bytes("JPEG-lossy.dcm", StudyInstanceUID=study, PatientID="X")  # no decoder reads it
     store(ok, odd)
     response = client.get(f"/v2/studies/{study}", HTTP_ACCEPT='multipart/related; type="application/dicom"')
     assert response.status_code == 200
