@@ -15,6 +15,7 @@ from studies.views.search import (
     StudyInstancesSearchView,
     StudySeriesSearchView,
 )
+from studies.views.thumbnail import ThumbnailView
 
 STUDY = "studies/<seg:study>"
 SERIES = f"{STUDY}/series/<seg:series>"
@@ -32,6 +33,9 @@ urlpatterns = [
     path(f"{INSTANCE}/rendered", RenderedView.as_view()),
     path(f"{INSTANCE}/frames/<seg:frame>/rendered", RenderedView.as_view()),
     path(f"{INSTANCE}/bulkdata/<path:tags>", BulkDataView.as_view()),
+    path(f"{STUDY}/thumbnail", ThumbnailView.as_view()),
+    path(f"{SERIES}/thumbnail", ThumbnailView.as_view()),
+    path(f"{INSTANCE}/thumbnail", ThumbnailView.as_view()),
     # QIDO-RS (GET studies is StudiesView's).
     path("series", SeriesSearchView.as_view()),
     path("instances", InstancesSearchView.as_view()),

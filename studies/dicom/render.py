@@ -32,8 +32,8 @@ def _to_8bit(ds: pydicom.Dataset, frame: np.ndarray) -> np.ndarray:
     return scaled.clip(0, 255).astype(np.uint8)
 
 
-def frame_render(fileobj: IO[bytes], *, frame_number: int, media_type: str, quality: int) -> bytes:
-    """Frame `frame_number` (1-based) as `image/jpeg` or `image/png` bytes."""
+def frame_image(fileobj: IO[bytes], *, frame_number: int) -> Image.Image:
+    """Frame `frame_number` (1-based) as an 8-bit greyscale or RGB image."""
     fileobj.seek(0)
     try:
         ds = pydicom.dcmread(fileobj)
@@ -47,14 +47,27 @@ def frame_render(fileobj: IO[bytes], *, frame_number: int, media_type: str, qual
     try:
         pixels = ds.pixel_array
         frame = pixels[frame_number - 1] if frames > 1 else pixels
-        image = Image.fromarray(_to_8bit(ds, frame))
-        out = io.BytesIO()
+        return Image.fromarray(_to_8bit(ds, frame))
+    except Exception as exc:  # decoders raise many types
+        raise NotAcceptable(RENDER_ERROR) from exc
+
+
+def image_encode(image: Image.Image, *, media_type: str, quality: int) -> bytes:
+    """`image` as `image/jpeg` or `image/png` bytes."""
+    out = io.BytesIO()
+    try:
         if media_type == "image/png":
             image.save(out, format="PNG")
         else:
             image.convert("RGB" if image.mode not in ("L", "RGB") else image.mode).save(
                 out, format="JPEG", quality=quality
             )
-    except Exception as exc:  # decoders raise many types
+    except Exception as exc:
         raise NotAcceptable(RENDER_ERROR) from exc
     return out.getvalue()
+
+
+def frame_render(fileobj: IO[bytes], *, frame_number: int, media_type: str, quality: int) -> bytes:
+    """Frame `frame_number` (1-based) as `image/jpeg` or `image/png` bytes."""
+    image = frame_image(fileobj, frame_number=frame_number)
+    return image_encode(image, media_type=media_type, quality=quality)

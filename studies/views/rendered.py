@@ -16,7 +16,8 @@ from studies.views.retrieve import parse_frames, retrieved_response, route_insta
 QUALITY_ERROR = "Image quality must be between 1 and 100 inclusive"
 
 
-def _media_type(request: Request) -> str:
+def rendered_media_type(request: Request) -> str:
+    """image/jpeg (the default) or image/png, by Accept; 406 for anything else."""
     ranges = accept_parse(accept_headers(request))
     if not ranges:
         return "image/jpeg"
@@ -43,7 +44,7 @@ class RenderedView(PartitionedView):
     def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
         study, series, instance = route_instance_uids(kwargs)
         frame_number = parse_frames(kwargs["frame"])[0] if "frame" in kwargs else 1
-        media_type = _media_type(request)
+        media_type = rendered_media_type(request)
         quality = _quality(request)
         result = instance_render(
             partition=self.partition,
