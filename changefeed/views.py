@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.http import HttpResponse, StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 
 from changefeed.params import feed_query_parse, latest_query_parse
 from changefeed.selectors import changefeed_latest, changefeed_list, changefeed_metadata_map, changefeed_window_list
 from changefeed.wire import entry_json_text
+from dicomsvc.api import openapi
 from dicomsvc.api.views import DicomView
 
 if TYPE_CHECKING:
@@ -42,6 +44,18 @@ async def _entries_stream(
 
 
 class ChangeFeedView(DicomView):
+    @openapi.dicom_schema(
+        "Read the change feed",
+        ok={200: [openapi.JSON]},
+        errors=(400,),
+        query=[
+            OpenApiParameter("offset", int),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("includeMetadata", bool),
+            OpenApiParameter("startTime", description="v2: ISO 8601 date and time"),
+            OpenApiParameter("endTime", description="v2: ISO 8601 date and time"),
+        ],
+    )
     def get(self, request: Request, **kwargs: Any) -> StreamingHttpResponse:
         query = feed_query_parse(request.query_params, api_version=self.api_version)
         if self.api_version < 2:
@@ -53,6 +67,12 @@ class ChangeFeedView(DicomView):
 
 
 class ChangeFeedLatestView(DicomView):
+    @openapi.dicom_schema(
+        "The latest change feed entry",
+        ok={200: [openapi.JSON], 204: None},
+        errors=(400,),
+        query=[OpenApiParameter("includeMetadata", bool)],
+    )
     def get(self, request: Request, **kwargs: Any) -> HttpResponse:
         include_metadata = latest_query_parse(request.query_params)
         entry = changefeed_latest(by_timestamp=self.api_version >= 2)

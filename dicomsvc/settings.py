@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
     "dicomsvc",
     "partitions",
     "studies",
@@ -194,6 +195,19 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "dicomsvc.api.openapi.DicomAutoSchema",
+}
+
+# The OpenAPI documents at /v{n}/api.json and /v{n}/api.yaml (dicomsvc/api/openapi.py).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "DICOMweb API",
+    "DESCRIPTION": "DICOMweb (QIDO-RS, WADO-RS, STOW-RS, DELETE) with Microsoft's extensions; see docs/api.md.",
+    "VERSION": "2",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Route segments accept any text so a malformed UID is a 400 naming it, not a 404.
+    "PATH_CONVERTER_OVERRIDES": {"seg": str, "ver": str},
+    # Error bodies are plain text: nothing to describe beyond the status.
+    "COMPONENT_SPLIT_REQUEST": False,
 }
 
 # --- Celery ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework.request import Request
 
 from dicomsvc.api.mediatypes import accept_headers
+from dicomsvc.api.openapi import ACCEPT, MULTIPART_OCTET, OCTET, RANGE, REQUEST_ORIGINAL, dicom_schema
 from dicomsvc.api.ranges import byte_range_parse
 from partitions.api import PartitionedView
 from studies.bulkdata import bulkdata_retrieve
@@ -20,6 +21,14 @@ class BulkDataView(PartitionedView):
 
     data_actions: ClassVar[dict[str, str]] = {"GET": "read"}
 
+    @dicom_schema(
+        "Retrieve bulk data (WADO-RS)",
+        ok={200: [MULTIPART_OCTET, OCTET], 206: [MULTIPART_OCTET, OCTET]},
+        errors=(400, 404, 406, 416),
+        headers=[ACCEPT, RANGE, REQUEST_ORIGINAL],
+        description="The value a metadata BulkDataURI names: `{tag}` or `{sequence tag}/{item}/{tag}`. "
+        "Encapsulated Pixel Data answers with the instance's frames.",
+    )
     def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
         study, series, instance = route_instance_uids(kwargs)
         result = bulkdata_retrieve(

@@ -8,6 +8,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework.request import Request
 
 from dicomsvc.api.mediatypes import accept_headers, accept_parse
+from dicomsvc.api.openapi import ACCEPT, JPEG, PNG, QUALITY, dicom_schema
 from dicomsvc.errors import BadRequest, NotAcceptable
 from partitions.api import PartitionedView
 from studies.retrieve import instance_render
@@ -41,6 +42,7 @@ def _quality(request: Request) -> int:
 class RenderedView(PartitionedView):
     """`.../rendered` of an instance (frame 1) or a frame, from the latest version."""
 
+    @dicom_schema("Render an instance or frame (WADO-RS)", ok={200: [JPEG, PNG]}, query=[QUALITY], headers=[ACCEPT])
     def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
         study, series, instance = route_instance_uids(kwargs)
         frame_number = parse_frames(kwargs["frame"])[0] if "frame" in kwargs else 1

@@ -8,6 +8,15 @@ from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework.request import Request
 
 from dicomsvc.api.mediatypes import accept_headers, accepts_dicom_json
+from dicomsvc.api.openapi import (
+    ACCEPT,
+    DICOM_JSON,
+    IF_NONE_MATCH,
+    MULTIPART_OCTET,
+    OCTET,
+    REQUEST_ORIGINAL,
+    dicom_schema,
+)
 from dicomsvc.errors import InvalidFrames, NotAcceptable
 from partitions.api import PartitionedView
 from studies.dicom.accept import DICOM, negotiate, negotiate_frames
@@ -85,6 +94,13 @@ def instances_response(
 class MetadataView(PartitionedView):
     """`.../metadata` at study, series and instance level."""
 
+    @dicom_schema(
+        "Retrieve metadata (WADO-RS)",
+        ok={200: [DICOM_JSON], 304: None},
+        headers=[ACCEPT, IF_NONE_MATCH, REQUEST_ORIGINAL],
+        description="DICOM JSON of each instance; binary values inline up to DICOM_BULKDATA_THRESHOLD_BYTES, "
+        "else as a BulkDataURI.",
+    )
     def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
         study, series, instance = route_uids(kwargs)
         if not accepts_dicom_json(request):
@@ -104,6 +120,7 @@ class MetadataView(PartitionedView):
 class FramesView(PartitionedView):
     """`.../instances/{instance}/frames/{1,2,...}`."""
 
+    @dicom_schema("Retrieve frames (WADO-RS)", ok={200: [MULTIPART_OCTET, OCTET]}, headers=[ACCEPT])
     def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
         study, series, instance = route_instance_uids(kwargs)
         numbers = parse_frames(kwargs["frames"])

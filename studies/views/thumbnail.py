@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework.request import Request
 
+from dicomsvc.api.openapi import ACCEPT, IF_NONE_MATCH, JPEG, PNG, VIEWPORT, dicom_schema
 from partitions.api import PartitionedView
 from studies.dicom.viewport import viewport_parse
 from studies.thumbnails import thumbnail_render
@@ -19,6 +20,14 @@ class ThumbnailView(PartitionedView):
 
     data_actions: ClassVar[dict[str, str]] = {"GET": "read"}
 
+    @dicom_schema(
+        "Retrieve a thumbnail (WADO-RS)",
+        ok={200: [JPEG, PNG], 304: None},
+        query=[VIEWPORT],
+        headers=[ACCEPT, IF_NONE_MATCH],
+        description="A study's first series' middle image, a series' middle instance, an instance's middle frame; "
+        "fitted to the viewport (128,128 by default).",
+    )
     def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
         study, series, instance = route_uids(kwargs)
         viewport = request.query_params.get("viewport")

@@ -41,6 +41,7 @@ from tests.helpers.operations import (
     wado_original,
 )
 from tests.helpers.qido import Archive, Study, column, key, results, search, value
+from tests.helpers.routes import served_routes
 from tests.helpers.rows import creating_instance
 
 __all__ = [
@@ -48,6 +49,6 @@ __all__ = [
     "DICOM_JSON", "MULTIPART_DICOM", "ORIGINAL", "ROOT", "free_port", "test_database_url", "Archive", "Study", "WorkerKilled", "asgi_get", "base",
     "blob_bytes", "column", "creating_instance", "delete", "dicom_bytes", "export_body", "feed_rows", "files_under", "instance_url",
     "key", "live_server", "multipart_body", "multipart_parts", "patient_name_change", "post_export", "read",
-    "response_bytes", "result_path", "results", "run_export", "search", "start", "store", "stow", "study_files",
+    "response_bytes", "result_path", "served_routes", "results", "run_export", "search", "start", "store", "stow", "study_files",
     "uids_of", "update", "value", "wado_original",
 ]
