@@ -32,6 +32,7 @@ from studies.dicom.transfer_syntaxes import DEFLATED, IMPLICIT_VR_LITTLE_ENDIAN
 
 BULK_KEY = '"BulkDataURI":"'
 META_START = 132  # stored files are normalised: preamble, DICM, then the file meta
+_JSON_ESCAPED = re.compile(r'["\\\x00-\x1f]')  # what JSON writes escaped in a string
 _PATH = re.compile(r"[0-9A-Fa-f]{8}(?:/[0-9]{1,6}/[0-9A-Fa-f]{8})*")
 INVALID_PATH = "The bulk data path '{}' is not valid: expected a tag (7FE00010), or sequence tag/item/tag."
 
@@ -42,9 +43,11 @@ def bulkdata_uris_resolve(document: str, *, instance_url: str) -> str:
     A plain text replacement: in compact JSON `"BulkDataURI":"` can only be a member name (a
     quote inside a string value is escaped), and the metadata is served without parsing it.
     """
-    if BULK_KEY not in document:
-        return document
-    prefix = json.dumps(f"{instance_url}/bulkdata/")[1:-1]
+    prefix = f"{instance_url}/bulkdata/"
+    if _JSON_ESCAPED.search(prefix):
+        prefix = json.dumps(prefix)[1:-1]
+    # It runs once per document of a metadata response: replace() alone scans the text once and
+    # returns it unchanged when nothing matches.
     return document.replace(BULK_KEY, BULK_KEY + prefix)
 
 
