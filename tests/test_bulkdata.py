@@ -9,6 +9,7 @@ import pytest
 from pydicom.encaps import generate_frames
 from pydicom.uid import ImplicitVRLittleEndian
 
+from operations.runner import operation_run
 from tests.helpers import (
     BIG_OB,
     BIG_OB_VALUE,
@@ -18,9 +19,12 @@ from tests.helpers import (
     dicom_bytes,
     instance_url,
     multipart_parts,
+    patient_name_change,
     read,
     response_bytes,
+    start,
     store,
+    uids_of,
 )
 
 pytestmark = pytest.mark.django_db
@@ -202,3 +206,32 @@ def test_implicit_vr_test_file_pixel_data(client):
     store(data, status=202)
     response = get(client, metadata(client, data)["7FE00010"]["BulkDataURI"])
     assert response_bytes(response) == read(data).PixelData
+
+
+def test_uris_survive_a_bulk_update_and_read_the_version_asked_for(client):
+    data = binary_attributes_bytes()
+    store(data)
+    response = start(client, {"studyInstanceUids": [uids_of(data)[0]], "changeDataset": patient_name_change("New^Name")})
+    operation_run(operation_id=response.json()["id"])
+    latest = metadata(client, data)
+    assert latest["00100010"]["Value"] == [{"Alphabetic": "New^Name"}]
+    uri = latest[f"{BIG_OB:08X}"]["BulkDataURI"]
+    assert uri.endswith(f"/bulkdata/{BIG_OB:08X}")
+    assert response_bytes(get(client, uri, HTTP_RANGE="bytes=100-199")) == BIG_OB_VALUE[100:200]
+    original = get(client, uri, HTTP_MSDICOM_REQUEST_ORIGINAL="true", HTTP_RANGE="bytes=100-199")
+    assert response_bytes(original) == BIG_OB_VALUE[100:200]
+    pixels = get(client, latest["7FE00010"]["BulkDataURI"])
+    assert response_bytes(pixels) == read(data).PixelData
+
+
+def test_search_results_leave_binary_values_out(client):
+    data = binary_attributes_bytes()
+    store(data)
+    sop = uids_of(data)[2]
+    response = client.get(
+        f"/v2/instances?SOPInstanceUID={sop}&includefield=7FE00010&includefield={SMALL_OB:08X}",
+        HTTP_ACCEPT="application/dicom+json",
+    )
+    (result,) = response.json()
+    assert "7FE00010" not in result  # its stored URI is relative: search results carry no bulk data
+    assert result[f"{SMALL_OB:08X}"]["InlineBinary"] == base64.b64encode(b"0123456789abcdef").decode()
