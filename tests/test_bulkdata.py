@@ -235,3 +235,8 @@ def test_search_results_leave_binary_values_out(client):
     (result,) = response.json()
     assert "7FE00010" not in result  # its stored URI is relative: search results carry no bulk data
     assert result[f"{SMALL_OB:08X}"]["InlineBinary"] == base64.b64encode(b"0123456789abcdef").decode()
+    response = client.get(f"/v2/instances?SOPInstanceUID={sop}&includefield=00880200", HTTP_ACCEPT="application/dicom+json")
+    (result,) = response.json()
+    assert "BulkDataURI" not in response.content.decode()
+    assert "7FE00010" not in result["00880200"]["Value"][0]  # nor inside a sequence
+    assert result["00880200"]["Value"][0]["00280010"] == {"vr": "US", "Value": [64]}
