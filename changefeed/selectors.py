@@ -10,9 +10,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, TypedDict
 
+from django.conf import settings
 from django.db.models import Case, Exists, Expression, F, OuterRef, Q, QuerySet, Subquery, Value, When
 
 from changefeed.models import ChangeFeedEntry, ChangeState
+from studies.dicom.bulkdata import bulkdata_uris_resolve
 from studies.models import Instance, InstanceStatus
 
 if TYPE_CHECKING:
@@ -71,15 +73,22 @@ def changefeed_state_q(*, state: ChangeState) -> Q | Expression:
     return Exists(_live_instance()) & ~Q(watermark__in=live_watermarks)
 
 
-def changefeed_metadata_map(*, instance_ids: list[int]) -> dict[int, str]:
+def changefeed_metadata_map(*, instance_ids: list[int], base_url: str) -> dict[int, str]:
     """DICOM JSON text of the current version of each named instance still visible.
 
     Fetched apart from the page so a response streams a few instances' metadata at a time:
-    one enhanced multi-frame instance can carry megabytes of it.
+    one enhanced multi-frame instance can carry megabytes of it. BulkDataURIs are made absolute
+    under `base_url` (the version's root) and the instance's partition.
     """
-    return dict(
-        Instance.objects.filter(pk__in=instance_ids, status=InstanceStatus.CREATED).values_list("pk", "metadata")
+    rows = Instance.objects.filter(pk__in=instance_ids, status=InstanceStatus.CREATED).values_list(
+        "pk", "metadata", "partition__partition_name", "study_instance_uid", "series_instance_uid", "sop_instance_uid"
     )
+    out = {}
+    for pk, metadata, partition_name, study, series, sop in rows:
+        root = f"{base_url}/partitions/{partition_name}" if settings.DICOM_ENABLE_DATA_PARTITIONS else base_url
+        instance_url = f"{root}/studies/{study}/series/{series}/instances/{sop}"
+        out[pk] = bulkdata_uris_resolve(metadata, instance_url=instance_url)
+    return out
 
 
 def changefeed_list(*, offset: int, limit: int) -> list[AnnotatedEntry]:

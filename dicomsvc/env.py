@@ -35,7 +35,7 @@ def env_str(name: str, default: str) -> str:
     return default if value is None else value
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
     value = _raw(name)
     if value is None:
         return default
@@ -45,6 +45,8 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
         raise SettingError(f"{name}: expected a whole number, got {value!r}") from None
     if minimum is not None and number < minimum:
         raise SettingError(f"{name}: must be at least {minimum}, got {number}")
+    if maximum is not None and number > maximum:
+        raise SettingError(f"{name}: must be at most {maximum}, got {number}")
     return number
 
 

@@ -16,6 +16,10 @@ class ApplicationError(Exception):
         self.message = message or self.default_message
         super().__init__(self.message)
 
+    def response_headers(self) -> dict[str, str]:
+        """Headers the error response carries besides the message (416's Content-Range)."""
+        return {}
+
 
 class BadRequest(ApplicationError):
     status_code = 400
@@ -85,6 +89,23 @@ class InstanceNotFound(NotFound):
 
 class FrameNotFound(NotFound):
     default_message = "The specified frame cannot be found."
+
+
+class BulkDataNotFound(NotFound):
+    default_message = "The specified bulk data cannot be found."
+
+
+class RangeNotSatisfiable(ApplicationError):
+    """A Range none of whose bytes exist (RFC 9110 §15.5.17): the answer names the value's length."""
+
+    status_code = 416
+
+    def __init__(self, length: int) -> None:
+        super().__init__(f"The requested range is not satisfiable: the value is {length} bytes long.")
+        self.length = length
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Content-Range": f"bytes */{self.length}"}
 
 
 class NotAcceptable(ApplicationError):

@@ -30,6 +30,9 @@ DICOM_ENABLE_DATA_PARTITIONS = env_bool("DICOM_ENABLE_DATA_PARTITIONS", False)
 DICOM_MAX_STOW_BYTES = env_int("DICOM_MAX_STOW_BYTES", 2 * 1024**3, minimum=1)
 # Transcoding, frame extraction without a frame index and rendering read the whole dataset.
 DICOM_MAX_TRANSCODE_BYTES = env_int("DICOM_MAX_TRANSCODE_BYTES", 100 * 1024**2, minimum=1)
+# Binary attributes up to this size go into metadata inline (InlineBinary), larger ones (and
+# Pixel Data always) as a BulkDataURI; at most 64 KiB, the size the store reads values up to.
+DICOM_BULKDATA_THRESHOLD_BYTES = env_int("DICOM_BULKDATA_THRESHOLD_BYTES", 1024, minimum=0, maximum=65536)
 # A row left in "creating" by a crashed request blocks its UIDs (45071) only this long.
 DICOM_STALE_CREATING_SECONDS = env_int("DICOM_STALE_CREATING_SECONDS", 600, minimum=1)
 DICOM_STORAGE_BACKEND = env_choice("DICOM_STORAGE_BACKEND", "local", ("local", "s3"))
@@ -70,6 +73,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "corsheaders",
+    "drf_spectacular",
     "dicomsvc",
     "partitions",
     "studies",
@@ -221,6 +225,19 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "dicomsvc.api.openapi.DicomAutoSchema",
+}
+
+# The OpenAPI documents at /v{n}/api.json and /v{n}/api.yaml (dicomsvc/api/openapi.py).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "DICOMweb API",
+    "DESCRIPTION": "DICOMweb (QIDO-RS, WADO-RS, STOW-RS, DELETE) with Microsoft's extensions; see docs/api.md.",
+    "VERSION": "2",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Route segments accept any text so a malformed UID is a 400 naming it, not a 404.
+    "PATH_CONVERTER_OVERRIDES": {"seg": str, "ver": str},
+    # Error bodies are plain text: nothing to describe beyond the status.
+    "COMPONENT_SPLIT_REQUEST": False,
 }
 
 # --- Celery ------------------------------------------------------------------------------

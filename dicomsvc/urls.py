@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.staticfiles.views import serve as static_serve
-from django.urls import include, path, re_path, register_converter
+from django.urls import URLPattern, URLResolver, include, path, re_path, register_converter
 
 from dicomsvc.api.converters import ApiVersionConverter, SegmentConverter
+from dicomsvc.api.openapi import OpenApiView
 from dicomsvc.health import health_check
 
 register_converter(ApiVersionConverter, "ver")
@@ -20,10 +21,12 @@ partitioned = [
     path("", include("operations.export.urls")),
 ]
 # Resources at the base URI only.
-global_routes = [
+global_routes: list[URLPattern | URLResolver] = [
     path("", include("partitions.urls")),
     path("", include("operations.urls")),
     path("", include("changefeed.urls")),
+    path("api.json", OpenApiView.as_view(document_format="json")),
+    path("api.yaml", OpenApiView.as_view(document_format="yaml")),
 ]
 
 urlpatterns = [
@@ -33,7 +36,7 @@ urlpatterns = [
     re_path(r"^static/(?P<path>.*)$", static_serve, {"insecure": True}),
     path("health/check", health_check),
     path("v<ver:version>/partitions/<seg:partition_name>/", include(partitioned)),
-    path("v<ver:version>/", include(global_routes + partitioned)),
+    path("v<ver:version>/", include([*global_routes, *partitioned])),
 ]
 
 handler404 = "dicomsvc.api.errors.not_found_view"

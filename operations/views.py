@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from dicomsvc.api.openapi import JSON, dicom_schema
 from dicomsvc.api.views import DicomView
 from operations.models import ACTIVE_STATUSES
 from operations.selectors import operation_get, operation_id_parse
@@ -14,6 +15,7 @@ from operations.wire import operation_json, operation_url
 
 
 class OperationView(DicomView):
+    @dicom_schema("An operation's status", ok={200: [JSON], 202: [JSON]}, errors=(400, 404))
     def get(self, request: Request, **kwargs: Any) -> Response:
         operation = operation_get(operation_id=operation_id_parse(text=kwargs["operation_id"]))
         running = operation.status in ACTIVE_STATUSES

@@ -8,12 +8,14 @@ from django.conf import settings
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from dicomsvc.api.openapi import JSON, dicom_schema
 from dicomsvc.api.views import DicomView
 from dicomsvc.errors import PartitionsDisabled
 from partitions.selectors import partition_list
 
 
 class PartitionListView(DicomView):
+    @dicom_schema("List the data partitions", ok={200: [JSON]}, errors=(400,))
     def get(self, request: Request, **kwargs: Any) -> Response:
         if not settings.DICOM_ENABLE_DATA_PARTITIONS:
             raise PartitionsDisabled()

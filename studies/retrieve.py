@@ -30,6 +30,7 @@ from dicomsvc.errors import FrameNotFound, NotAcceptable, TranscodingNotSupporte
 from partitions.models import Partition
 from studies.blobstore import blob_open
 from studies.dicom.accept import DICOM, OCTET, ORIGINAL, SUPPORTED_TARGETS, Negotiated, frame_representation_pick
+from studies.dicom.bulkdata import bulkdata_uris_resolve
 from studies.dicom.frames import frames_read
 from studies.dicom.render import Window, frame_render
 from studies.dicom.transcode import transcode_check, transcode_to_ele
@@ -54,6 +55,7 @@ class Retrieved:
     status: int = 200
     length: int | None = None  # Content-Length of a streamed body, when known up front
     etag: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # others: Content-Range, Cache-Control, ...
 
 
 def _transcoded(version: StoredVersion) -> bytes:
@@ -164,14 +166,22 @@ def metadata_retrieve(
     instance: str | None,
     original: bool,
     if_none_match: str,
+    base_url: str,
 ) -> Retrieved:
-    """The DICOM JSON of a study, series or instance, or 304 when `if_none_match` is its ETag."""
+    """The DICOM JSON of a study, series or instance, or 304 when `if_none_match` is its ETag.
+
+    BulkDataURIs are made absolute under `base_url` (the partition's DICOMweb root).
+    """
     result = instance_metadata_list(
         partition=partition, study=study, series=series, instance=instance, original=original
     )
     if if_none_match and if_none_match.lower() == result.etag.lower():
         return Retrieved(b"", status=304)
-    body = "[" + ",".join(result.documents) + "]"
+    documents = [
+        bulkdata_uris_resolve(document, instance_url=f"{base_url}/{path}")
+        for document, path in zip(result.documents, result.paths, strict=True)
+    ]
+    body = "[" + ",".join(documents) + "]"
     return Retrieved(body.encode("utf-8"), DICOM_JSON, etag=result.etag)
 
 

@@ -99,6 +99,8 @@ def instance_versions_list(
 class MetadataResult:
     documents: list[str]
     etag: str
+    # Each document's "studies/{study}/series/{series}/instances/{instance}", for its BulkDataURIs.
+    paths: list[str]
 
 
 def instance_metadata_list(
@@ -113,13 +115,18 @@ def instance_metadata_list(
     rows = list(
         Instance.objects.filter(instance_scope(partition=partition, study=study, series=series, instance=instance))
         .order_by("series_instance_uid", "instance_number", "watermark")
-        .values_list("watermark", "original_watermark", "metadata", "original_metadata")
+        .values_list(
+            "watermark", "original_watermark", "metadata", "original_metadata",
+            "study_instance_uid", "series_instance_uid", "sop_instance_uid",
+        )
     )
     if not rows:
         raise instance_not_found(series, instance)
     documents = []
     watermarks = []
-    for watermark, original_watermark, metadata, original_metadata in rows:
+    paths = []
+    for watermark, original_watermark, metadata, original_metadata, study_uid, series_uid, sop_uid in rows:
+        paths.append(f"studies/{study_uid}/series/{series_uid}/instances/{sop_uid}")
         chosen = version_select(original=original, watermark=watermark, original_watermark=original_watermark)
         # A bulk update sets the original watermark and metadata together.
         documents.append(original_metadata if chosen.original and original_metadata is not None else metadata)
@@ -127,7 +134,7 @@ def instance_metadata_list(
     etag = str(watermarks[0]) if instance is not None else f"{max(watermarks)}-{len(watermarks)}"
     if original:
         etag = f"{etag}-original"
-    return MetadataResult(documents=documents, etag=etag)
+    return MetadataResult(documents=documents, etag=etag, paths=paths)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
+from studies.views.bulkdata import BulkDataView
 from studies.views.rendered import RenderedView
 from studies.views.resources import InstanceView, SeriesView, StudiesView, StudyView
 from studies.views.retrieve import FramesView, MetadataView
@@ -14,6 +15,7 @@ from studies.views.search import (
     StudyInstancesSearchView,
     StudySeriesSearchView,
 )
+from studies.views.thumbnail import ThumbnailView
 from studies.views.wado_uri import WadoUriView
 
 STUDY = "studies/<seg:study>"
@@ -31,6 +33,10 @@ urlpatterns = [
     path(f"{INSTANCE}/frames/<seg:frames>", FramesView.as_view()),
     path(f"{INSTANCE}/rendered", RenderedView.as_view()),
     path(f"{INSTANCE}/frames/<seg:frame>/rendered", RenderedView.as_view()),
+    path(f"{INSTANCE}/bulkdata/<path:tags>", BulkDataView.as_view()),
+    path(f"{STUDY}/thumbnail", ThumbnailView.as_view()),
+    path(f"{SERIES}/thumbnail", ThumbnailView.as_view()),
+    path(f"{INSTANCE}/thumbnail", ThumbnailView.as_view()),
     # QIDO-RS (GET studies is StudiesView's).
     path("series", SeriesSearchView.as_view()),
     path("instances", InstancesSearchView.as_view()),

@@ -53,7 +53,8 @@ def test_stored_instance_appears_with_every_field_and_its_metadata(client):
         assert entry["timestamp"].endswith("+00:00")
         assert entry["metadata"]["00100020"] == {"vr": "LO", "Value": ["FEED-1"]}
         assert entry["metadata"]["00080018"]["Value"] == [sop]
-        assert "7FE00010" not in entry["metadata"]
+        instance = f"http://127.0.0.1:8000/{version}/studies/{study}/series/{series}/instances/{sop}"
+        assert entry["metadata"]["7FE00010"] == {"vr": "OW", "BulkDataURI": f"{instance}/bulkdata/7FE00010"}
 
 
 def test_include_metadata_false_and_deleted_instances_omit_metadata(client):
@@ -64,7 +65,15 @@ def test_include_metadata_false_and_deleted_instances_omit_metadata(client):
     assert [("metadata" in e) for e in entries] == [False, False, False]
     entries = feed(client, "/v2/changefeed")
     by_sop = {(e["sopInstanceUid"], e["action"]): e for e in entries}
-    assert json.loads(kept.metadata) == by_sop[(kept.sop_instance_uid, "create")]["metadata"]
+    served = by_sop[(kept.sop_instance_uid, "create")]["metadata"]
+    assert served["7FE00010"]["BulkDataURI"].endswith(f"/instances/{kept.sop_instance_uid}/bulkdata/7FE00010")
+    stored = json.loads(kept.metadata)
+    assert served.keys() == stored.keys()
+    for key, value in stored.items():  # as stored, BulkDataURIs completed
+        if "BulkDataURI" in value:
+            assert served[key]["BulkDataURI"].endswith(f"/bulkdata/{value['BulkDataURI']}")
+        else:
+            assert served[key] == value
     assert "metadata" not in by_sop[(gone.sop_instance_uid, "create")]
     assert "metadata" not in by_sop[(gone.sop_instance_uid, "delete")]
     assert by_sop[(gone.sop_instance_uid, "delete")]["state"] == "deleted"

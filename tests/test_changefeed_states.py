@@ -8,8 +8,9 @@ import pytest
 
 from changefeed.models import ChangeAction, ChangeFeedEntry, ChangeState
 from changefeed.selectors import changefeed_queryset, changefeed_state_q
+from studies.dicom.bulkdata import bulkdata_uris_resolve
 from studies.models import Instance, InstanceStatus
-from tests.helpers import delete, dicom_bytes, response_bytes, store, update
+from tests.helpers import delete, dicom_bytes, instance_url, response_bytes, store, update
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +42,8 @@ def test_create_delete_create_reads_replaced_replaced_current(client):
     ]
     # Every entry of a SOP that still exists carries the *current* version's metadata.
     assert [e["metadata"]["00100020"]["Value"] for e in entries] == [["AGAIN"]] * 3
-    assert all(e["metadata"] == json.loads(second.metadata) for e in entries)
+    served = bulkdata_uris_resolve(second.metadata, instance_url=f"http://127.0.0.1:8000{instance_url(data)}")
+    assert all(e["metadata"] == json.loads(served) for e in entries)
 
 
 def test_create_update_delete(client):

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver
 
 from operations.models import Operation, OperationStatus, OperationType
 from studies.models import Instance
@@ -33,6 +32,7 @@ from tests.helpers import (
     multipart_body,
     patient_name_change,
     response_bytes,
+    served_routes,
     store,
     uids_of,
 )
@@ -107,6 +107,7 @@ UNSCOPED = NotApplicable("not partition-scoped: one resource for the whole serve
 JSON_ANSWER = NotApplicable(
     "a JSON resource outside DICOMweb: answered as application/json whatever Accept asks, as Microsoft's server does"
 )
+DOCUMENT = NotApplicable("the OpenAPI document, in the format its name says, whatever Accept asks")
 
 STUDY = "studies/{study}"
 SERIES = f"{STUDY}/series/{{series}}"
@@ -134,6 +135,12 @@ ROUTES = [
     ),
     # WADO-URI: the UIDs are query parameters
     Route("GET", "wado", True, NOT_ACCEPTABLE, NO_INSTANCE, NO_PARTITION, QUERY_UIDS, query=WADO_URI),
+    Route(
+        "GET", f"{INSTANCE}/bulkdata/{{tags}}", True, NOT_ACCEPTABLE, NO_INSTANCE, NO_PARTITION, MALFORMED_UIDS,
+    ),
+    Route("GET", f"{STUDY}/thumbnail", True, NOT_ACCEPTABLE, NO_STUDY, NO_PARTITION, MALFORMED_UIDS),
+    Route("GET", f"{SERIES}/thumbnail", True, NOT_ACCEPTABLE, NO_SERIES, NO_PARTITION, MALFORMED_UIDS),
+    Route("GET", f"{INSTANCE}/thumbnail", True, NOT_ACCEPTABLE, NO_INSTANCE, NO_PARTITION, MALFORMED_UIDS),
     # DELETE
     Route("DELETE", STUDY, True, NO_BODY, NO_STUDY, NO_PARTITION, MALFORMED_UIDS),
     Route("DELETE", SERIES, True, NO_BODY, NO_SERIES, NO_PARTITION, MALFORMED_UIDS),
@@ -157,6 +164,8 @@ ROUTES = [
     Route("GET", "partitions", False, JSON_ANSWER, UNSCOPED, GLOBAL, NO_UIDS),
     Route("GET", "changefeed", False, JSON_ANSWER, UNSCOPED, GLOBAL, NO_UIDS),
     Route("GET", "changefeed/latest", False, JSON_ANSWER, UNSCOPED, GLOBAL, NO_UIDS),
+    Route("GET", "api.json", False, DOCUMENT, UNSCOPED, GLOBAL, NO_UIDS),
+    Route("GET", "api.yaml", False, DOCUMENT, UNSCOPED, GLOBAL, NO_UIDS),
 ]
 
 
@@ -177,7 +186,7 @@ def world(partitions_on, settings, tmp_path: Path) -> World:  # noqa: ANN001
     settings.DICOM_EXPORT_FILESYSTEM_ROOTS = [str(tmp_path)]
     study, series, instance = uids_of(data)
     values = {
-        "study": study, "series": series, "instance": instance, "frames": "1", "frame": "1",
+        "study": study, "series": series, "instance": instance, "frames": "1", "frame": "1", "tags": "7FE00010",
         "operation_id": operation.pk.hex,
     }
     return World(values=values, export_root=tmp_path)
@@ -272,45 +281,6 @@ def test_global_routes_are_not_under_a_partition(client, world, route) -> None: 
 
 
 # --- the table covers what Django serves ------------------------------------------------------
-
-VERSION = re.compile(r"^v<[^>]+>/")
-PARTITION = re.compile(r"^partitions/<[^>]+>/")
-HTTP_METHODS = ("get", "post", "put", "patch", "delete")
-
-
-def served_patterns(patterns: list[Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """Every (full route, view callable) Django resolves, walking included URLconfs."""
-    found = []
-    for pattern in patterns:
-        route = prefix + str(pattern.pattern)
-        if isinstance(pattern, URLResolver):
-            found += served_patterns(pattern.url_patterns, route)
-        elif isinstance(pattern, URLPattern):
-            found.append((route, pattern.callback))
-    return found
-
-
-def view_methods(callback: Any) -> list[str]:
-    """The HTTP methods a view answers: a DRF viewset's action map, or the view class's handlers."""
-    actions = getattr(callback, "actions", None)
-    if actions:
-        return [method.upper() for method in actions]
-    view_class = getattr(callback, "view_class", None)
-    return [method.upper() for method in HTTP_METHODS if hasattr(view_class, method)]
-
-
-def served_routes() -> set[tuple[str, str, bool]]:
-    """(method, path, partitioned) of every route under /v{n}/, parameters written {name}."""
-    under_version = []
-    for route, callback in served_patterns(get_resolver().url_patterns):
-        if VERSION.match(route):
-            rest = VERSION.sub("", route)
-            in_partition = bool(PARTITION.match(rest))
-            path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", PARTITION.sub("", rest))
-            under_version.append((path, in_partition, view_methods(callback)))
-    partitioned = {path for path, in_partition, _ in under_version if in_partition}
-    return {(method, path, path in partitioned) for path, _, methods in under_version for method in methods}
-
 
 def test_every_served_route_has_a_row() -> None:
     table = {(route.method, route.path, route.partitioned) for route in ROUTES}

@@ -36,6 +36,8 @@ EXPECTED: dict[type[errors.ApplicationError], tuple[tuple, int, str]] = {
     errors.SeriesNotFound: ((), 404, "The specified series cannot be found."),
     errors.InstanceNotFound: ((), 404, "The specified instance cannot be found."),
     errors.FrameNotFound: ((), 404, "The specified frame cannot be found."),
+    errors.BulkDataNotFound: ((), 404, "The specified bulk data cannot be found."),
+    errors.RangeNotSatisfiable: ((10,), 416, "The requested range is not satisfiable: the value is 10 bytes long."),
     errors.NotAcceptable: ((), 406, "The request headers are not acceptable"),
     errors.TranscodingNotSupported: ((), 406, "The specified transcoding is not supported."),
     errors.Conflict: ((), 409, "The request conflicts with the current state of the resource."),
@@ -72,6 +74,12 @@ def test_error_wire_format(error_class):
     assert response.status_code == status
     assert response["Content-Type"] == "text/plain; charset=utf-8"
     assert response.content.decode() == message
+
+
+def test_unsatisfiable_range_names_the_length():
+    response = exception_handler(errors.RangeNotSatisfiable(10), {})
+    assert response is not None
+    assert response["Content-Range"] == "bytes */10"
 
 
 def test_unknown_route_is_plain_text_404(client):

@@ -139,7 +139,7 @@ def test_edge_values_agree_with_pydicom(validate):
     assert metadata["00100010"]["Value"] == [{"Alphabetic": "Müller^Jürgen"}, {"Alphabetic": "Doe^John"}]
     assert metadata["00080090"]["Value"] == [{"Alphabetic": "山田^太郎", "Ideographic": "やまだ^たろう"}]
     assert metadata["00180050"]["Value"] == [1.5, -2000.0, 0.5]
-    assert "7FE00010" not in header.metadata
+    assert metadata["7FE00010"] == {"vr": "OW", "BulkDataURI": "7FE00010"}  # Pixel Data: a URI at any size
     if validate:
         assert set(header.errors.reasons) == {0x00080020, 0x00081032}  # the SQ is blamed for its item
         assert "00080020" not in header.metadata
@@ -155,7 +155,7 @@ def test_undefined_length_sequences_agree_with_pydicom():
     assert _compare(_p10(ds), validate=True)
 
 
-def test_implicit_vr_agrees_and_leaves_pixel_data_out():
+def test_implicit_vr_agrees_and_gives_pixel_data_a_uri():
     ds = _edge_dataset()
     del ds[0x00091010]  # private attributes under implicit VR are left to pydicom
     del ds[0x00281052]
@@ -164,10 +164,10 @@ def test_implicit_vr_agrees_and_leaves_pixel_data_out():
     del ds[0x00720008]
     data = _p10(ds, ImplicitVRLittleEndian)
     assert _compare(data, validate=True)
-    # MR_small_implicit has ambiguous US/SS attributes: pydicom reads it, and neither reader
-    # puts its Pixel Data (VR "OB or OW" under implicit VR) into the metadata.
+    # MR_small_implicit has ambiguous US/SS attributes: pydicom reads it, and its Pixel Data
+    # (VR "OB or OW" under implicit VR) is OW (PS3.5 A.1 c), given by URI, never inline.
     parsed = instance_parse(open(get_testdata_file("MR_small_implicit.dcm"), "rb"), validate_all=True)
-    assert "7FE00010" not in parsed.metadata
+    assert parsed.metadata["7FE00010"] == {"vr": "OW", "BulkDataURI": "7FE00010"}
     assert "InlineBinary" not in parsed.metadata_text
 
 

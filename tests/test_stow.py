@@ -41,7 +41,7 @@ def test_stow_stores_file_rows_metadata_and_feed(client):
         assert fh.read() == data
     metadata = json.loads(instance.metadata)
     assert metadata["00100010"] == {"vr": "PN", "Value": [{"Alphabetic": "Doe^John"}]}
-    assert "7FE00010" not in metadata  # bulk data left out
+    assert metadata["7FE00010"] == {"vr": "OW", "BulkDataURI": "7FE00010"}  # completed when served
     study = Study.objects.get(study_instance_uid=st)
     assert (study.patient_id, study.patient_name, study.patient_name_search) == ("PID-1", "Doe^John", "doe john")
     assert (study.num_series, study.num_instances, study.modalities_in_study) == (1, 1, "CT")

@@ -8,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from dicomsvc.api.mediatypes import media_type_parse
+from dicomsvc.api.openapi import JSON, dicom_schema
 from dicomsvc.errors import NotFound, UnsupportedMediaType
 from operations.export.services import export_create
 from operations.export.specification import export_specification_parse
@@ -16,6 +17,7 @@ from partitions.api import PartitionedView
 
 
 class ExportView(PartitionedView):
+    @dicom_schema("Start an export", ok={202: [JSON]}, errors=(400, 404, 415), body=[JSON])
     def post(self, request: Request, **kwargs: Any) -> Response:
         if self.version_segment == "1.0-prerelease":
             raise NotFound("The requested resource was not found.")  # export exists from v1 on

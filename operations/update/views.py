@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from dicomsvc.api.openapi import JSON, dicom_schema
 from dicomsvc.errors import NotFound
 from operations.update.services import update_create
 from operations.wire import operation_reference
@@ -19,6 +20,7 @@ MINIMUM_VERSION = 2
 class BulkUpdateView(PartitionedView):
     """`/studies/$bulkUpdate`: 202 with a reference to the operation."""
 
+    @dicom_schema("Start a bulk update (v2)", ok={202: [JSON]}, errors=(400, 404, 409), body=[JSON])
     def post(self, request: Request, **kwargs: Any) -> Response:
         if self.api_version < MINIMUM_VERSION:
             raise NotFound()

@@ -1,7 +1,8 @@
-"""DICOM JSON (PS3.18 F.2) for metadata: bulk-data VRs left out, per-attribute errors collected."""
+"""DICOM JSON (PS3.18 F.2) for metadata: binary values inline or as BulkDataURIs, per-attribute errors collected."""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -13,6 +14,10 @@ from pydicom.tag import BaseTag, Tag
 from studies.dicom.vr import vr_validate
 
 BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+# Pixel Data, Float and Double Float Pixel Data: always a BulkDataURI, whatever their size.
+PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+TRAILING_PADDING = 0xFFFCFFFC  # Data Set Trailing Padding: no content, never in metadata
+BULK_THRESHOLD_DEFAULT = 1024  # settings.DICOM_BULKDATA_THRESHOLD_BYTES
 VALIDATED_VRS = frozenset({"PN", "UI", "DA", "TM", "DT", "CS", "SH", "LO", "AE", "AS", "IS", "DS"})
 
 
@@ -36,6 +41,37 @@ def element_vr(ds: Dataset, tag: BaseTag) -> str:
         return str(dictionary_VR(tag))
     except KeyError:
         return "UN"
+
+
+def bulk_json(vr: str, tag: int, *, prefix: str, length: int, raw: bytes | None, threshold: int) -> dict[str, Any]:
+    """A binary attribute's DICOM JSON (PS3.18 F.2.6, F.2.7): inline up to `threshold` bytes, else a URI.
+
+    The stored URI is the attribute's path in the instance (`00880200/0/7FE00010`: sequence tag,
+    0-based item, tag), without the instance's UIDs, so a header group's JSON is the same in every
+    instance that repeats its bytes. `studies.dicom.bulkdata.bulkdata_uris_resolve` completes it
+    when metadata is served.
+    """
+    if length == 0:
+        return {"vr": vr}
+    if raw is not None and length <= threshold and tag not in PIXEL_TAGS:
+        return {"vr": vr, "InlineBinary": base64.b64encode(raw).decode("ascii")}
+    return {"vr": vr, "BulkDataURI": f"{prefix}{tag:08X}"}
+
+
+def bulk_vr(vr: str) -> str:
+    """The VR a binary attribute is written with: an implicit-VR "OB or OW" is OW (PS3.5 §A.1 c)."""
+    return "OW" if " or " in vr else vr
+
+
+def _raw_bytes(ds: Dataset, tag: BaseTag) -> tuple[int, bytes | None]:
+    """(encoded length, the value's bytes or None when still in the file) without reading a deferred value."""
+    raw = ds.get_item(tag, keep_deferred=True)
+    value = getattr(raw, "value", None)
+    length = getattr(raw, "length", None)
+    if length is None:  # a converted DataElement
+        data = value if isinstance(value, bytes) else b""
+        return len(data), data
+    return int(length), value if isinstance(value, bytes) else None
 
 
 def _always_bulk(vr: str) -> bool:
@@ -63,19 +99,26 @@ class ElementErrors:
 
 
 def _element_json(
-    ds: Dataset, tag: BaseTag, vr: str, errors: ElementErrors, top_tag: int, validate: bool
+    ds: Dataset, tag: BaseTag, vr: str, errors: ElementErrors, top_tag: int, validate: bool, threshold: int,
+    prefix: str,
 ) -> dict[str, Any] | None:
     element = ds[tag]
     if vr == "SQ":
         items = []
-        for item in element.value or []:
-            items.append(dataset_json_dict(item, errors=errors, top_tag=top_tag, validate=validate))
+        for index, item in enumerate(element.value or []):
+            items.append(
+                dataset_json_dict(
+                    item, errors=errors, top_tag=top_tag, validate=validate, bulk_threshold=threshold,
+                    prefix=f"{prefix}{int(tag):08X}/{index}/",
+                )
+            )
         out: dict[str, Any] = {"vr": "SQ"}
         if items:
             out["Value"] = items
         return out
-    if element.VR in BULK_VRS:
-        return None  # an ambiguous VR (implicit VR files) that resolved to bulk data
+    if element.VR in BULK_VRS:  # an ambiguous VR (implicit VR files) that resolved to bulk data
+        data = element.value if isinstance(element.value, bytes) else b""
+        return bulk_json(element.VR, int(tag), prefix=prefix, length=len(data), raw=data, threshold=threshold)
     if validate and vr in VALIDATED_VRS:
         for value in _string_values(element):
             reason = vr_validate(vr, value)
@@ -86,7 +129,13 @@ def _element_json(
 
 
 def dataset_json_dict(
-    ds: Dataset, *, errors: ElementErrors, top_tag: int | None = None, validate: bool = True
+    ds: Dataset,
+    *,
+    errors: ElementErrors,
+    top_tag: int | None = None,
+    validate: bool = True,
+    bulk_threshold: int = BULK_THRESHOLD_DEFAULT,
+    prefix: str = "",
 ) -> dict[str, Any]:
     """DICOM JSON of `ds`; with `validate`, invalid attributes are reported in `errors` and left out.
 
@@ -95,14 +144,18 @@ def dataset_json_dict(
     out: dict[str, Any] = {}
     for tag in ds.keys():
         tag = Tag(tag)
-        if tag.group == 0x0002 or tag.element == 0x0000:
+        if tag.group == 0x0002 or tag.element == 0x0000 or tag == TRAILING_PADDING:
             continue  # file meta lives apart; group lengths are retired
         vr = element_vr(ds, tag)
         if vr in BULK_VRS or _always_bulk(vr):
+            length, raw = _raw_bytes(ds, tag)
+            out[tag_key(tag)] = bulk_json(
+                bulk_vr(vr), int(tag), prefix=prefix, length=length, raw=raw, threshold=bulk_threshold
+            )
             continue
         owner = top_tag if top_tag is not None else int(tag)
         try:
-            value = _element_json(ds, tag, vr, errors, owner, validate)
+            value = _element_json(ds, tag, vr, errors, owner, validate, bulk_threshold, prefix)
         except Exception as exc:  # pydicom raises many types for malformed values
             errors.add(owner, f"Value cannot be decoded: {exc}")
             continue

@@ -30,7 +30,14 @@ import orjson
 from pydicom.datadict import dictionary_VR
 from pydicom.uid import UID
 
-from studies.dicom.dicomjson import BULK_VRS, VALIDATED_VRS, ElementErrors
+from studies.dicom.dicomjson import (
+    BULK_THRESHOLD_DEFAULT,
+    BULK_VRS,
+    TRAILING_PADDING,
+    VALIDATED_VRS,
+    ElementErrors,
+    bulk_json,
+)
 from studies.dicom.elements import (
     EXPLICIT_LITTLE,
     IMPLICIT_LITTLE,
@@ -138,6 +145,10 @@ class _Group:
     text: bool  # holds character-set text (the walker must not change encoding afterwards)
 
 
+# A group's first tag and the walker's state: character set, implicit VR, validation, bulk threshold.
+GroupKey = tuple[int, str, bool, bool, int]
+
+
 class _GroupCache:
     """Decoded top-level groups keyed by their first tag and the walker's state, matched on exact bytes.
 
@@ -155,11 +166,11 @@ class _GroupCache:
     PER_KEY = 4  # versions kept per key: a group that changes from slice to slice evicts itself
 
     def __init__(self) -> None:
-        self.entries: dict[tuple[int, str, bool, bool], tuple[_Group, ...]] = {}
+        self.entries: dict[GroupKey, tuple[_Group, ...]] = {}
         self.size = 0
         self.lock = threading.Lock()
 
-    def add(self, key: tuple[int, str, bool, bool], group: _Group) -> None:
+    def add(self, key: GroupKey, group: _Group) -> None:
         with self.lock:
             if self.size + len(group.raw) > self.MAX_BYTES:
                 self.entries.clear()
@@ -179,8 +190,9 @@ _GROUPS = _GroupCache()
 
 
 class _Walker:
-    def __init__(self, source: _Source, *, implicit: bool, validate: bool) -> None:
+    def __init__(self, source: _Source, *, implicit: bool, validate: bool, bulk_threshold: int) -> None:
         self.src = source
+        self.bulk_threshold = bulk_threshold
         self.implicit = implicit
         self.heads = IMPLICIT_LITTLE if implicit else EXPLICIT_LITTLE
         self.validate = validate
@@ -192,7 +204,9 @@ class _Walker:
 
     # --- elements ---------------------------------------------------------------------
 
-    def dataset(self, pos: int, end: int | None, *, top: bool, owner: int = 0) -> tuple[dict[str, Any], int]:
+    def dataset(
+        self, pos: int, end: int | None, *, top: bool, owner: int = 0, prefix: str = ""
+    ) -> tuple[dict[str, Any], int]:
         """JSON of the elements from `pos` to `end` (None: to the item delimiter, or EOF at top level)."""
         # The loop runs once per attribute of every STOW part: names are bound to locals and
         # element headers unpacked in the read-ahead buffer rather than sliced out of it.
@@ -208,7 +222,7 @@ class _Walker:
         # before it (for _GROUPS); not `keep` while it holds something a replay cannot reproduce.
         group_now = -1
         group_start = 0
-        group_key: tuple[int, str, bool, bool] = (0, "", False, False)
+        group_key: GroupKey = (0, "", False, False, 0)
         marks = (0, 0, 0, 0)
         keep = False
         while True:
@@ -239,7 +253,7 @@ class _Walker:
             if top and group != group_now:
                 if keep:
                     self._group_keep(group_key, group_start, pos, marks, previous, out)
-                group_key = (tag, self.encoding, implicit, self.validate)
+                group_key = (tag, self.encoding, implicit, self.validate, self.bulk_threshold)
                 replayed = self._group_replay(group_key, pos, out)
                 if replayed is not None:
                     pos, previous = replayed
@@ -264,20 +278,30 @@ class _Walker:
                 keep = False
             if length == UNDEFINED_LENGTH:
                 if vr == "SQ":
-                    items, pos = self.sequence(value_pos, None, owner=owner or tag)
+                    items, pos = self.sequence(value_pos, None, owner=owner or tag, prefix=prefix + _tag_key(tag))
                     self._add_sequence(out, tag, element, items)
                     continue
                 if tag != PIXEL_DATA or not top:
                     raise GiveUp("undefined length outside SQ and Pixel Data")
                 pos = self._skip_fragments(value_pos)
+                out[_tag_key(tag)] = bulk_json(
+                    vr, tag, prefix=prefix, length=length, raw=None, threshold=self.bulk_threshold
+                )
                 continue
             pos = value_pos + length
             if pos > size:
                 raise GiveUp("value runs past the end of the file")
-            if group == 0x0002 or element == 0 or vr in BULK_VRS:
+            if group == 0x0002 or element == 0 or tag == TRAILING_PADDING:
+                continue
+            if vr in BULK_VRS:
+                # Read only a value that may go inline; the rest stays in the file.
+                inline = self.src.get(value_pos, length) if length <= self.bulk_threshold else None
+                out[_TAG_KEYS.get(tag) or _tag_key(tag)] = bulk_json(
+                    vr, tag, prefix=prefix, length=length, raw=inline, threshold=self.bulk_threshold
+                )
                 continue
             if vr == "SQ":
-                items, _ = self.sequence(value_pos, pos, owner=owner or tag)
+                items, _ = self.sequence(value_pos, pos, owner=owner or tag, prefix=prefix + _tag_key(tag))
                 self._add_sequence(out, tag, element, items)
                 continue
             off = value_pos - src.start
@@ -307,7 +331,7 @@ class _Walker:
 
     def _group_keep(
         self,
-        key: tuple[int, str, bool, bool],
+        key: GroupKey,
         start: int,
         stop: int,
         marks: tuple[int, int, int, int],
@@ -337,7 +361,7 @@ class _Walker:
         )
         _GROUPS.add(key, group)
 
-    def _group_replay(self, key: tuple[int, str, bool, bool], pos: int, out: dict[str, Any]) -> tuple[int, int] | None:
+    def _group_replay(self, key: GroupKey, pos: int, out: dict[str, Any]) -> tuple[int, int] | None:
         """Replay a cached group whose bytes start at `pos`: (position after it, its last tag), or None."""
         candidates = _GROUPS.entries.get(key)
         if not candidates:
@@ -357,7 +381,10 @@ class _Walker:
             self.errors.add(tag, failure)
         return pos + len(group.raw), group.last_tag
 
-    def sequence(self, pos: int, end: int | None, *, owner: int) -> tuple[list[dict[str, Any]], int]:
+    def sequence(
+        self, pos: int, end: int | None, *, owner: int, prefix: str
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The items of a sequence; `prefix` is the sequence's path ("{tag}" or "{outer path}/{tag}")."""
         items: list[dict[str, Any]] = []
         while True:
             if end is not None and pos >= end:
@@ -370,9 +397,11 @@ class _Walker:
             if tag != ITEM:
                 raise GiveUp("not an item")
             if length == UNDEFINED_LENGTH:
-                item, pos = self.dataset(pos + 8, None, top=False, owner=owner)
+                item, pos = self.dataset(pos + 8, None, top=False, owner=owner, prefix=f"{prefix}/{len(items)}/")
             else:
-                item, pos = self.dataset(pos + 8, pos + 8 + length, top=False, owner=owner)
+                item, pos = self.dataset(
+                    pos + 8, pos + 8 + length, top=False, owner=owner, prefix=f"{prefix}/{len(items)}/"
+                )
             items.append(item)
 
     def _skip_fragments(self, pos: int) -> int:
@@ -392,9 +421,9 @@ class _Walker:
         except KeyError:
             raise GiveUp("attribute not in the dictionary under implicit VR") from None
         if " or " in vr:
-            # Ambiguous: OB/OW pairs are bulk data whatever they resolve to; US/SS need pydicom.
+            # Ambiguous: an OB/OW pair is OW under implicit VR (PS3.5 §A.1 c); US/SS need pydicom.
             if all(choice in BULK_VRS for choice in vr.split(" or ")):
-                return "OB"
+                return "OW"
             raise GiveUp("ambiguous VR")
         return vr
 
@@ -549,7 +578,7 @@ def _file_meta(src: _Source) -> tuple[str, int]:
     return ts, pos
 
 
-def header_read(stream: Readable, *, validate: bool) -> Header | None:
+def header_read(stream: Readable, *, validate: bool, bulk_threshold: int = BULK_THRESHOLD_DEFAULT) -> Header | None:
     """The header of a normalised P10 stream (preamble, DICM, meta), or None when pydicom must read it."""
     src = _Source(stream)
     try:
@@ -559,7 +588,7 @@ def header_read(stream: Readable, *, validate: bool) -> Header | None:
         uid = UID(ts)
         if ts == EXPLICIT_VR_BIG_ENDIAN or ts in DEFLATED or not uid.is_transfer_syntax:
             return None
-        walker = _Walker(src, implicit=uid.is_implicit_VR, validate=validate)
+        walker = _Walker(src, implicit=uid.is_implicit_VR, validate=validate, bulk_threshold=bulk_threshold)
         metadata, _ = walker.dataset(start, None, top=True)
     except (GiveUp, struct.error, UnicodeDecodeError, ValueError):
         return None

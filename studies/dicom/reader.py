@@ -16,7 +16,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 
-from studies.dicom.dicomjson import ElementErrors, dataset_json_dict, json_dumps
+from studies.dicom.dicomjson import BULK_THRESHOLD_DEFAULT, ElementErrors, dataset_json_dict, json_dumps
 from studies.dicom.elements import IMPLICIT_LITTLE, ITEM, SEQUENCE_DELIMITER, UNDEFINED_LENGTH
 from studies.dicom.header import Header, header_read
 from studies.dicom.streams import ConcatReader, Readable
@@ -130,7 +130,7 @@ def _values(value: Any) -> tuple[Any, ...]:
     return (value if isinstance(value, int) else str(value),)
 
 
-def _pydicom_header(stream: ConcatReader, *, validate: bool) -> Header:
+def _pydicom_header(stream: ConcatReader, *, validate: bool, bulk_threshold: int = BULK_THRESHOLD_DEFAULT) -> Header:
     """What `header_read` gives, read by pydicom: for everything the fast reader leaves to it."""
     try:
         stream.seek(0)
@@ -151,7 +151,7 @@ def _pydicom_header(stream: ConcatReader, *, validate: bool) -> Header:
             except Exception as exc:
                 decode_errors[tag] = f"Value cannot be decoded: {exc}"
     errors = ElementErrors()
-    metadata = dataset_json_dict(ds, errors=errors, validate=validate)
+    metadata = dataset_json_dict(ds, errors=errors, validate=validate, bulk_threshold=bulk_threshold)
     pixel_data = None
     if PIXEL_DATA in ds:
         raw = ds.get_item(PIXEL_DATA, keep_deferred=True)
@@ -180,10 +180,17 @@ def _int_value(header: Header, keyword: str, default: int | None) -> int | None:
         return default
 
 
-def instance_parse(part: Readable, *, validate_all: bool) -> ParsedInstance:
-    """Read a STOW part. Raises NotDicom when it cannot be read as DICOM P10."""
+def instance_parse(
+    part: Readable, *, validate_all: bool, bulk_threshold: int = BULK_THRESHOLD_DEFAULT
+) -> ParsedInstance:
+    """Read a STOW part. Raises NotDicom when it cannot be read as DICOM P10.
+
+    Binary values up to `bulk_threshold` bytes go into the metadata inline, larger ones as BulkDataURIs.
+    """
     stream = p10_normalize(part)
-    header = header_read(stream, validate=validate_all) or _pydicom_header(stream, validate=validate_all)
+    header = header_read(stream, validate=validate_all, bulk_threshold=bulk_threshold) or _pydicom_header(
+        stream, validate=validate_all, bulk_threshold=bulk_threshold
+    )
     ts = header.transfer_syntax_uid
 
     uids: dict[str, str] = {}

@@ -61,19 +61,9 @@ def _fitted(image: Image.Image, rows: int | None, columns: int | None) -> Image.
     return image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)
 
 
-def frame_render(
-    fileobj: IO[bytes],
-    *,
-    frame_number: int,
-    media_type: str,
-    quality: int,
-    window: Window | None = None,
-    rows: int | None = None,
-    columns: int | None = None,
-) -> bytes:
-    """Frame `frame_number` (1-based) as `image/jpeg` or `image/png` bytes.
-
-    `window` replaces the file's own VOI; `rows`/`columns` bound the image's size (WADO-URI)."""
+def frame_image(fileobj: IO[bytes], *, frame_number: int, window: Window | None = None) -> Image.Image:
+    """Frame `frame_number` (1-based) as an 8-bit greyscale or RGB image; `window` replaces the
+    file's own VOI."""
     fileobj.seek(0)
     try:
         ds = pydicom.dcmread(fileobj)
@@ -87,14 +77,38 @@ def frame_render(
     try:
         pixels = ds.pixel_array
         frame = pixels[frame_number - 1] if frames > 1 else pixels
-        image = _fitted(Image.fromarray(_to_8bit(ds, frame, window)), rows, columns)
-        out = io.BytesIO()
+        return Image.fromarray(_to_8bit(ds, frame, window))
+    except Exception as exc:  # decoders raise many types
+        raise NotAcceptable(RENDER_ERROR) from exc
+
+
+def image_encode(image: Image.Image, *, media_type: str, quality: int) -> bytes:
+    """`image` as `image/jpeg` or `image/png` bytes."""
+    out = io.BytesIO()
+    try:
         if media_type == "image/png":
             image.save(out, format="PNG")
         else:
             image.convert("RGB" if image.mode not in ("L", "RGB") else image.mode).save(
                 out, format="JPEG", quality=quality
             )
-    except Exception as exc:  # decoders raise many types
+    except Exception as exc:
         raise NotAcceptable(RENDER_ERROR) from exc
     return out.getvalue()
+
+
+def frame_render(
+    fileobj: IO[bytes],
+    *,
+    frame_number: int,
+    media_type: str,
+    quality: int,
+    window: Window | None = None,
+    rows: int | None = None,
+    columns: int | None = None,
+) -> bytes:
+    """Frame `frame_number` (1-based) as `image/jpeg` or `image/png` bytes.
+
+    `window` replaces the file's own VOI; `rows`/`columns` bound the image's size (WADO-URI)."""
+    image = _fitted(frame_image(fileobj, frame_number=frame_number, window=window), rows, columns)
+    return image_encode(image, media_type=media_type, quality=quality)

@@ -61,8 +61,24 @@ def computed_elements(
     return out
 
 
+def _without_bulk_uris(dataset: dict[str, Any]) -> dict[str, Any]:
+    """`dataset` without the attributes given by BulkDataURI, at any depth."""
+    out = {}
+    for key, element in dataset.items():
+        if "BulkDataURI" in element:
+            continue
+        if element.get("vr") == "SQ" and element.get("Value"):
+            element = {**element, "Value": [_without_bulk_uris(item) for item in element["Value"]]}
+        out[key] = element
+    return out
+
+
 def result_dataset(*, metadata: str | None, keys: list[str], computed: dict[str, dict[str, Any]]) -> dict[str, Any]:
     stored = json_loads_fast(metadata) if metadata else {}
     out = {key: stored[key] for key in keys if key in stored}
+    if metadata and "BulkDataURI" in metadata:
+        # Search results carry no bulk data: the stored URIs are paths within an instance, and a
+        # study or series result is no instance to complete them with.
+        out = _without_bulk_uris(out)
     out.update(computed)
     return dict(sorted(out.items()))

@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from django.conf import settings
+
 from dicomsvc.api.mediatypes import MediaType
 from dicomsvc.errors import BadRequest, UnsupportedMediaType
 from partitions.models import Partition
@@ -161,7 +163,9 @@ def stow_process(
         outcome = StowOutcome()
         result.outcomes.append(outcome)
         try:
-            parsed = instance_parse(part, validate_all=api_version >= 2)
+            parsed = instance_parse(
+                part, validate_all=api_version >= 2, bulk_threshold=settings.DICOM_BULKDATA_THRESHOLD_BYTES
+            )
         except NotDicom as exc:
             outcome.failure_reason = PROCESSING_FAILURE
             outcome.comments.append(str(exc))

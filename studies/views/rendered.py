@@ -8,6 +8,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework.request import Request
 
 from dicomsvc.api.mediatypes import accept_headers, accept_parse
+from dicomsvc.api.openapi import ACCEPT, JPEG, PNG, QUALITY, dicom_schema
 from dicomsvc.errors import BadRequest, NotAcceptable
 from partitions.api import PartitionedView
 from studies.retrieve import instance_render
@@ -16,7 +17,8 @@ from studies.views.retrieve import parse_frames, retrieved_response, route_insta
 QUALITY_ERROR = "Image quality must be between 1 and 100 inclusive"
 
 
-def _media_type(request: Request) -> str:
+def rendered_media_type(request: Request) -> str:
+    """image/jpeg (the default) or image/png, by Accept; 406 for anything else."""
     ranges = accept_parse(accept_headers(request))
     if not ranges:
         return "image/jpeg"
@@ -40,10 +42,11 @@ def _quality(request: Request) -> int:
 class RenderedView(PartitionedView):
     """`.../rendered` of an instance (frame 1) or a frame, from the latest version."""
 
+    @dicom_schema("Render an instance or frame (WADO-RS)", ok={200: [JPEG, PNG]}, query=[QUALITY], headers=[ACCEPT])
     def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
         study, series, instance = route_instance_uids(kwargs)
         frame_number = parse_frames(kwargs["frame"])[0] if "frame" in kwargs else 1
-        media_type = _media_type(request)
+        media_type = rendered_media_type(request)
         quality = _quality(request)
         result = instance_render(
             partition=self.partition,

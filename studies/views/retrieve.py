@@ -8,6 +8,15 @@ from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework.request import Request
 
 from dicomsvc.api.mediatypes import accept_headers, accepts_dicom_json
+from dicomsvc.api.openapi import (
+    ACCEPT,
+    DICOM_JSON,
+    IF_NONE_MATCH,
+    MULTIPART_OCTET,
+    OCTET,
+    REQUEST_ORIGINAL,
+    dicom_schema,
+)
 from dicomsvc.errors import InvalidFrames, NotAcceptable
 from partitions.api import PartitionedView
 from studies.dicom.accept import DICOM, negotiate, negotiate_frames
@@ -45,7 +54,7 @@ def parse_frames(text: str) -> list[int]:
     return numbers
 
 
-def _wants_original(request: Request) -> bool:
+def wants_original(request: Request) -> bool:
     value: str = request.META.get("HTTP_MSDICOM_REQUEST_ORIGINAL", "")
     return value.strip().lower() == "true"
 
@@ -60,6 +69,8 @@ def retrieved_response(result: Retrieved) -> HttpResponse | StreamingHttpRespons
         response["Content-Length"] = str(result.length)
     if result.etag is not None:
         response["ETag"] = result.etag
+    for name, value in result.headers:
+        response[name] = value
     return response
 
 
@@ -75,7 +86,7 @@ def instances_response(
         series=series,
         instance=instance,
         negotiated=negotiated,
-        original=_wants_original(request),
+        original=wants_original(request),
     )
     return retrieved_response(result)
 
@@ -83,6 +94,13 @@ def instances_response(
 class MetadataView(PartitionedView):
     """`.../metadata` at study, series and instance level."""
 
+    @dicom_schema(
+        "Retrieve metadata (WADO-RS)",
+        ok={200: [DICOM_JSON], 304: None},
+        headers=[ACCEPT, IF_NONE_MATCH, REQUEST_ORIGINAL],
+        description="DICOM JSON of each instance; binary values inline up to DICOM_BULKDATA_THRESHOLD_BYTES, "
+        "else as a BulkDataURI.",
+    )
     def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
         study, series, instance = route_uids(kwargs)
         if not accepts_dicom_json(request):
@@ -92,8 +110,9 @@ class MetadataView(PartitionedView):
             study=study,
             series=series,
             instance=instance,
-            original=_wants_original(request),
+            original=wants_original(request),
             if_none_match=request.META.get("HTTP_IF_NONE_MATCH", "").strip().strip('"'),
+            base_url=self.base_url(),
         )
         return retrieved_response(result)
 
@@ -101,6 +120,7 @@ class MetadataView(PartitionedView):
 class FramesView(PartitionedView):
     """`.../instances/{instance}/frames/{1,2,...}`."""
 
+    @dicom_schema("Retrieve frames (WADO-RS)", ok={200: [MULTIPART_OCTET, OCTET]}, headers=[ACCEPT])
     def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
         study, series, instance = route_instance_uids(kwargs)
         numbers = parse_frames(kwargs["frames"])

@@ -10,6 +10,7 @@ from django.http import HttpResponse
 from rest_framework.request import Request
 
 from dicomsvc.api.mediatypes import accepts_dicom_json
+from dicomsvc.api.openapi import ACCEPT, SEARCH, SEARCH_DESCRIPTION, dicom_schema
 from dicomsvc.errors import NotAcceptable
 from partitions.api import PartitionedView
 from studies.dicom.dicomjson import json_dumps_fast
@@ -51,6 +52,13 @@ def search_response(
 class SearchView(PartitionedView):
     resource: Resource
 
+    @dicom_schema(
+        "Search (QIDO-RS)",
+        ok={200: [DICOM_JSON], 204: None},
+        query=SEARCH,
+        headers=[ACCEPT],
+        description=SEARCH_DESCRIPTION,
+    )
     def get(self, request: Request, **kwargs: Any) -> HttpResponse:
         return search_response(
             self, request, resource=self.resource, study=kwargs.get("study"), series=kwargs.get("series")

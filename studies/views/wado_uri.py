@@ -13,9 +13,12 @@ from typing import Any, ClassVar
 
 from django.http import HttpResponse, StreamingHttpResponse
 from django.http.request import QueryDict
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 
 from dicomsvc.api.mediatypes import accept_headers, accept_parse
+from dicomsvc.api.openapi import ACCEPT, JPEG, PNG, dicom_schema
+from dicomsvc.api.openapi import DICOM as DICOM_MEDIA
 from dicomsvc.errors import BadRequest, NotAcceptable
 from partitions.api import PartitionedView
 from studies.dicom.accept import DICOM, SUPPORTED_TARGETS
@@ -141,11 +144,33 @@ def _acceptable(request: Request, content_type: str | None) -> None:
     raise NotAcceptable()
 
 
+WADO_URI_PARAMETERS = [
+    OpenApiParameter("requestType", description="`WADO`.", required=True),
+    OpenApiParameter("studyUID", required=True),
+    OpenApiParameter("seriesUID", required=True),
+    OpenApiParameter("objectUID", required=True),
+    OpenApiParameter("contentType", description="`application/dicom`, `image/jpeg` or `image/png`."),
+    OpenApiParameter("transferSyntax", description="With `application/dicom`; `*` for the stored file."),
+    OpenApiParameter("frameNumber", int, description="With an image type; 1-based."),
+    OpenApiParameter("rows", int, description="With an image type: the image fits this many rows."),
+    OpenApiParameter("columns", int, description="With an image type: the image fits this many columns."),
+    OpenApiParameter("windowCenter", float, description="With an image type, together with windowWidth."),
+    OpenApiParameter("windowWidth", float, description="With an image type, together with windowCenter."),
+    OpenApiParameter("imageQuality", int, description="JPEG quality, 1 to 100."),
+]
+
+
 class WadoUriView(PartitionedView):
     """`{base}/wado`: one instance by query parameters (a read)."""
 
     data_actions: ClassVar[dict[str, str]] = {"GET": "read"}
 
+    @dicom_schema(
+        "Retrieve an instance or a rendered frame by query parameters (WADO-URI, PS3.18 §9.1)",
+        ok={200: [DICOM_MEDIA, JPEG, PNG]},
+        query=WADO_URI_PARAMETERS,
+        headers=[ACCEPT],
+    )
     def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
         (study, series, instance), wanted = wado_uri_parse(request.query_params)
         _acceptable(request, wanted.content_type)

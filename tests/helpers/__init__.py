@@ -4,7 +4,16 @@ conftest.py (fixtures only) or from another test file."""
 from __future__ import annotations
 
 from tests.helpers.admin import admin_login, admin_page
-from tests.helpers.dicom import dicom_bytes, read, study_files, uids_of
+from tests.helpers.dicom import (
+    BIG_OB,
+    BIG_OB_VALUE,
+    SMALL_OB,
+    binary_attributes_bytes,
+    dicom_bytes,
+    read,
+    study_files,
+    uids_of,
+)
 from tests.helpers.feed import delete, feed_rows, update
 from tests.helpers.http import (
     DICOM_JSON,
@@ -33,12 +42,14 @@ from tests.helpers.operations import (
     wado_original,
 )
 from tests.helpers.qido import Archive, Study, column, key, results, search, value
+from tests.helpers.routes import served_routes
 from tests.helpers.rows import creating_instance
 
 __all__ = [
+    "BIG_OB", "BIG_OB_VALUE", "SMALL_OB", "binary_attributes_bytes",
     "DICOM_JSON", "MULTIPART_DICOM", "admin_login", "admin_page", "ORIGINAL", "ROOT", "free_port", "test_database_url", "Archive", "Study", "WorkerKilled", "asgi_get", "base",
     "blob_bytes", "column", "creating_instance", "delete", "dicom_bytes", "export_body", "feed_rows", "files_under", "instance_url",
     "key", "live_server", "multipart_body", "multipart_parts", "patient_name_change", "post_export", "read",
-    "response_bytes", "result_path", "results", "run_export", "search", "start", "store", "stow", "study_files",
+    "response_bytes", "result_path", "served_routes", "results", "run_export", "search", "start", "store", "stow", "study_files",
     "uids_of", "update", "value", "wado_original",
 ]

@@ -51,3 +51,27 @@ def uids_of(data: bytes) -> tuple[str, str, str]:
 
 def read(data: bytes) -> pydicom.Dataset:
     return pydicom.dcmread(io.BytesIO(data))
+
+
+BIG_OB = 0x00091001  # a private OB above the default bulk data threshold
+SMALL_OB = 0x00091002  # one below it
+BIG_OB_VALUE = bytes(range(256)) * 11 + bytes(range(184))
+
+
+def binary_attributes_bytes(name: str = "CT_small.dcm", *, transfer_syntax: str | None = None) -> bytes:
+    """A test file with binary attributes besides Pixel Data: a private OB of 3000 bytes, one of 16,
+    and an Icon Image Sequence whose item holds a 64x64 Pixel Data (fresh UIDs)."""
+    ds = read(dicom_bytes(name))
+    ds.private_block(0x0009, "ACME", create=True)
+    ds.add_new(BIG_OB, "OB", BIG_OB_VALUE)
+    ds.add_new(SMALL_OB, "OB", b"0123456789abcdef")
+    icon = pydicom.Dataset()
+    icon.Rows, icon.Columns, icon.BitsAllocated, icon.BitsStored, icon.HighBit = 64, 64, 8, 8, 7
+    icon.SamplesPerPixel, icon.PixelRepresentation, icon.PhotometricInterpretation = 1, 0, "MONOCHROME2"
+    icon.add_new(0x7FE00010, "OB", bytes(reversed(range(256))) * 16)
+    ds.IconImageSequence = pydicom.Sequence([icon])
+    out = io.BytesIO()
+    if transfer_syntax is not None:
+        ds.file_meta.TransferSyntaxUID = transfer_syntax
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
