@@ -65,7 +65,7 @@ def test_failure_inside_commit_rolls_back_feed_and_counters(client, monkeypatch)
 
     monkeypatch.setattr(store_module, "statements_run", broken)
     response = stow(client, [data])
-    assert ran and ran[0][1], "the flip ran inside the failed transaction"
+    assert ran and ran[0][0], "the flip ran inside the failed transaction"
     assert response.status_code == 409
     assert not ChangeFeedEntry.objects.exists()
     assert not Instance.objects.exists()

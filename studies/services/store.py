@@ -233,10 +233,8 @@ def _commit_statements_run(*, items: list[_Item]) -> set[int]:
     for item in items:
         by_series[item.series_id].append(item)
         by_study[item.study_id].append(item)
-    statements = [
-        rows.studies_lock(ids=by_study),
-        rows.instances_flip(ids=[cast(int, item.instance_id) for item in items], now=now),  # reserved: set
-    ]
+    ids = [cast(int, item.instance_id) for item in items]  # reserved: set
+    statements = [rows.instances_flip(ids=ids, study_ids=by_study, now=now)]
     for series_id, group in by_series.items():
         columns = parsed_indexed_columns(group[-1].parsed)["series"]  # the newest instance's values
         statements.append(rows.series_update(series_id=series_id, added=len(group), columns=columns, now=now))
@@ -262,7 +260,7 @@ def _commit_statements_run(*, items: list[_Item]) -> set[int]:
     )
     with transaction.atomic():
         results = statements_run(statements)
-        flipped = {row[0] for row in results[1]}
+        flipped = {row[0] for row in results[0]}
         if len(flipped) != len(items):
             raise _TakenOver(flipped)
     return flipped

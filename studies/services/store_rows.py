@@ -233,24 +233,28 @@ def instances_insert_into_series(
     return {(st, se, sop): (watermark, pk, study, series) for st, se, sop, watermark, pk, study, series in found}
 
 
-def studies_lock(*, ids: Iterable[int]) -> Statement:
-    """Lock the study rows of a commit, in id order, so two committers of overlapping batches
-    never wait on each other in a cycle.
+def instances_flip(*, ids: Sequence[int], study_ids: Iterable[int], now: dt.datetime) -> Statement:
+    """CREATING -> CREATED, compare-and-swap, under the lock of the commit's study rows; returns
+    the ids flipped (a stale takeover removes rows).
 
-    The series rows need no lock of their own: every writer of a series row (this commit, the
-    delete, the bulk update's switch) holds its study's lock first.
+    The study rows are locked first, in id order, so two committers of overlapping batches never
+    wait on each other in a cycle; the series rows need no lock of their own, as every writer of
+    a series (this commit, the delete, the bulk update's switch) holds its study's lock first.
+    On PostgreSQL the lock is a WITH query the flip's condition counts, which PostgreSQL runs
+    once, before the flip touches a row: the two take one statement.
     """
-    ids = sorted(set(ids))
-    return f"SELECT id FROM {STUDY} WHERE id IN ({_placeholders(len(ids))}) ORDER BY id{_lock_clause()}", ids
-
-
-def instances_flip(*, ids: Sequence[int], now: dt.datetime) -> Statement:
-    """CREATING -> CREATED, compare-and-swap; returns the ids flipped (a stale takeover removes rows)."""
     sql = (
         f"UPDATE {INSTANCE} SET status = %s, updated_at = %s "
-        f"WHERE id IN ({_placeholders(len(ids))}) AND status = %s RETURNING id"
+        f"WHERE id IN ({_placeholders(len(ids))}) AND status = %s"
     )
-    return sql, [int(InstanceStatus.CREATED), _adapt(now), *ids, int(InstanceStatus.CREATING)]
+    params: list[Any] = [int(InstanceStatus.CREATED), _adapt(now), *ids, int(InstanceStatus.CREATING)]
+    lock = _lock_clause()
+    if lock:  # SQLite has no row locks: its write transactions are serialised as a whole
+        studies = sorted(set(study_ids))
+        locked = f"SELECT id FROM {STUDY} WHERE id IN ({_placeholders(len(studies))}) ORDER BY id{lock}"
+        sql = f"WITH locked AS ({locked}) {sql} AND (SELECT count(*) FROM locked) = %s"
+        params = [*studies, *params, len(studies)]
+    return f"{sql} RETURNING id", params
 
 
 def _assignments(columns: dict[str, Any]) -> tuple[str, list[Any]]:
