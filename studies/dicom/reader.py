@@ -17,7 +17,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 
 from studies.dicom.dicomjson import ElementErrors, dataset_json_dict, json_dumps
-from studies.dicom.elements import IMPLICIT_LITTLE, ITEM, SEQUENCE_DELIMITER, UNDEFINED_LENGTH
+from studies.dicom.elements import IMPLICIT_LITTLE, ITEM, SEQUENCE_DELIMITER, UNDEFINED_LENGTH, SequenceTooDeep
 from studies.dicom.header import Header, header_read
 from studies.dicom.streams import ConcatReader, Readable
 from studies.dicom.transfer_syntaxes import DEFLATED, EXPLICIT_VR_BIG_ENDIAN
@@ -140,6 +140,8 @@ def _pydicom_header(stream: ConcatReader, *, validate: bool) -> Header:
             raise NotDicom("The DICOM instance is invalid: File Meta Information has no TransferSyntaxUID.")
     except NotDicom:
         raise
+    except RecursionError:  # pydicom reads nested sequences recursively
+        raise SequenceTooDeep() from None
     except (InvalidDicomError, EOFError, OSError, ValueError, struct.error, KeyError, TypeError) as exc:
         raise NotDicom(f"The DICOM instance is invalid: {exc}") from exc
     values: dict[int, tuple[Any, ...]] = {}
@@ -181,9 +183,12 @@ def _int_value(header: Header, keyword: str, default: int | None) -> int | None:
 
 
 def instance_parse(part: Readable, *, validate_all: bool) -> ParsedInstance:
-    """Read a STOW part. Raises NotDicom when it cannot be read as DICOM P10."""
+    """Read a STOW part. Raises NotDicom when it cannot be read as DICOM P10 or nests too deeply."""
     stream = p10_normalize(part)
-    header = header_read(stream, validate=validate_all) or _pydicom_header(stream, validate=validate_all)
+    try:
+        header = header_read(stream, validate=validate_all) or _pydicom_header(stream, validate=validate_all)
+    except SequenceTooDeep as exc:
+        raise NotDicom(f"The DICOM instance is invalid: {exc}.") from exc
     ts = header.transfer_syntax_uid
 
     uids: dict[str, str] = {}

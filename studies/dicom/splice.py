@@ -36,12 +36,14 @@ from studies.dicom.elements import (
     IMPLICIT_LITTLE,
     ITEM,
     ITEM_DELIMITER,
+    MAX_SEQUENCE_DEPTH,
     META_GROUP_LENGTH,
     SEQUENCE_DELIMITER,
     SPECIFIC_CHARACTER_SET,
     TRANSFER_SYNTAX_UID,
     UNDEFINED_LENGTH,
     Encoding,
+    SequenceTooDeep,
 )
 from studies.dicom.transfer_syntaxes import DEFLATED, EXPLICIT_VR_BIG_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
 
@@ -113,8 +115,8 @@ def _value_end(src: _Source, value_pos: int, length: int, vr: bytes | None, enc:
         if end > src.size:
             raise MalformedFile(f"value at offset {value_pos} runs past the end of the file")
         return end
-    if depth > 64:
-        raise MalformedFile("sequences nested too deeply")
+    if depth >= MAX_SEQUENCE_DEPTH:  # depth 0: a top-level sequence
+        raise MalformedFile(str(SequenceTooDeep()))
     # An explicit-VR UN of undefined length holds implicit VR little endian (PS3.5 §6.2.2).
     inner = IMPLICIT_LITTLE if vr == b"UN" else enc
     pos = value_pos

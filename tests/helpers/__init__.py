@@ -3,7 +3,7 @@ conftest.py (fixtures only) or from another test file."""
 
 from __future__ import annotations
 
-from tests.helpers.dicom import dicom_bytes, read, study_files, uids_of
+from tests.helpers.dicom import dicom_bytes, nested_bytes, read, study_files, uids_of
 from tests.helpers.feed import delete, feed_rows, update
 from tests.helpers.http import (
     DICOM_JSON,
@@ -37,7 +37,7 @@ from tests.helpers.rows import creating_instance
 __all__ = [
     "DICOM_JSON", "MULTIPART_DICOM", "ORIGINAL", "ROOT", "free_port", "test_database_url", "Archive", "Study", "WorkerKilled", "asgi_get", "base",
     "blob_bytes", "column", "creating_instance", "delete", "dicom_bytes", "export_body", "feed_rows", "files_under", "instance_url",
-    "key", "live_server", "multipart_body", "multipart_parts", "patient_name_change", "post_export", "read",
+    "key", "live_server", "multipart_body", "nested_bytes", "multipart_parts", "patient_name_change", "post_export", "read",
     "response_bytes", "result_path", "results", "run_export", "search", "start", "store", "stow", "study_files",
     "uids_of", "update", "value", "wado_original",
 ]
