@@ -28,14 +28,12 @@ migrate: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py bootstrap_superuser
 
-# Server (uvicorn, ASGI) and a real Celery worker; Ctrl-C stops both, and so does either one exiting.
+# Server (uvicorn, ASGI) and a real Celery worker; Ctrl-C stops both, and so does either one
+# exiting. Stopping escalates to SIGKILL after RUN_STOP_GRACE_SECONDS (scripts/run_both.sh).
 run: migrate
 	@echo "DICOMweb at http://127.0.0.1:$(PORT)/v2/  (admin: http://127.0.0.1:$(PORT)/admin/)"
-	@$(VENV)/bin/celery -A dicomsvc worker --loglevel=INFO --concurrency=2 & worker=$$!; \
-	env $(MALLOC_ENV) $(VENV)/bin/uvicorn dicomsvc.asgi:application --host 127.0.0.1 --port $(PORT) --no-access-log & web=$$!; \
-	stop() { trap - INT TERM; kill -TERM $$worker $$web 2>/dev/null; wait $$worker $$web 2>/dev/null; exit 0; }; \
-	trap stop INT TERM; \
-	wait -n $$worker $$web; stop
+	@scripts/run_both.sh "$(VENV)/bin/celery -A dicomsvc worker --loglevel=INFO --concurrency=2" \
+	  "env $(MALLOC_ENV) $(VENV)/bin/uvicorn dicomsvc.asgi:application --host 127.0.0.1 --port $(PORT) --no-access-log"
 
 test: install
 	$(VENV)/bin/ruff check .
