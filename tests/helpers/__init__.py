@@ -33,11 +33,12 @@ from tests.helpers.operations import (
 )
 from tests.helpers.qido import Archive, Study, column, key, results, search, value
 from tests.helpers.rows import creating_instance
+from tests.helpers.workers import operations_resume_run, wait_for, worker_children, worker_kill, worker_start
 
 __all__ = [
     "DICOM_JSON", "MULTIPART_DICOM", "ORIGINAL", "ROOT", "free_port", "test_database_url", "Archive", "Study", "WorkerKilled", "asgi_get", "base",
     "blob_bytes", "column", "creating_instance", "delete", "dicom_bytes", "export_body", "feed_rows", "files_under", "instance_url",
     "key", "live_server", "multipart_body", "nested_bytes", "multipart_parts", "patient_name_change", "post_export", "read",
     "response_bytes", "result_path", "results", "run_export", "search", "start", "store", "stow", "study_files",
-    "uids_of", "update", "value", "wado_original",
+    "uids_of", "update", "value", "wado_original", "operations_resume_run", "wait_for", "worker_children", "worker_kill", "worker_start",
 ]
