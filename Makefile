@@ -14,7 +14,7 @@ MALLOC_TRIM_THRESHOLD_ ?= 16777216
 MALLOC_ENV := MALLOC_ARENA_MAX=$(MALLOC_ARENA_MAX) MALLOC_MMAP_THRESHOLD_=$(MALLOC_MMAP_THRESHOLD_) \
 	MALLOC_TRIM_THRESHOLD_=$(MALLOC_TRIM_THRESHOLD_)
 
-.PHONY: install run test test-postgres migrate worker web clean bench
+.PHONY: install run test test-postgres migrate worker web clean bench drill
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ test: install
 	$(VENV)/bin/mypy
 	$(PY) manage.py makemigrations --check --dry-run >/dev/null
 	$(PY) -m pytest
+
+# The whole server under abuse: fuzzing, SIGKILLs, races; checks invariants (docs/drills.md).
+# SQLite always; PostgreSQL + Redis too when DRILL_DATABASE_URL and DRILL_BROKER_URL are set.
+drill: install
+	$(PY) -m drills
 
 clean:
 	rm -rf $(VENV) var

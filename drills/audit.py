@@ -1,14 +1,16 @@
 """What the database and the blob store hold, as JSON: run in the drilled server's environment.
 
-    python -m drills.audit
+    python -m drills.audit [--cleanup]
 
 Prints blobs nothing points at, rows whose blob is missing, the change feed per instance
 and the operations. The drill decides what must hold; this only reports."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -19,6 +21,10 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dicomsvc.settings")
     django.setup()
     from django.conf import settings
+    from django.core.management import call_command
+
+    if "--cleanup" in sys.argv:
+        call_command("dicom_cleanup", stdout=io.StringIO())
 
     from changefeed.models import ChangeAction, ChangeFeedEntry
     from operations.models import Operation
@@ -56,6 +62,11 @@ def main() -> None:
                 "created_sops": sorted(
                     row["sop_instance_uid"] for row in instances if row["status"] == InstanceStatus.CREATED
                 ),
+                "created": [
+                    [row["study_instance_uid"], row["series_instance_uid"], row["sop_instance_uid"]]
+                    for row in instances
+                    if row["status"] == InstanceStatus.CREATED
+                ],
                 "blobs": len(on_disk),
                 "blobs_without_row": sorted(on_disk - named - queued),
                 "rows_without_blob": sorted(needed - on_disk),

@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -165,9 +166,9 @@ class Server:
 
     # --- state -------------------------------------------------------------------------
 
-    def audit(self) -> dict[str, object]:
-        """Blobs against rows, feed against rows (drills.audit, run on this server's settings)."""
-        out = subprocess.run(
-            [sys.executable, "-m", "drills.audit"], cwd=ROOT, env=self.env, check=True, capture_output=True, text=True
-        )
+    def audit(self, *, cleanup: bool = False) -> dict[str, Any]:
+        """Blobs against rows, feed against rows (drills.audit, run on this server's settings),
+        after `manage.py dicom_cleanup` when `cleanup`."""
+        command = [sys.executable, "-m", "drills.audit", *(["--cleanup"] if cleanup else [])]
+        out = subprocess.run(command, cwd=ROOT, env=self.env, check=True, capture_output=True, text=True)
         return json.loads(out.stdout)
