@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import http.client
 import io
 import json
@@ -110,7 +111,8 @@ def instance(
     """A test file with fresh UIDs (or the given study/series); `pixels` bytes of extra Pixel Data pad it larger."""
     if name not in _TEMPLATES:
         _TEMPLATES[name] = pydicom.dcmread(get_testdata_file(name))
-    ds = _TEMPLATES[name].copy()
+    # A deep copy: Dataset.copy() shares the elements, and client threads build files at once.
+    ds = copy.deepcopy(_TEMPLATES[name])
     ds.StudyInstanceUID = study or generate_uid()
     ds.SeriesInstanceUID = series or generate_uid()
     ds.SOPInstanceUID = generate_uid()

@@ -90,7 +90,7 @@ def consistent(drill: Drill, name: str, *, retrievable: bool = True) -> dict[str
         if feed.get(sop) and feed[sop][-1] != "delete":
             drill.fail(name, f"deleted instance {sop} ends its feed with {feed[sop][-1]}")
             break
-    half_visible = 0
+    half_visible: list[str] = []
     if retrievable:
         client = drill.client
         for sop, (uids, data) in list(drill.ledger.items()):
@@ -98,10 +98,11 @@ def consistent(drill: Drill, name: str, *, retrievable: bool = True) -> dict[str
                 continue
             response = client.get(instance_path(uids), accept=STORED)
             if response.status != 200 or (data is not None and single_part(response.body) != data):
-                half_visible += 1
+                half_visible.append(f"{sop}: {response.status}, {len(response.body)} bytes")
             else:
                 drill.verified.add(sop)
-        drill.check(name, half_visible == 0, f"{half_visible} visible instances not served as stored")
+        message = f"{len(half_visible)} visible instances not served as sent: {half_visible[:3]}"
+        drill.check(name, not half_visible, message)
     return audit
 
 
