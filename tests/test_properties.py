@@ -170,3 +170,12 @@ def test_frame_lists_give_positive_numbers_or_a_400(text):
         assert exc.status_code == 400
         return
     assert numbers and all(0 < number < 10**10 for number in numbers)
+
+
+def test_an_offset_table_longer_than_the_file_is_no_frame_index():
+    """Found by `make drill`: the Basic Offset Table item's length was read as is."""
+    data = bytearray(dicom_bytes("JPEG2000.dcm"))
+    table = data.index(b"\xfe\xff\x00\xe0", data.index(b"\xe0\x7f\x10\x00"))  # the first item of Pixel Data
+    data[table + 4 : table + 8] = (222_194_340).to_bytes(4, "little")
+    parsed = instance_parse(io.BytesIO(bytes(data)), validate_all=True)
+    assert parsed.frame_index is None

@@ -293,6 +293,8 @@ def _encapsulated_index(stream: Readable, pos: int, frames: int) -> list[list[li
         if first:
             stream.seek(pos + 8)
             table = stream.read(item_len)
+            if len(table) < item_len:
+                return None  # the offset table runs past the end of the file
             offsets = list(struct.unpack(f"<{item_len // 4}I", table[: item_len // 4 * 4]))
             first = False
         else:
