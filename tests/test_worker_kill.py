@@ -32,7 +32,7 @@ from tests.helpers import (
     worker_start,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 LEASE = {"DICOM_OPERATION_LEASE_SECONDS": "3"}
 # One file at a time, 200 ms each: the kill lands inside the second study.
