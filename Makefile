@@ -14,7 +14,7 @@ MALLOC_TRIM_THRESHOLD_ ?= 16777216
 MALLOC_ENV := MALLOC_ARENA_MAX=$(MALLOC_ARENA_MAX) MALLOC_MMAP_THRESHOLD_=$(MALLOC_MMAP_THRESHOLD_) \
 	MALLOC_TRIM_THRESHOLD_=$(MALLOC_TRIM_THRESHOLD_)
 
-.PHONY: install run test test-postgres migrate worker web clean bench
+.PHONY: install run test test-postgres migrate worker web clean bench drill
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,14 +28,12 @@ migrate: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py bootstrap_superuser
 
-# Server (uvicorn, ASGI) and a real Celery worker; Ctrl-C stops both, and so does either one exiting.
+# Server (uvicorn, ASGI) and a real Celery worker; Ctrl-C stops both, and so does either one
+# exiting. Stopping escalates to SIGKILL after RUN_STOP_GRACE_SECONDS (scripts/run_both.sh).
 run: migrate
 	@echo "DICOMweb at http://127.0.0.1:$(PORT)/v2/  (admin: http://127.0.0.1:$(PORT)/admin/)"
-	@$(VENV)/bin/celery -A dicomsvc worker --loglevel=INFO --concurrency=2 & worker=$$!; \
-	env $(MALLOC_ENV) $(VENV)/bin/uvicorn dicomsvc.asgi:application --host 127.0.0.1 --port $(PORT) --no-access-log & web=$$!; \
-	stop() { trap - INT TERM; kill -TERM $$worker $$web 2>/dev/null; wait $$worker $$web 2>/dev/null; exit 0; }; \
-	trap stop INT TERM; \
-	wait -n $$worker $$web; stop
+	@scripts/run_both.sh "$(VENV)/bin/celery -A dicomsvc worker --loglevel=INFO --concurrency=2" \
+	  "env $(MALLOC_ENV) $(VENV)/bin/uvicorn dicomsvc.asgi:application --host 127.0.0.1 --port $(PORT) --no-access-log"
 
 test: install
 	$(VENV)/bin/ruff check .
@@ -43,6 +41,11 @@ test: install
 	$(VENV)/bin/mypy
 	$(PY) manage.py makemigrations --check --dry-run >/dev/null
 	$(PY) -m pytest
+
+# The whole server under abuse: fuzzing, SIGKILLs, races; checks invariants (docs/drills.md).
+# SQLite always; PostgreSQL + Redis too when DRILL_DATABASE_URL and DRILL_BROKER_URL are set.
+drill: install
+	$(PY) -m drills
 
 clean:
 	rm -rf $(VENV) var

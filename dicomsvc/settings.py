@@ -256,6 +256,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
     # An unacknowledged task (its worker died) is redelivered after this many seconds.
     else {"visibility_timeout": env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=1)}
 )
+# The worker's pool. prefork (separate processes) with Redis. With the filesystem broker,
+# whose transport has no event loop, Celery falls back to billiard's blocking pool, where idle
+# pool processes wait for work holding one shared lock: a pool process killed while waiting
+# (SIGKILL, the OOM killer) never releases it and every later one waits on it forever
+# (celery/billiard#104, #457). There the tasks run in threads of the one worker process.
+CELERY_WORKER_POOL = env_choice(
+    "CELERY_WORKER_POOL", "threads" if CELERY_BROKER_URL.startswith("filesystem") else "prefork",
+    ("prefork", "threads", "solo"),
+)  # fmt: skip
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

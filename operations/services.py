@@ -18,6 +18,7 @@ lease gone and stops without writing anything.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from django.utils import timezone
 
 from operations.models import ACTIVE_STATUSES, Operation, OperationStatus, OperationType
 from partitions.models import Partition
+
+logger = logging.getLogger(__name__)
 
 
 class LeaseLost(Exception):
@@ -93,11 +96,21 @@ def _beat_interval() -> float:
 
 
 def _enqueue(operation_id: str) -> None:
+    """Hand the operation's task to the broker; a broker that refuses it is logged, never raised.
+
+    It runs after the commit, where the row is what counts: the operation stays notStarted until
+    `operations_resume` or a worker's start enqueues it again. (Django's own `robust` handling
+    of on_commit callbacks fails on a `functools.partial`: it formats the callback's
+    `__qualname__`, which a partial lacks, and the request answered 500.)
+    """
     # Imported here: the task calls the runner, whose handler table imports the services
     # that create operations through this module.
     from operations.tasks import operation_execute
 
-    operation_execute.delay(operation_id)
+    try:
+        operation_execute.delay(operation_id)
+    except Exception:
+        logger.exception("operation %s: the broker did not take its task; it stays in the database", operation_id)
 
 
 def operation_create(

@@ -5,7 +5,9 @@ from django.db import models
 
 DEFAULT_PARTITION_NAME = "Microsoft.Default"
 DEFAULT_PARTITION_KEY = 1
-PARTITION_NAME_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+# `.` and `..` are path segments a URL normaliser (a proxy, a client library) would resolve
+# away, so a partition of that name could not be addressed.
+PARTITION_NAME_PATTERN = r"^(?!\.\.?\Z)[A-Za-z0-9._-]{1,64}\Z"
 
 
 class Partition(models.Model):

@@ -17,7 +17,7 @@ from changefeed.models import ChangeAction, ChangeFeedEntry
 from operations import services as operation_services
 from operations.models import Operation, OperationStatus, OperationType
 from operations.tasks import operation_execute
-from studies.blobstore import blob_name, blob_open, storage
+from studies.blobstore import blob_name, blob_open, blob_write, storage
 from studies.dicom.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from studies.dicom.splice import file_layout
 from studies.models import Instance, OrphanBlob, Study
@@ -401,3 +401,33 @@ def test_value_a_study_files_character_set_cannot_hold_fails_that_study_only(cli
     assert operation.results["instanceUpdated"] == 1
     [instance] = _instances(latin1)
     assert str(read(blob_bytes(instance, instance.watermark)).PatientName) == "Müller^Jürgen"
+
+
+def test_study_deleted_while_its_files_are_rewritten_leaves_no_blob_behind(client, monkeypatch):
+    """A DELETE lands while the update's writers run: one writer, which had read its source
+    already, writes its new file after the DELETE removed the rows; the others find their
+    sources gone and the study fails. No row leads to that file any more: the failed
+    attempt's own reservations must."""
+    raced = store(*study_files(3))[0].study_instance_uid
+    from operations.update import services as update_services
+
+    reserve = update_services.study_update_reserve
+    late: list[str] = []
+
+    def reserve_then_delete(*, partition, study_uid):  # noqa: ANN001, ANN202
+        pending = reserve(partition=partition, study_uid=study_uid)
+        with blob_open(name=blob_name(partition_key=partition.partition_key, watermark=pending[0].watermark)) as f:
+            source = f.read()
+        assert client.delete(f"/v2/studies/{study_uid}").status_code == 204
+        late.append(blob_name(partition_key=partition.partition_key, watermark=pending[0].new_watermark))
+        blob_write(name=late[0], stream=io.BytesIO(source), size=len(source))  # the writer in flight
+        return pending
+
+    monkeypatch.setattr(update_services, "study_update_reserve", reserve_then_delete)
+    operation = _update(client, [raced], patient_name_change("Deleted^Meanwhile"))
+
+    assert operation.status == OperationStatus.FAILED
+    assert operation.results["errors"] == [f"Failed to update instances for study {raced}"]
+    assert late and not Instance.objects.filter(study_instance_uid=raced).exists()
+    assert _all_blobs() == set()  # the late file included
+    assert not OrphanBlob.objects.exists()

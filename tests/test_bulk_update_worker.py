@@ -22,7 +22,7 @@ from django.db import connection
 from changefeed.models import ChangeAction, ChangeFeedEntry
 from operations.models import Operation, OperationStatus
 from studies.models import Instance, OrphanBlob, Study
-from tests.helpers import blob_bytes, patient_name_change, read, start, store, study_files
+from tests.helpers import blob_bytes, patient_name_change, read, start, store, study_files, wait_for
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
@@ -34,15 +34,6 @@ pytestmark = [
 ]
 
 LEASE_SECONDS = 3
-
-
-def _wait(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class Workers:
@@ -77,7 +68,7 @@ class Workers:
             stderr=subprocess.STDOUT,
         )
         self.processes.append((process, log))
-        _wait(lambda: b" ready." in log.read_bytes() or process.poll() is not None, timeout=60, what="worker start")
+        wait_for(lambda: b" ready." in log.read_bytes() or process.poll() is not None, timeout=60, what="worker start")
         assert process.poll() is None, log.read_text()
         return process, log
 
@@ -115,7 +106,7 @@ def test_worker_completes_an_update(client, workers):
     assert response.status_code == 202
     operation_id = response.json()["id"]
 
-    _wait(_finished(operation_id), timeout=120, what="the operation to finish")
+    wait_for(_finished(operation_id), timeout=120, what="the operation to finish")
 
     status = client.get(f"/v2/operations/{operation_id}")
     assert status.status_code == 200
@@ -146,7 +137,7 @@ def test_worker_killed_mid_operation_is_finished_by_a_new_worker_exactly_once(cl
 
     # Kill it in the middle of the second study: the first is switched, the second has
     # reserved versions and some new blobs written but not switched.
-    _wait(
+    wait_for(
         lambda: Instance.objects.filter(study_instance_uid=studies[1], new_watermark__isnull=False).exists(),
         timeout=60, what="the second study to start",
     )
@@ -161,7 +152,7 @@ def test_worker_killed_mid_operation_is_finished_by_a_new_worker_exactly_once(cl
     assert Instance.objects.filter(study_instance_uid=studies[1], new_watermark__isnull=False).count() == 4
 
     _second, second_log = workers.start()
-    _wait(_finished(operation_id), timeout=120, what="the new worker to finish the operation")
+    wait_for(_finished(operation_id), timeout=120, what="the new worker to finish the operation")
 
     operation = Operation.objects.get(pk=operation_id)
     assert operation.status == OperationStatus.SUCCEEDED, second_log.read_text()

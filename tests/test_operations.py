@@ -234,3 +234,22 @@ def test_resume_command_older_than_skips_recent_operations(enqueued):
     _operation()
     call_command("operations_resume", "--older-than", "300")
     assert enqueued == [str(old.pk)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_refusing_the_task_leaves_the_operation_queued_not_a_500(client, monkeypatch, caplog):
+    from operations.tasks import operation_execute
+
+    def refuse(*args: object) -> None:
+        raise ConnectionRefusedError("broker down")
+
+    monkeypatch.setattr(operation_execute, "delay", refuse)
+    response = client.post(
+        "/v2/studies/$bulkUpdate",
+        data={"studyInstanceUids": ["1.2.3"], "changeDataset": {"00100010": {"vr": "PN", "Value": [{"Alphabetic": "A"}]}}},
+        format="json",
+    )
+    assert response.status_code == 202, response.content
+    operation = Operation.objects.get(pk=response.json()["id"])
+    assert operation.status == OperationStatus.NOT_STARTED
+    assert "the broker did not take its task" in caplog.text

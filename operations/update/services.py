@@ -150,11 +150,14 @@ def _switch(
     return switch.removals
 
 
-def _study_failed(*, run: OperationRun, partition: Partition, study_uid: str, index: int, total: int) -> None:
+def _study_failed(
+    *, run: OperationRun, partition: Partition, study_uid: str, index: int, total: int, pending: list[PendingVersion]
+) -> None:
     """Release the study's reservations and record the failure; the next study goes on."""
+    logger.exception("bulk update %s: study %s failed", run.operation.pk.hex, study_uid)
     with transaction.atomic():
         operation = _checkpoint_lock(run, index)
-        names = study_update_release(partition=partition, study_uid=study_uid)
+        names = study_update_release(partition=partition, study_uid=study_uid, pending=pending)
         results = _results(operation)
         results["studyProcessed"] += 1
         results["studyFailed"] += 1
@@ -167,6 +170,24 @@ def _study_update(
     *, run: OperationRun, partition: Partition, study_uid: str, index: int, total: int, change: ChangeSet
 ) -> None:
     pending = study_update_reserve(partition=partition, study_uid=study_uid)
+    try:
+        _versions_write(run=run, partition=partition, pending=pending, change=change)
+        removals = _switch(
+            run=run, partition=partition, study_uid=study_uid, index=index, total=total, pending=pending,
+            change=change,
+        )  # fmt: skip
+    except (LeaseLost, CheckpointMismatch):
+        raise
+    except Exception:
+        _study_failed(run=run, partition=partition, study_uid=study_uid, index=index, total=total, pending=pending)
+        return
+    orphans_remove(names=removals)
+
+
+def _versions_write(
+    *, run: OperationRun, partition: Partition, pending: list[PendingVersion], change: ChangeSet
+) -> None:
+    """Write the new blobs of the study's instances, renewing the lease meanwhile."""
     delay = settings.DICOM_UPDATE_INSTANCE_DELAY_MS / 1000
 
     def write(item: PendingVersion) -> None:
@@ -189,10 +210,6 @@ def _study_update(
             for future in futures:
                 future.cancel()
             raise
-    removals = _switch(
-        run=run, partition=partition, study_uid=study_uid, index=index, total=total, pending=pending, change=change
-    )
-    orphans_remove(names=removals)
 
 
 def update_execute(run: OperationRun) -> OperationStatus:
@@ -212,8 +229,7 @@ def update_execute(run: OperationRun) -> OperationStatus:
             )
         except (LeaseLost, CheckpointMismatch):
             raise
-        except Exception:
-            logger.exception("bulk update %s: study %s failed", operation.pk.hex, uids[index])
-            _study_failed(run=run, partition=partition, study_uid=uids[index], index=index, total=len(uids))
+        except Exception:  # the reservation failed: nothing of this attempt was written
+            _study_failed(run=run, partition=partition, study_uid=uids[index], index=index, total=len(uids), pending=[])
     final = Operation.objects.get(pk=operation.pk)
     return OperationStatus.FAILED if _results(final)["studyFailed"] else OperationStatus.SUCCEEDED

@@ -11,6 +11,7 @@ from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag, Tag
 
+from studies.dicom.elements import MAX_SEQUENCE_DEPTH, SequenceTooDeep
 from studies.dicom.vr import vr_validate
 
 BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
@@ -100,16 +101,18 @@ class ElementErrors:
 
 def _element_json(
     ds: Dataset, tag: BaseTag, vr: str, errors: ElementErrors, top_tag: int, validate: bool, threshold: int,
-    prefix: str,
+    prefix: str, depth: int,
 ) -> dict[str, Any] | None:
     element = ds[tag]
     if vr == "SQ":
+        if depth >= MAX_SEQUENCE_DEPTH:
+            raise SequenceTooDeep()
         items = []
         for index, item in enumerate(element.value or []):
             items.append(
-                dataset_json_dict(
+                _dataset_json(
                     item, errors=errors, top_tag=top_tag, validate=validate, bulk_threshold=threshold,
-                    prefix=f"{prefix}{int(tag):08X}/{index}/",
+                    prefix=f"{prefix}{int(tag):08X}/{index}/", depth=depth + 1,
                 )
             )
         out: dict[str, Any] = {"vr": "SQ"}
@@ -139,8 +142,17 @@ def dataset_json_dict(
 ) -> dict[str, Any]:
     """DICOM JSON of `ds`; with `validate`, invalid attributes are reported in `errors` and left out.
 
-    Values pydicom cannot decode at all are always reported and left out.
+    Values pydicom cannot decode at all are always reported and left out. Raises SequenceTooDeep.
     """
+    return _dataset_json(
+        ds, errors=errors, top_tag=top_tag, validate=validate, bulk_threshold=bulk_threshold, prefix=prefix, depth=0
+    )
+
+
+def _dataset_json(
+    ds: Dataset, *, errors: ElementErrors, top_tag: int | None, validate: bool, bulk_threshold: int, prefix: str,
+    depth: int,
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for tag in ds.keys():
         tag = Tag(tag)
@@ -155,7 +167,9 @@ def dataset_json_dict(
             continue
         owner = top_tag if top_tag is not None else int(tag)
         try:
-            value = _element_json(ds, tag, vr, errors, owner, validate, bulk_threshold, prefix)
+            value = _element_json(ds, tag, vr, errors, owner, validate, bulk_threshold, prefix, depth)
+        except SequenceTooDeep:
+            raise
         except Exception as exc:  # pydicom raises many types for malformed values
             errors.add(owner, f"Value cannot be decoded: {exc}")
             continue

@@ -26,6 +26,20 @@ META_GROUP_LENGTH = 0x00020000
 LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
 _LONG_VR_BYTES = frozenset(vr.encode() for vr in LONG_VRS)
 
+# The deepest nesting of sequences a stored file may have: a sequence in an item of a sequence
+# ... counts one level each. Real objects nest a handful of levels (structured reports a dozen
+# or so); every scanner refuses a deeper file the same way, long before Python's recursion
+# limit or orjson's depth limit (255 containers, three per level) is reached.
+MAX_SEQUENCE_DEPTH = 64
+
+
+class SequenceTooDeep(Exception):
+    """The file nests sequences deeper than MAX_SEQUENCE_DEPTH; the instance cannot be stored."""
+
+    def __init__(self) -> None:
+        super().__init__(f"its sequences are nested more than {MAX_SEQUENCE_DEPTH} levels deep")
+
+
 # (tag, VR letters or None, value length, header length)
 Head = tuple[int, "bytes | None", int, int]
 

@@ -44,11 +44,13 @@ from studies.dicom.elements import (
     ITEM,
     ITEM_DELIMITER,
     LONG_VRS,
+    MAX_SEQUENCE_DEPTH,
     PIXEL_DATA,
     SEQUENCE_DELIMITER,
     SPECIFIC_CHARACTER_SET,
     TRANSFER_SYNTAX_UID,
     UNDEFINED_LENGTH,
+    SequenceTooDeep,
 )
 from studies.dicom.streams import Readable
 from studies.dicom.transfer_syntaxes import DEFLATED, EXPLICIT_VR_BIG_ENDIAN
@@ -201,6 +203,7 @@ class _Walker:
         self.errors = ElementErrors()
         self.values: dict[int, tuple[Any, ...]] = {}
         self.pixel_data: tuple[int, int] | None = None
+        self.depth = 0  # sequences around the element being read
 
     # --- elements ---------------------------------------------------------------------
 
@@ -385,6 +388,14 @@ class _Walker:
         self, pos: int, end: int | None, *, owner: int, prefix: str
     ) -> tuple[list[dict[str, Any]], int]:
         """The items of a sequence; `prefix` is the sequence's path ("{tag}" or "{outer path}/{tag}")."""
+        if self.depth >= MAX_SEQUENCE_DEPTH:
+            raise SequenceTooDeep()  # final: pydicom would refuse it too, after more work
+        self.depth += 1
+        items, pos = self._items(pos, end, owner=owner, prefix=prefix)
+        self.depth -= 1
+        return items, pos
+
+    def _items(self, pos: int, end: int | None, *, owner: int, prefix: str) -> tuple[list[dict[str, Any]], int]:
         items: list[dict[str, Any]] = []
         while True:
             if end is not None and pos >= end:

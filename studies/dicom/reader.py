@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pydicom
-from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 
 from studies.dicom.dicomjson import BULK_THRESHOLD_DEFAULT, ElementErrors, dataset_json_dict, json_dumps
-from studies.dicom.elements import IMPLICIT_LITTLE, ITEM, SEQUENCE_DELIMITER, UNDEFINED_LENGTH
+from studies.dicom.elements import IMPLICIT_LITTLE, ITEM, SEQUENCE_DELIMITER, UNDEFINED_LENGTH, SequenceTooDeep
 from studies.dicom.header import Header, header_read
+from studies.dicom.splice import MalformedFile, file_layout
 from studies.dicom.streams import ConcatReader, Readable
 from studies.dicom.transfer_syntaxes import DEFLATED, EXPLICIT_VR_BIG_ENDIAN
 from studies.dicom.uids import uid_normalize
@@ -133,6 +133,14 @@ def _values(value: Any) -> tuple[Any, ...]:
 def _pydicom_header(stream: ConcatReader, *, validate: bool, bulk_threshold: int = BULK_THRESHOLD_DEFAULT) -> Header:
     """What `header_read` gives, read by pydicom: for everything the fast reader leaves to it."""
     try:
+        # pydicom reads sequences recursively, and how deep it gets before the interpreter's
+        # recursion limit depends on the caller's stack: refuse deep nesting before it reads.
+        file_layout(stream)
+    except SequenceTooDeep:
+        raise
+    except MalformedFile:
+        pass  # pydicom decides (and names the problem) below
+    try:
         stream.seek(0)
         ds = pydicom.dcmread(stream, defer_size=DEFER_SIZE, force=False)
         ts = str(ds.file_meta.get("TransferSyntaxUID", "") or "")
@@ -140,7 +148,9 @@ def _pydicom_header(stream: ConcatReader, *, validate: bool, bulk_threshold: int
             raise NotDicom("The DICOM instance is invalid: File Meta Information has no TransferSyntaxUID.")
     except NotDicom:
         raise
-    except (InvalidDicomError, EOFError, OSError, ValueError, struct.error, KeyError, TypeError) as exc:
+    except RecursionError:  # pydicom reads nested sequences recursively
+        raise SequenceTooDeep() from None
+    except Exception as exc:  # pydicom raises many types for a malformed file (a property test finds them)
         raise NotDicom(f"The DICOM instance is invalid: {exc}") from exc
     values: dict[int, tuple[Any, ...]] = {}
     decode_errors: dict[int, str] = {}
@@ -183,14 +193,17 @@ def _int_value(header: Header, keyword: str, default: int | None) -> int | None:
 def instance_parse(
     part: Readable, *, validate_all: bool, bulk_threshold: int = BULK_THRESHOLD_DEFAULT
 ) -> ParsedInstance:
-    """Read a STOW part. Raises NotDicom when it cannot be read as DICOM P10.
+    """Read a STOW part. Raises NotDicom when it cannot be read as DICOM P10 or nests too deeply.
 
     Binary values up to `bulk_threshold` bytes go into the metadata inline, larger ones as BulkDataURIs.
     """
     stream = p10_normalize(part)
-    header = header_read(stream, validate=validate_all, bulk_threshold=bulk_threshold) or _pydicom_header(
-        stream, validate=validate_all, bulk_threshold=bulk_threshold
-    )
+    try:
+        header = header_read(stream, validate=validate_all, bulk_threshold=bulk_threshold) or _pydicom_header(
+            stream, validate=validate_all, bulk_threshold=bulk_threshold
+        )
+    except SequenceTooDeep as exc:
+        raise NotDicom(f"The DICOM instance is invalid: {exc}.") from exc
     ts = header.transfer_syntax_uid
 
     uids: dict[str, str] = {}
@@ -296,6 +309,8 @@ def _encapsulated_index(stream: Readable, pos: int, frames: int) -> list[list[li
         if first:
             stream.seek(pos + 8)
             table = stream.read(item_len)
+            if len(table) < item_len:
+                return None  # the offset table runs past the end of the file
             offsets = list(struct.unpack(f"<{item_len // 4}I", table[: item_len // 4 * 4]))
             first = False
         else:

@@ -36,13 +36,16 @@ from studies.dicom.elements import (
     IMPLICIT_LITTLE,
     ITEM,
     ITEM_DELIMITER,
+    MAX_SEQUENCE_DEPTH,
     META_GROUP_LENGTH,
     SEQUENCE_DELIMITER,
     SPECIFIC_CHARACTER_SET,
     TRANSFER_SYNTAX_UID,
     UNDEFINED_LENGTH,
     Encoding,
+    SequenceTooDeep,
 )
+from studies.dicom.streams import Readable
 from studies.dicom.transfer_syntaxes import DEFLATED, EXPLICIT_VR_BIG_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
 
 PREAMBLE_SIZE = 128
@@ -53,6 +56,10 @@ CHUNK = 1024 * 1024
 
 class MalformedFile(Exception):
     """The stored file cannot be scanned as DICOM Part 10."""
+
+
+class FileTooDeep(MalformedFile, SequenceTooDeep):
+    """A stored or received file nests undefined-length sequences deeper than MAX_SEQUENCE_DEPTH."""
 
 
 class UnencodableValue(Exception):
@@ -78,7 +85,7 @@ class _Source:
 
     BLOCK = 64 * 1024
 
-    def __init__(self, fileobj: IO[bytes]) -> None:
+    def __init__(self, fileobj: Readable) -> None:
         self.fileobj = fileobj
         fileobj.seek(0, io.SEEK_END)
         self.size = fileobj.tell()
@@ -113,8 +120,8 @@ def _value_end(src: _Source, value_pos: int, length: int, vr: bytes | None, enc:
         if end > src.size:
             raise MalformedFile(f"value at offset {value_pos} runs past the end of the file")
         return end
-    if depth > 64:
-        raise MalformedFile("sequences nested too deeply")
+    if depth >= MAX_SEQUENCE_DEPTH:  # depth 0: a top-level sequence
+        raise FileTooDeep()
     # An explicit-VR UN of undefined length holds implicit VR little endian (PS3.5 §6.2.2).
     inner = IMPLICIT_LITTLE if vr == b"UN" else enc
     pos = value_pos
@@ -167,7 +174,7 @@ class FileLayout:
     encoding: Encoding | None = None
 
 
-def file_layout(fileobj: IO[bytes]) -> FileLayout:
+def file_layout(fileobj: Readable) -> FileLayout:
     """Scan a stored P10 file (preamble, `DICM`, meta, dataset) without reading values."""
     return _layout(_Source(fileobj))
 

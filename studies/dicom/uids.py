@@ -20,10 +20,13 @@ def uid_is_valid(value: str) -> bool:
 
 
 def uid_require(*, name: str, value: str) -> str:
-    normalized = uid_normalize(value)
-    if not uid_is_valid(normalized):
+    """A UID a client typed (a URL segment, an export source): the UID itself, nothing else.
+
+    Padding belongs to a value's encoding inside a DICOM file; in a URL a trailing NUL or space
+    would make one instance answer to several addresses."""
+    if not (0 < len(value) <= 64 and _UID_RE.fullmatch(value)):
         raise InvalidUid(name, value)
-    return normalized
+    return value
 
 
 UID_INVALID_REASON = (

@@ -200,20 +200,25 @@ def study_update_feed_append(*, partition: Partition, study_uid: str, switched: 
     )
 
 
-def study_update_release(*, partition: Partition, study_uid: str) -> list[str]:
+def study_update_release(*, partition: Partition, study_uid: str, pending: list[PendingVersion]) -> list[str]:
     """Inside the caller's transaction: drop the study's reservations and queue their blobs.
 
-    Returns the queued blob names, for the caller to remove after commit.
+    `pending` is what this attempt reserved (empty if the reservation itself failed): their
+    blobs are queued whether or not a row still names them. A DELETE racing the update removes
+    the row, and the attempt may write the blob after the delete removed what was there; no
+    row would ever lead to that blob again. Returns the queued names, for the caller to
+    remove after commit.
     """
     reserved = list(
         Instance.objects.filter(
             partition=partition, study_instance_uid=study_uid, new_watermark__isnull=False
         ).values_list("pk", "new_watermark")
     )
-    names: list[str] = []
+    names = {blob_name(partition_key=partition.partition_key, watermark=item.new_watermark) for item in pending}
     for pk, new_watermark in reserved:
         if Instance.objects.filter(pk=pk, new_watermark=new_watermark).update(new_watermark=None):
             # Reserved rows: new_watermark is not null.
-            names.append(blob_name(partition_key=partition.partition_key, watermark=cast(int, new_watermark)))
-    orphans_queue(names=names, reason="bulk update: failed study")
-    return names
+            names.add(blob_name(partition_key=partition.partition_key, watermark=cast(int, new_watermark)))
+    queued = sorted(names)
+    orphans_queue(names=queued, reason="bulk update: failed study")
+    return queued

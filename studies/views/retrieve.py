@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.http import HttpResponse, StreamingHttpResponse
@@ -39,11 +40,16 @@ def route_instance_uids(kwargs: dict[str, Any]) -> tuple[str, str, str]:
     return study, series, instance
 
 
+# A frame number is at most 10 ASCII digits: NumberOfFrames is an IS (at most 12 characters,
+# a 32-bit integer), and a bound keeps a hostile number from reaching int()'s digit limit.
+_FRAME_NUMBER = re.compile(r"[0-9]{1,10}")
+
+
 def parse_frames(text: str) -> list[int]:
     numbers = []
     for piece in text.split(","):
         piece = piece.strip()
-        if not piece.lstrip("-").isdigit():
+        if not _FRAME_NUMBER.fullmatch(piece):
             raise InvalidFrames()
         number = int(piece)
         if number <= 0:

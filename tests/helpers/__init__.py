@@ -10,6 +10,7 @@ from tests.helpers.dicom import (
     SMALL_OB,
     binary_attributes_bytes,
     dicom_bytes,
+    nested_bytes,
     read,
     study_files,
     uids_of,
@@ -44,12 +45,13 @@ from tests.helpers.operations import (
 from tests.helpers.qido import Archive, Study, column, key, results, search, value
 from tests.helpers.routes import served_routes
 from tests.helpers.rows import creating_instance
+from tests.helpers.workers import operations_resume_run, wait_for, worker_children, worker_kill, worker_start
 
 __all__ = [
     "BIG_OB", "BIG_OB_VALUE", "SMALL_OB", "binary_attributes_bytes",
     "DICOM_JSON", "MULTIPART_DICOM", "admin_login", "admin_page", "ORIGINAL", "ROOT", "free_port", "test_database_url", "Archive", "Study", "WorkerKilled", "asgi_get", "base",
     "blob_bytes", "column", "creating_instance", "delete", "dicom_bytes", "export_body", "feed_rows", "files_under", "instance_url",
-    "key", "live_server", "multipart_body", "multipart_parts", "patient_name_change", "post_export", "read",
+    "key", "live_server", "multipart_body", "nested_bytes", "multipart_parts", "patient_name_change", "post_export", "read",
     "response_bytes", "result_path", "served_routes", "results", "run_export", "search", "start", "store", "stow", "study_files",
-    "uids_of", "update", "value", "wado_original",
+    "uids_of", "update", "value", "wado_original", "operations_resume_run", "wait_for", "worker_children", "worker_kill", "worker_start",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 
 import pydicom
 from pydicom.data import get_testdata_file
@@ -75,3 +76,19 @@ def binary_attributes_bytes(name: str = "CT_small.dcm", *, transfer_syntax: str 
         ds.file_meta.TransferSyntaxUID = transfer_syntax
     ds.save_as(out, enforce_file_format=True)
     return out.getvalue()
+
+
+def nested_bytes(depth: int, name: str = "CT_small.dcm", **overrides: object) -> bytes:
+    """`dicom_bytes` holding a ContentSequence nested `depth` levels deep (undefined lengths).
+
+    Encoded by hand: pydicom writes sequences recursively and cannot write the depths the
+    server must refuse."""
+    data = dicom_bytes(name, ContentSequence=[], **overrides)  # written as an empty defined-length SQ
+    order = ">" if b"\x00\x40\xa7\x30SQ" in data else "<"
+    tag = struct.pack(f"{order}HH", 0x0040, 0xA730)
+    vr = b"SQ\x00\x00" if tag + b"SQ" in data else b""  # implicit VR writes none
+    empty = tag + vr + struct.pack(f"{order}L", 0)
+    assert data.count(empty) == 1
+    opening = tag + vr + struct.pack(f"{order}LHHL", 0xFFFFFFFF, 0xFFFE, 0xE000, 0xFFFFFFFF)
+    closing = struct.pack(f"{order}HHLHHL", 0xFFFE, 0xE00D, 0, 0xFFFE, 0xE0DD, 0)
+    return data.replace(empty, opening * depth + closing * depth)
