@@ -11,6 +11,8 @@ class ApplicationError(Exception):
 
     status_code = 400
     default_message = "The request is invalid."
+    # Response headers the error carries (e.g. the `Location` of a conflicting operation).
+    headers: dict[str, str] = {}
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.default_message
@@ -106,6 +108,32 @@ class UpdateOperationActive(Conflict):
 
     def __init__(self, operation_id: str) -> None:
         super().__init__(f"There is already an active update operation with ID '{operation_id}'.")
+
+
+class ExtendedQueryTagInvalid(BadRequest):
+    """A tag in an extended query tag request, or a tag path in a route, that cannot be used."""
+
+
+class ExtendedQueryTagNotFound(NotFound):
+    def __init__(self, path: str) -> None:
+        super().__init__(f"The specified extended query tag with tag path {path} cannot be found.")
+
+
+class ExtendedQueryTagsAlreadyExist(Conflict):
+    default_message = "One or more extended query tags already exist."
+
+
+class ExtendedQueryTagBusy(BadRequest):
+    def __init__(self, path: str) -> None:
+        super().__init__(f"The extended query tag '{path}' is being processed.")
+
+
+class ReindexOperationActive(Conflict):
+    """Only one reindex runs at a time; the answer points at it."""
+
+    def __init__(self, operation_id: str, location: str) -> None:
+        super().__init__(f"There is already an active re-index operation with ID '{operation_id}'.")
+        self.headers = {"Location": location}
 
 
 class FailedAttributes(BadRequest):

@@ -24,6 +24,7 @@ global_routes = [
     path("", include("partitions.urls")),
     path("", include("operations.urls")),
     path("", include("changefeed.urls")),
+    path("", include("operations.reindex.urls")),
 ]
 
 urlpatterns = [

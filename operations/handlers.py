@@ -2,7 +2,7 @@
 
 A handler does the work under the run's lease, reports progress through it, and returns
 the final status; the runner starts and finishes the operation around it. A type without
-a handler here (reindex) fails when run.
+a handler here fails when run.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from operations.export.services import export_execute
 from operations.models import OperationStatus, OperationType
+from operations.reindex.services import reindex_execute
 from operations.services import OperationRun
 from operations.update.services import update_execute
 
@@ -19,4 +20,5 @@ Handler = Callable[[OperationRun], OperationStatus]
 HANDLERS: dict[str, Handler] = {
     OperationType.UPDATE: update_execute,
     OperationType.EXPORT: export_execute,
+    OperationType.REINDEX: reindex_execute,
 }

@@ -61,6 +61,12 @@ class Operation(models.Model):
                 condition=Q(type="update", status__in=["notStarted", "running"]),
                 name="one_active_update",
             ),
+            # At most one unfinished reindex, as in Microsoft's server.
+            models.UniqueConstraint(
+                fields=["type"],
+                condition=Q(type="reindex", status__in=["notStarted", "running"]),
+                name="one_active_reindex",
+            ),
         ]
 
     def __str__(self) -> str:

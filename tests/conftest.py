@@ -14,6 +14,7 @@ from django.core.files.storage import storages
 from rest_framework.test import APIClient
 
 from partitions.selectors import partition_get
+from studies.eqt.tags import tags_cache_clear
 
 
 @pytest.fixture(autouse=True)
@@ -30,9 +31,14 @@ def _isolated_storage(tmp_path: Path, settings):  # noqa: ANN001
         storages._storages.pop("dicom", None)
         storages.backends = settings.STORAGES
     partition_get.cache_clear()
+    # Tag lists are cached per process: each test starts without one, and none expires within
+    # a test (so a query count never includes a reload); this process's own changes still show.
+    tags_cache_clear()
+    settings.DICOM_EXTENDED_QUERY_TAG_CACHE_MS = 3_600_000
     yield
     storages._storages.pop("dicom", None)
     partition_get.cache_clear()
+    tags_cache_clear()
 
 
 @pytest.fixture

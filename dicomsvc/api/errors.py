@@ -34,7 +34,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse |
         return HttpResponse(body, status=exc.status_code, content_type="application/dicom+json")
     if isinstance(exc, ApplicationError):
         set_rollback()
-        return error_response(exc.status_code, exc.message)
+        response = error_response(exc.status_code, exc.message)
+        for name, header in exc.headers.items():
+            response[name] = header
+        return response
     if isinstance(exc, Http404):
         return error_response(404, str(exc) or "The specified resource cannot be found.")
     if isinstance(exc, PermissionDenied):

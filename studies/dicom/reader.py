@@ -10,7 +10,7 @@ import json
 import struct
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydicom
 from pydicom.errors import InvalidDicomError
@@ -23,6 +23,9 @@ from studies.dicom.streams import ConcatReader, Readable
 from studies.dicom.transfer_syntaxes import DEFLATED, EXPLICIT_VR_BIG_ENDIAN
 from studies.dicom.uids import uid_normalize
 from studies.dicom.vr import parse_da, vr_validate
+
+if TYPE_CHECKING:
+    from studies.eqt.index import ExtendedRead
 
 PREAMBLE = b"\x00" * 128 + b"DICM"
 DEFER_SIZE = 64 * 1024
@@ -98,6 +101,8 @@ class ParsedInstance:
     instance_number: int | None
     frame_index: list[list[list[int]]] | None
     warnings: list[int] = field(default_factory=list)
+    # Values of the extended query tags, read at STOW validation (`studies.eqt.index`).
+    extended: ExtendedRead | None = None
 
     @property
     def metadata_text(self) -> str:

@@ -44,6 +44,7 @@ from studies.dicom.dicomjson import json_dumps
 from studies.dicom.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from studies.dicom.reader import study_columns
 from studies.dicom.splice import p10_rewrite
+from studies.eqt.index import instances_index_updated
 from studies.models import Instance, InstanceStatus, Study
 from studies.search.results import search_projection
 from studies.services.orphans import orphans_queue, orphans_remove
@@ -174,6 +175,7 @@ def study_update_switch(
         if item.original_watermark is not None:
             # Keep the original and the latest only: the previous latest was an intermediate.
             result.removals.append(blob_name(partition_key=partition.partition_key, watermark=item.watermark))
+    instances_index_updated(instance_ids=[item.pk for item in result.switched])
     if study is not None and result.switched and columns:
         statements_run(  # fuzzy QIDO reads these rows
             person_name_words_statements(partition_id=study.partition_id, study_id=study.pk, columns=columns)

@@ -4,6 +4,7 @@ conftest.py (fixtures only) or from another test file."""
 from __future__ import annotations
 
 from tests.helpers.dicom import dicom_bytes, read, study_files, uids_of
+from tests.helpers.eqt import add_tags, reindex, tag_entry, tags_ready
 from tests.helpers.feed import delete, feed_rows, update
 from tests.helpers.http import (
     DICOM_JSON,
@@ -39,5 +40,5 @@ __all__ = [
     "blob_bytes", "column", "creating_instance", "delete", "dicom_bytes", "export_body", "feed_rows", "files_under", "instance_url",
     "key", "live_server", "multipart_body", "multipart_parts", "patient_name_change", "post_export", "read",
     "response_bytes", "result_path", "results", "run_export", "search", "start", "store", "stow", "study_files",
-    "uids_of", "update", "value", "wado_original",
+    "uids_of", "update", "value", "wado_original", "add_tags", "reindex", "tag_entry", "tags_ready",
 ]
