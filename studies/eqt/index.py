@@ -93,17 +93,6 @@ def values_upsert_statements(rows: Iterable[tuple[Owner, TagDef, IndexValue]]) -
     return statements
 
 
-def values_remove_statements(rows: Sequence[tuple[Owner, TagDef]]) -> list[Statement]:
-    """Remove the values of these owners and tags that were read from an older version."""
-    return [
-        (
-            f"DELETE FROM {TABLE} WHERE {_OWNER[tag.level]} = %s AND tag_id = %s AND watermark < %s",
-            [_owner_id(owner, tag.level), tag.key, owner.watermark],
-        )
-        for owner, tag in rows
-    ]
-
-
 class StoredItem(Protocol):
     """An instance the store is committing (`studies.services.store`)."""
 
@@ -137,10 +126,8 @@ def store_statements(items: Sequence[StoredItem]) -> list[Statement]:
 
 
 def instances_index_updated(*, instance_ids: Sequence[int]) -> None:
-    """Inside the bulk update's switch transaction: index the switched instances' new versions.
-
-    An attribute the update emptied removes the value read from an older version.
-    """
+    """Inside the bulk update's switch transaction: index the switched instances' new versions
+    (a bulk update never empties an attribute, so no value has to go)."""
     tags = tags_cached()
     if not tags or not instance_ids:
         return
@@ -148,13 +135,10 @@ def instances_index_updated(*, instance_ids: Sequence[int]) -> None:
         "pk", "partition_id", "study_id", "series_id", "watermark", "metadata"
     )
     values: list[tuple[Owner, TagDef, IndexValue]] = []
-    emptied: list[tuple[Owner, TagDef]] = []
     for pk, partition_id, study_id, series_id, watermark, metadata in rows:
         owner = Owner(partition_id, study_id, series_id, pk, watermark)
         read = extended_read(metadata=json_loads_fast(metadata), tags=tags)
         values += [(owner, tag, value) for tag, value in read.values]
-        indexed = {tag.key for tag, _value in read.values}
-        emptied += [(owner, tag) for tag in tags if tag.key not in indexed]
-    statements = values_remove_statements(emptied) + values_upsert_statements(values)
+    statements = values_upsert_statements(values)
     if statements:
         statements_run(statements)
