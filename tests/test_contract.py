@@ -153,6 +153,13 @@ ROUTES = [
     Route("GET", "partitions", False, JSON_ANSWER, UNSCOPED, GLOBAL, NO_UIDS),
     Route("GET", "changefeed", False, JSON_ANSWER, UNSCOPED, GLOBAL, NO_UIDS),
     Route("GET", "changefeed/latest", False, JSON_ANSWER, UNSCOPED, GLOBAL, NO_UIDS),
+    # Extended query tags: defined for the whole server, their values kept per partition
+    Route("GET", "extendedquerytags", False, JSON_ANSWER, UNSCOPED, GLOBAL, NO_UIDS),
+    Route("POST", "extendedquerytags", False, JSON_ANSWER, UNSCOPED, GLOBAL, NO_UIDS),
+    Route("GET", "extendedquerytags/{path}", False, JSON_ANSWER, UNSCOPED, GLOBAL, NO_UIDS),
+    Route("PATCH", "extendedquerytags/{path}", False, JSON_ANSWER, UNSCOPED, GLOBAL, NO_UIDS),
+    Route("DELETE", "extendedquerytags/{path}", False, JSON_ANSWER, UNSCOPED, GLOBAL, NO_UIDS),
+    Route("GET", "extendedquerytags/{path}/errors", False, JSON_ANSWER, UNSCOPED, GLOBAL, NO_UIDS),
 ]
 
 
@@ -174,7 +181,7 @@ def world(partitions_on, settings, tmp_path: Path) -> World:  # noqa: ANN001
     study, series, instance = uids_of(data)
     values = {
         "study": study, "series": series, "instance": instance, "frames": "1", "frame": "1",
-        "operation_id": operation.pk.hex,
+        "operation_id": operation.pk.hex, "path": "00180015",
     }
     return World(values=values, export_root=tmp_path)
 
@@ -191,6 +198,11 @@ def send(client, route: Route, world: World, *, partition: str | None, accept: s
         return client.get(url, **headers)
     if route.method == "DELETE":
         return client.delete(url, **headers)
+    if route.method == "PATCH":
+        return client.patch(url, data='{"queryStatus": "Enabled"}', content_type="application/json", **headers)
+    if route.path == "extendedquerytags":
+        body = json.dumps([{"path": filled["path"], "level": "series"}])
+        return client.post(url, data=body, content_type="application/json", **headers)
     if route.path == "export":
         body = json.dumps(export_body([filled["study"]], world.export_root))
         return client.post(url, data=body, content_type="application/json", **headers)
