@@ -183,8 +183,8 @@ def qido(runs: int, explain_path: Path | None) -> None:
             assert response.status_code in (200, 204), (path, params, response.status_code, response.content[:200])
             queries.append(len(captured.captured_queries))
             sizes.append(len(response.json()) if response.status_code == 200 else 0)
-        print(f"{name:52} {statistics.median(totals):8.2f} {_percentile(totals, 0.95):8.2f} {statistics.median(queries):8.0f} "
-              f"{statistics.mean(sizes):8.1f}", flush=True)
+        print(f"{name:52} {statistics.median(totals):8.2f} {_percentile(totals, 0.95):8.2f} "
+              f"{statistics.median(queries):8.0f} {statistics.mean(sizes):8.1f}", flush=True)
         path, params = requests[0]
         with CaptureQueriesContext(connection) as captured:
             client.get(f"/v2/{path}", params, HTTP_ACCEPT=ACCEPT)

@@ -42,6 +42,8 @@ DICOM_UPDATE_PARALLEL_FILES = env_int("DICOM_UPDATE_PARALLEL_FILES", 4, minimum=
 DICOM_EXTENDED_QUERY_TAG_CACHE_MS = env_int("DICOM_EXTENDED_QUERY_TAG_CACHE_MS", 2000, minimum=0)
 # Instances a reindex reads and indexes per transaction.
 DICOM_REINDEX_BATCH_SIZE = env_int("DICOM_REINDEX_BATCH_SIZE", 500, minimum=1)
+# Helper tasks a reindex enqueues, so that as many more workers index beside its runner.
+DICOM_REINDEX_HELPERS = env_int("DICOM_REINDEX_HELPERS", 1, minimum=0)
 
 
 

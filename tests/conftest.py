@@ -10,11 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
+from django.conf import settings as django_settings
 from django.core.files.storage import storages
 from rest_framework.test import APIClient
 
 from partitions.selectors import partition_get
 from studies.eqt.tags import tags_cache_clear
+from tests.helpers.workers import Workers
 
 
 @pytest.fixture(autouse=True)
@@ -71,3 +74,15 @@ def full_collections() -> Iterator[list[str]]:
         gc.callbacks.remove(record)
         if enabled:
             gc.enable()
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Workers]:
+    """Real Celery workers (the PostgreSQL/Redis run), on this run's own Redis database, emptied
+    before and after so no task crosses tests."""
+    broker = redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
+    broker.flushdb()
+    pool = Workers(tmp_path)
+    yield pool
+    pool.stop_all()
+    broker.flushdb()

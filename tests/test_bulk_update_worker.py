@@ -6,23 +6,17 @@ run's Redis database; the test commits its rows (transactional test) so they see
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
-import redis
 from django.conf import settings
-from django.db import connection
 
 from changefeed.models import ChangeAction, ChangeFeedEntry
 from operations.models import Operation, OperationStatus
 from studies.models import Instance, OrphanBlob, Study
-from tests.helpers import blob_bytes, patient_name_change, read, start, store, study_files
+from tests.helpers import blob_bytes, patient_name_change, read, start, store, study_files, wait
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
@@ -32,75 +26,6 @@ pytestmark = [
         reason="needs a real worker: run with DATABASE_URL=postgres://... and CELERY_BROKER_URL=redis://...",
     ),
 ]
-
-LEASE_SECONDS = 3
-
-
-def _wait(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-class Workers:
-    """Starts worker processes against the test database; stops them all at teardown."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.processes: list[tuple[subprocess.Popen[bytes], Path]] = []
-
-    def start(self, *, delay_ms: int = 0, parallel_files: int = 4) -> tuple[subprocess.Popen[bytes], Path]:
-        db = connection.settings_dict
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "dicomsvc.settings",
-            "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
-            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-            "DICOM_DATA_DIR": str(self.data_dir),
-            "DICOM_PUBLIC_BASE_URL": settings.DICOM_PUBLIC_BASE_URL,
-            "DICOM_OPERATION_LEASE_SECONDS": str(LEASE_SECONDS),
-            "DICOM_UPDATE_INSTANCE_DELAY_MS": str(delay_ms),
-            "DICOM_UPDATE_PARALLEL_FILES": str(parallel_files),
-        }
-        log = self.data_dir / f"worker-{len(self.processes)}.log"
-        process = subprocess.Popen(
-            [
-                sys.executable, "-m", "celery", "-A", "dicomsvc", "worker", "--pool=solo", "--loglevel=INFO",
-                "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"test{len(self.processes)}@%h",
-            ],
-            cwd=settings.BASE_DIR,
-            env=env,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        self.processes.append((process, log))
-        _wait(lambda: b" ready." in log.read_bytes() or process.poll() is not None, timeout=60, what="worker start")
-        assert process.poll() is None, log.read_text()
-        return process, log
-
-    def stop_all(self) -> None:
-        for process, _log in self.processes:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Workers]:
-    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    broker.flushdb()  # this run's own Redis database: no task left over from another test
-    pool = Workers(tmp_path)
-    yield pool
-    pool.stop_all()
-    broker.flushdb()
-
 
 def _finished(operation_id: str) -> Callable[[], bool]:
     return lambda: Operation.objects.get(pk=operation_id).status not in (
@@ -115,7 +40,7 @@ def test_worker_completes_an_update(client, workers):
     assert response.status_code == 202
     operation_id = response.json()["id"]
 
-    _wait(_finished(operation_id), timeout=120, what="the operation to finish")
+    wait(_finished(operation_id), timeout=120, what="the operation to finish")
 
     status = client.get(f"/v2/operations/{operation_id}")
     assert status.status_code == 200
@@ -146,7 +71,7 @@ def test_worker_killed_mid_operation_is_finished_by_a_new_worker_exactly_once(cl
 
     # Kill it in the middle of the second study: the first is switched, the second has
     # reserved versions and some new blobs written but not switched.
-    _wait(
+    wait(
         lambda: Instance.objects.filter(study_instance_uid=studies[1], new_watermark__isnull=False).exists(),
         timeout=60, what="the second study to start",
     )
@@ -161,7 +86,7 @@ def test_worker_killed_mid_operation_is_finished_by_a_new_worker_exactly_once(cl
     assert Instance.objects.filter(study_instance_uid=studies[1], new_watermark__isnull=False).count() == 4
 
     _second, second_log = workers.start()
-    _wait(_finished(operation_id), timeout=120, what="the new worker to finish the operation")
+    wait(_finished(operation_id), timeout=120, what="the new worker to finish the operation")
 
     operation = Operation.objects.get(pk=operation_id)
     assert operation.status == OperationStatus.SUCCEEDED, second_log.read_text()

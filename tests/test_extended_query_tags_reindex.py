@@ -12,9 +12,10 @@ from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from operations.models import Operation, OperationStatus
+from operations.models import Operation, OperationSlice, OperationStatus
 from operations.reindex import services as reindex_services
 from operations.runner import operation_run
+from operations.tasks import operation_help
 from studies.eqt.models import ExtendedQueryTag, ExtendedQueryTagError, ExtendedQueryTagValue
 from studies.eqt.reindex import reindex_pending, reindex_tags
 from studies.models import Instance, InstanceStatus
@@ -55,8 +56,9 @@ def test_a_worker_killed_mid_reindex_is_taken_over_and_every_instance_indexed_on
     operation = Operation.objects.get(pk=response.json()["id"])
     assert operation.status == OperationStatus.RUNNING
     assert operation.percent_complete == 40
-    assert operation.checkpoint["after"] == rows[1].watermark
-    assert ExtendedQueryTagValue.objects.count() == 2  # the second batch rolled back with the checkpoint
+    (piece,) = OperationSlice.objects.filter(operation=operation)  # five instances: one slice
+    assert (piece.after, piece.done, piece.finished) == (rows[1].watermark, 2, False)
+    assert ExtendedQueryTagValue.objects.count() == 2  # the second batch rolled back with the slice's progress
 
     monkeypatch.setattr(reindex_services, "reindex_batch", real_batch)
     Operation.objects.filter(pk=operation.pk).update(heartbeat_time=timezone.now() - dt.timedelta(hours=1))
@@ -170,3 +172,40 @@ def test_the_reindex_waits_for_other_processes_tag_caches(client, monkeypatch) -
         operation_run(operation_id=response.json()["id"])
     assert len(slept) == 4  # ready only 2 x 60 s after the tag was added
     assert Operation.objects.get(pk=response.json()["id"]).status == OperationStatus.SUCCEEDED
+
+
+def test_helpers_index_slices_beside_the_runner(client, monkeypatch, django_capture_on_commit_callbacks) -> None:  # noqa: ANN001
+    rows = store(*(dicom_bytes(BodyPartExamined=f"PART{n}") for n in range(12)))
+    response = add_tags(client, tag_entry("BodyPartExamined", "instance"))
+    real_batch = reindex_services.reindex_batch
+
+    def dies(**kwargs):  # noqa: ANN003, ANN202
+        raise WorkerKilled()
+
+    # The runner splits the work, asks for a helper, and dies at its first batch.
+    monkeypatch.setattr(reindex_services, "reindex_batch", dies)
+    with override_settings(DICOM_REINDEX_BATCH_SIZE=1), django_capture_on_commit_callbacks() as callbacks:
+        with pytest.raises(WorkerKilled):
+            reindex(response)
+    operation_id = response.json()["id"]
+    slices = OperationSlice.objects.filter(operation_id=operation_id)
+    assert slices.count() == 3  # 12 instances, batches of one, at least four batches a slice
+    assert [(s.after, s.end) for s in slices] == [
+        (rows[0].watermark - 1, rows[3].watermark), (rows[3].watermark, rows[7].watermark),
+        (rows[7].watermark, rows[11].watermark),
+    ]
+    assert [callback.args for callback in callbacks if getattr(callback, "func", None)
+            is reindex_services._enqueue_helpers] == [(operation_id,)]
+
+    # A helper (another worker) takes the slices; the runner taken over finds them done.
+    monkeypatch.setattr(reindex_services, "reindex_batch", real_batch)
+    with override_settings(DICOM_REINDEX_BATCH_SIZE=1):
+        operation_help.run(operation_id)
+    assert all(piece.finished for piece in slices.all())
+    assert sum(piece.done for piece in slices.all()) == 12
+    Operation.objects.filter(pk=operation_id).update(heartbeat_time=timezone.now() - dt.timedelta(hours=1))
+    operation = reindex(response)
+    assert (operation.status, operation.checkpoint["done"]) == (OperationStatus.SUCCEEDED, 12)
+    assert sorted(ExtendedQueryTagValue.objects.values_list("instance_id", flat=True)) == [row.pk for row in rows]
+    operation_help.run(operation_id)  # a late helper: nothing left, nothing written
+    assert ExtendedQueryTagValue.objects.count() == 12

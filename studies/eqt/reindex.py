@@ -41,6 +41,10 @@ class BatchResult:
     creating: list[int] = field(default_factory=list)
     errors: int = 0
 
+    @property
+    def rows(self) -> int:
+        return self.indexed + len(self.creating)
+
 
 def reindex_tags(*, keys: Sequence[int]) -> tuple[TagDef, ...]:
     """The tags of a reindex that are still being added."""
@@ -85,11 +89,19 @@ def _columns() -> tuple[str, ...]:
     return ("pk", "partition_id", "study_id", "series_id", "watermark", "metadata")
 
 
-def reindex_batch(*, tags: tuple[TagDef, ...], after: int, limit: int) -> BatchResult:
-    """Inside the caller's transaction: index the next `limit` instances after watermark `after`."""
+def reindex_bounds() -> tuple[int, int]:
+    """The lowest and highest watermark stored (0, 0 when there is none)."""
+    first = Instance.objects.order_by("watermark").values_list("watermark", flat=True).first()
+    last = Instance.objects.order_by("-watermark").values_list("watermark", flat=True).first()
+    return first or 0, last or 0
+
+
+def reindex_batch(*, tags: tuple[TagDef, ...], after: int, limit: int, end: int | None = None) -> BatchResult:
+    """Inside the caller's transaction: index the next `limit` instances after watermark `after`
+    (up to watermark `end`, if given)."""
     rows = list(
         Instance.objects.select_for_update(no_key=True)
-        .filter(watermark__gt=after)
+        .filter(watermark__gt=after, **({} if end is None else {"watermark__lte": end}))
         .order_by("watermark")
         .values_list(*_columns(), "status")[:limit]
     )

@@ -158,12 +158,11 @@ def tags_changed() -> None:
 def tags_add(*, entries: list[NewTag], operation_id: uuid.UUID) -> list[ExtendedQueryTag]:
     """Add the tags in status adding, linked to the reindex that will make them ready.
 
-    Run inside the transaction that creates the operation. 409 when any of them exists
-    already; 400 when the server would hold more than MAX_TAGS.
+    Run inside the transaction that creates the operation, whose one-active-reindex constraint
+    serialises concurrent adds (and the unique path refuses a tag twice). 409 when any of them
+    exists already; 400 when the server would hold more than MAX_TAGS.
     """
     paths = [tag_path(entry.tag) for entry in entries]
-    # Serialises concurrent adds, so the count and the existence check hold until commit.
-    list(ExtendedQueryTag.objects.select_for_update().order_by("pk").values_list("pk"))
     if ExtendedQueryTag.objects.filter(path__in=paths).exists():
         raise ExtendedQueryTagsAlreadyExist()
     if ExtendedQueryTag.objects.count() + len(entries) > MAX_TAGS:
