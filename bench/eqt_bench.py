@@ -10,8 +10,10 @@ reindex throughput, and QIDO latency on the tags.
    directly and removed after each of its rounds (with the few values its stores wrote).
 2. Reindex: the three tags of issue #15 (BodyPartExamined CS at series level, ProtocolName
    LO at instance level, AcquisitionDate DA at study level) are added through the service
-   POST calls, and their reindex is run in this process as a worker runs it (one runner owns
-   an operation: a second worker only watches it). Reports instances/s.
+   POST calls; their reindex's runner runs in this process, and for each further worker of
+   `--workers` (e.g. `1,2`) a Celery worker process takes a helper task and indexes slices
+   beside it (needs CELERY_BROKER_URL=redis://...). Reports instances/s per worker count; the
+   tags, values and operation are removed between runs.
 3. QIDO: p50/p95 of requests filtering on each tag together with a core attribute.
 """
 
@@ -22,6 +24,7 @@ import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,14 +37,15 @@ import django  # noqa: E402
 django.setup()
 
 import pydicom  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext, override_settings  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
 from pydicom.data import get_testdata_file  # noqa: E402
 from pydicom.uid import generate_uid  # noqa: E402
 
+from operations.models import Operation  # noqa: E402
 from operations.reindex.services import reindex_create  # noqa: E402
-from operations.runner import operation_run  # noqa: E402
 from studies.eqt.models import ExtendedQueryTag  # noqa: E402
 from studies.eqt.tags import tags_cache_clear  # noqa: E402
 from studies.models import Instance, Series, Study  # noqa: E402
@@ -112,16 +116,57 @@ def stow_ab(rounds: int, per_round: int) -> None:
     print(f"  three tags / no tag: mean {mean_ratio:.3f}, p50 {median_ratio:.3f}", flush=True)
 
 
-def reindex() -> None:
+def _workers(count: int, log_dir: Path) -> list[subprocess.Popen[bytes]]:
+    """`count` Celery worker processes (one task at a time each) on this database and broker."""
+    env = {
+        **os.environ,
+        # Nothing stores meanwhile: the run need not wait for other processes' tag caches.
+        "DICOM_EXTENDED_QUERY_TAG_CACHE_MS": "0",
+        "DICOM_REINDEX_HELPERS": str(count - 1),
+    }
+    processes = []
+    for index in range(count):
+        log = (log_dir / f"eqt-bench-worker-{index}.log").open("wb")
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "dicomsvc", "worker", "--pool=solo", "--loglevel=INFO",
+             "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"eqtbench{index}@%h"],
+            cwd=Path(__file__).resolve().parent.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
+        ))
+    for index in range(count):
+        log_path = log_dir / f"eqt-bench-worker-{index}.log"
+        while b" ready." not in log_path.read_bytes():
+            time.sleep(0.2)
+    return processes
+
+
+def _tags_remove() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE studies_extendedquerytagvalue, studies_extendedquerytagerror")
+    ExtendedQueryTag.objects.all().delete()
+    Operation.objects.filter(type="reindex").delete()
+    tags_cache_clear()
+
+
+def reindex(workers: int, log_dir: Path) -> None:
+    """Add the tags (enqueueing the reindex) and wait for `workers` Celery workers to finish it."""
     total = Instance.objects.count()
-    operation, _tags = reindex_create(body=TAGS, version_segment="2")
-    started = time.perf_counter()
-    # Cache lifetime 0: in one process the run need not wait for other processes' caches.
-    with override_settings(DICOM_EXTENDED_QUERY_TAG_CACHE_MS=0):
-        result = operation_run(operation_id=operation.pk)
-    elapsed = time.perf_counter() - started
-    print(f"reindex of {total} instances, 3 tags: {result.status} in {elapsed:.1f} s = {total / elapsed:.0f} "
-          "instances/s (one runner)", flush=True)
+    processes = _workers(workers, log_dir)
+    try:
+        started = time.perf_counter()
+        operation, _tags = reindex_create(body=TAGS, version_segment="2")
+        while True:
+            operation.refresh_from_db()
+            if operation.status not in ("notStarted", "running"):
+                break
+            time.sleep(0.2)
+        elapsed = time.perf_counter() - started
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait()
+    tags_cache_clear()
+    print(f"reindex of {total} instances, 3 tags, {workers} worker(s): {operation.status} in {elapsed:.1f} s = "
+          f"{total / elapsed:.0f} instances/s", flush=True)
 
 
 def _cases(rng: random.Random, count: int) -> dict[str, list[tuple[str, dict[str, str]]]]:
@@ -205,6 +250,7 @@ def main() -> None:
     parser.add_argument("--stow-per-round", type=int, default=21, help="requests per round and mode (first one warms)")
     parser.add_argument("--runs", type=int, default=200, help="QIDO requests per query")
     parser.add_argument("--skip", choices=["stow", "reindex"], action="append", default=[])
+    parser.add_argument("--workers", default="1,2", help="worker counts to reindex with, one run each")
     parser.add_argument("--explain", type=Path, default=Path("bench/out/eqt_explain.txt"))
     args = parser.parse_args()
     if connection.vendor != "postgresql":
@@ -212,8 +258,15 @@ def main() -> None:
     print(f"archive: {Study.objects.count()} studies, {Instance.objects.count()} instances", flush=True)
     if "stow" not in args.skip:
         stow_ab(args.stow_rounds, args.stow_per_round)
+    args.explain.parent.mkdir(parents=True, exist_ok=True)
     if "reindex" not in args.skip:
-        reindex()
+        if not settings.CELERY_BROKER_URL.startswith("redis://"):
+            raise SystemExit("the reindex runs on Celery workers: set CELERY_BROKER_URL=redis://...")
+        counts = [int(count) for count in args.workers.split(",")]
+        for index, count in enumerate(counts):
+            if index or ExtendedQueryTag.objects.exists():
+                _tags_remove()
+            reindex(count, args.explain.parent)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM (ANALYZE) studies_extendedquerytagvalue")
     qido(args.runs, args.explain)
