@@ -8,7 +8,7 @@ import signal
 import pytest
 from django.conf import settings
 
-from operations.models import Operation, OperationStatus
+from operations.models import Operation, OperationSlice, OperationStatus
 from studies.eqt.models import ExtendedQueryTag, ExtendedQueryTagValue
 from studies.models import Instance
 from tests.helpers import add_tags, dicom_bytes, store, tag_entry, wait
@@ -28,7 +28,8 @@ WORKER_ENV = {"DICOM_REINDEX_BATCH_SIZE": "1", "DICOM_EXTENDED_QUERY_TAG_CACHE_M
 
 
 def _done(operation_id: str) -> int:
-    return int((Operation.objects.get(pk=operation_id).checkpoint or {}).get("done", 0))
+    """Instances the committed batches of the operation's slices indexed."""
+    return sum(OperationSlice.objects.filter(operation_id=operation_id).values_list("done", flat=True))
 
 
 def test_a_killed_worker_s_reindex_is_finished_by_a_new_worker_exactly_once(client, workers) -> None:  # noqa: ANN001
@@ -45,7 +46,7 @@ def test_a_killed_worker_s_reindex_is_finished_by_a_new_worker_exactly_once(clie
     done = _done(operation_id)
     assert Operation.objects.get(pk=operation_id).status == OperationStatus.RUNNING
     assert 20 <= done < INSTANCES
-    # Values commit with the checkpoint that counts them: exactly the batches it records.
+    # Values commit with the slice progress that counts them: exactly the batches it records.
     assert ExtendedQueryTagValue.objects.count() == done
 
     _second, second_log = workers.start(**WORKER_ENV)
@@ -53,6 +54,7 @@ def test_a_killed_worker_s_reindex_is_finished_by_a_new_worker_exactly_once(clie
          what="the new worker to finish the reindex")
     assert "taking over from a runner silent" in second_log.read_text()
     assert _done(operation_id) == INSTANCES
+    assert Operation.objects.get(pk=operation_id).checkpoint["done"] == INSTANCES
     values = dict(ExtendedQueryTagValue.objects.values_list("instance_id", "text_value"))
     assert len(values) == INSTANCES == ExtendedQueryTagValue.objects.count()
     for instance in Instance.objects.all():
