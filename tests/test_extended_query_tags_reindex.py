@@ -209,3 +209,17 @@ def test_helpers_index_slices_beside_the_runner(client, monkeypatch, django_capt
     assert sorted(ExtendedQueryTagValue.objects.values_list("instance_id", flat=True)) == [row.pk for row in rows]
     operation_help.run(operation_id)  # a late helper: nothing left, nothing written
     assert ExtendedQueryTagValue.objects.count() == 12
+
+
+def test_a_broker_refusing_the_helpers_leaves_the_runner_to_do_it_all(client, monkeypatch) -> None:  # noqa: ANN001
+    store(dicom_bytes(BodyPartExamined="CHEST"))
+    response = add_tags(client, tag_entry("BodyPartExamined", "instance"))
+
+    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(operation_help, "delay", refuse)
+    reindex_services._enqueue_helpers(response.json()["id"])  # logged, not raised
+    operation = reindex(response)
+    assert operation.status == OperationStatus.SUCCEEDED
+    assert ExtendedQueryTagValue.objects.count() == 1

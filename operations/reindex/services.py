@@ -19,6 +19,7 @@ stored, and every process's tag cache holds the new tags; then the tags are read
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from functools import partial
@@ -46,6 +47,8 @@ from studies.eqt.reindex import (
 )
 from studies.eqt.services import tag_delete, tags_add, tags_validate
 from studies.eqt.tags import TagDef
+
+logger = logging.getLogger(__name__)
 
 # How long a run that waits (for stores in flight, or for the tag caches) sleeps between looks.
 WAIT_SECONDS = 0.5
@@ -180,8 +183,11 @@ def reindex_help(operation_id: Any) -> None:
 def _enqueue_helpers(operation_id: str) -> None:
     from operations.tasks import operation_help  # the task module imports the handler table
 
-    for _ in range(settings.DICOM_REINDEX_HELPERS):
-        operation_help.delay(operation_id)
+    try:
+        for _ in range(settings.DICOM_REINDEX_HELPERS):
+            operation_help.delay(operation_id)
+    except Exception:  # helpers only speed the run up: the runner does every slice left to it
+        logger.exception("reindex %s: could not enqueue helper tasks", operation_id)
 
 
 def reindex_execute(run: OperationRun) -> OperationStatus:
@@ -204,7 +210,7 @@ def reindex_execute(run: OperationRun) -> OperationStatus:
             _slices_create(operation, first=first, last=last, total=total, limit=limit)
             checkpoint = {"total": total, "after": last, "done": 0, "creating": [], "sliced": False}
             run.progress(percent_complete=0, checkpoint=checkpoint)
-            transaction.on_commit(partial(_enqueue_helpers, operation.pk.hex), robust=True)
+            transaction.on_commit(partial(_enqueue_helpers, operation.pk.hex))
     if not checkpoint["sliced"]:
         creating = _slices_run(run, tags, checkpoint["total"])
         checkpoint |= {"done": _slices_done(operation.pk), "creating": creating, "sliced": True}
