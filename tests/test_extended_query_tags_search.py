@@ -25,6 +25,7 @@ from tests.helpers import (
     tag_entry,
     tags_ready,
     uids_of,
+    with_private,
 )
 
 pytestmark = pytest.mark.django_db
@@ -246,3 +247,16 @@ def test_bulk_update_reindexes_what_it_changes(client) -> None:  # noqa: ANN001
     assert column(search(client, "studies", {"PatientSex": "M"}), "StudyInstanceUID") == [row.study_instance_uid]
     assert search(client, "studies", {"PatientAge": "040Y"}).status_code == 204
     assert len(results(search(client, "studies", {"PatientAge": "041Y"}))) == 1
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["explicit VR", "implicit VR"])
+def test_a_private_tag_is_indexed_where_its_creator_reserved_the_block(client, implicit) -> None:  # noqa: ANN001
+    tags_ready(client, tag_entry("00991010", "instance", vr="LO", private_creator="ACME 1.0"))
+    ours = with_private(dicom_bytes(), group=0x0099, creator="ACME 1.0", offset=0x10, vr="LO", value="Fast Scan",
+                        implicit=implicit)
+    theirs = with_private(dicom_bytes(), group=0x0099, creator="OTHER", offset=0x10, vr="LO", value="Fast Scan",
+                          implicit=implicit)
+    (row, _other) = store(ours, theirs, status=202 if implicit else 200)
+    found = _sops(search(client, "instances", {"00991010": "fast scan"}))
+    # Under implicit VR the attribute is UN: bulk data, left out of the metadata, so not indexed.
+    assert found == (set() if implicit else {row.sop_instance_uid})

@@ -3,16 +3,13 @@ and put in the form the value table compares (`studies.eqt.models.ExtendedQueryT
 
 Values are read from an instance's DICOM JSON (the stored `metadata`), the same at STOW and
 in the reindex. A private tag is read only where its block is reserved by the tag's private
-creator. Under implicit VR a private attribute's JSON is `UN` with its bytes inline; those
-bytes are decoded with the tag's VR.
+creator. (Under implicit VR an unknown private attribute is UN, which the metadata leaves out
+with the other bulk data: it is not indexed.)
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
-import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +23,7 @@ DECIMAL_VRS = frozenset({"DS", "FL", "FD"})
 NUMBER_VRS = INTEGER_VRS | DECIMAL_VRS
 SUPPORTED_VRS = STRING_VRS | DATE_VRS | NUMBER_VRS | {"PN"}
 
-_BINARY = {"FL": "<f", "FD": "<d", "SL": "<i", "SS": "<h", "UL": "<I", "US": "<H"}
+_BINARY = frozenset({"FL", "FD", "SL", "SS", "UL", "US"})  # JSON numbers in the metadata
 _RANGES = {"SL": (-(2**31), 2**31 - 1), "SS": (-(2**15), 2**15 - 1), "UL": (0, 2**32 - 1), "US": (0, 2**16 - 1)}
 _DT = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\.\d{1,6})?([+-]\d{4})?")
 _TM = re.compile(r"(\d{2})(\d{2})?(\d{2})?(\.\d{1,6})?")
@@ -96,16 +93,6 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _decoded(vr: str, inline: str) -> list[Any]:
-    """The values of an attribute read as UN (its bytes), decoded as `vr`."""
-    raw = base64.b64decode(inline, validate=True)
-    if vr in _BINARY:
-        size = struct.calcsize(_BINARY[vr])
-        return [struct.unpack_from(_BINARY[vr], raw, offset)[0] for offset in range(0, len(raw) - size + 1, size)]
-    text = raw.decode("latin-1").rstrip("\x00 ")
-    return text.split("\\") if text else []
-
-
 def _index_value(vr: str, value: Any) -> IndexValue | str | None:
     """The index form of one value, None when empty, or the reason it is invalid for `vr`."""
     if vr in _BINARY:
@@ -152,16 +139,9 @@ def value_read(metadata: dict[str, Any], *, tag: int, vr: str, private_creator: 
     if not element:
         return ReadValue()
     file_vr = element.get("vr", vr)
-    values: list[Any]
-    if file_vr == "UN" and vr != "UN":
-        try:
-            values = _decoded(vr, element.get("InlineBinary", ""))
-        except (binascii.Error, ValueError, struct.error):
-            return ReadValue(error=f"Value cannot be decoded as VR {vr}.")
-    elif file_vr != vr:
+    if file_vr != vr:
         return ReadValue(error=MISMATCH_VR.format(label, vr, file_vr))
-    else:
-        values = element.get("Value") or []
+    values: list[Any] = element.get("Value") or []
     if not values:
         return ReadValue()
     result = _index_value(vr, values[0])

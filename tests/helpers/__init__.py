@@ -3,7 +3,7 @@ conftest.py (fixtures only) or from another test file."""
 
 from __future__ import annotations
 
-from tests.helpers.dicom import dicom_bytes, read, study_files, uids_of
+from tests.helpers.dicom import dicom_bytes, read, study_files, uids_of, with_private
 from tests.helpers.eqt import add_tags, reindex, tag_entry, tags_ready
 from tests.helpers.feed import delete, feed_rows, update
 from tests.helpers.http import (
@@ -42,5 +42,5 @@ __all__ = [
     "key", "live_server", "multipart_body", "multipart_parts", "patient_name_change", "post_export", "read",
     "response_bytes", "result_path", "results", "run_export", "search", "start", "store", "stow", "study_files",
     "uids_of", "update", "value", "wado_original", "add_tags", "reindex", "tag_entry", "tags_ready",
-    "Workers", "wait",
+    "Workers", "wait", "with_private",
 ]

@@ -51,3 +51,17 @@ def uids_of(data: bytes) -> tuple[str, str, str]:
 
 def read(data: bytes) -> pydicom.Dataset:
     return pydicom.dcmread(io.BytesIO(data))
+
+
+def with_private(data: bytes, *, group: int, creator: str, offset: int, vr: str, value: object,
+                 implicit: bool = False) -> bytes:
+    """`data` with a private attribute: block reserved by `creator` in `group`, element `offset`
+    in it (so tag (group, 0x10xx) for the first block). `implicit`: saved as Implicit VR Little
+    Endian, where the attribute's VR is not in the file."""
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.private_block(group, creator, create=True).add_new(offset, vr, value)
+    if implicit:
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
