@@ -114,11 +114,11 @@ class ExtendedQueryTagAdmin(admin.ModelAdmin):
             tag_query_status_set(path=tag.path, query_status=status)
         self.message_user(request, f"Searching {status} on {len(queryset)} tag(s).")
 
-    @admin.action(description="Enable searching on the selected tags")
+    @admin.action(description="Enable searching on the selected tags", permissions=["change"])
     def enable_searching(self, request: HttpRequest, queryset: QuerySet[ExtendedQueryTag]) -> None:
         self._query_status_set(request, queryset, QueryStatus.ENABLED)
 
-    @admin.action(description="Disable searching on the selected tags")
+    @admin.action(description="Disable searching on the selected tags", permissions=["change"])
     def disable_searching(self, request: HttpRequest, queryset: QuerySet[ExtendedQueryTag]) -> None:
         self._query_status_set(request, queryset, QueryStatus.DISABLED)
 

@@ -4,7 +4,7 @@ enabling or disabling searching through the same service as PATCH."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.urls import reverse
 
@@ -49,3 +49,16 @@ def test_enabling_and_disabling_goes_through_the_service(alice, client) -> None:
     assert ExtendedQueryTag.objects.get().query_status == "enabled"
     assert search(client, "series", {"BodyPartExamined": "X"}).status_code == 204
     assert alice.get(reverse("admin:studies_extendedquerytag_add")).status_code == 403
+
+
+def test_administrators_view_tags_but_do_not_change_them(client) -> None:  # noqa: ANN001
+    reindex(add_tags(client, tag_entry("BodyPartExamined", "series")))
+    bob = User.objects.create_user("bob", "bob@example.org", "x", is_staff=True)
+    bob.groups.add(Group.objects.get(name="DICOM administrators"))
+    admin = Client()
+    admin.force_login(bob)
+    assert "BodyPartExamined" in admin.get(reverse("admin:studies_extendedquerytag_changelist")).content.decode()
+    tag = ExtendedQueryTag.objects.get()
+    admin.post(reverse("admin:studies_extendedquerytag_changelist"),
+               {"action": "disable_searching", "_selected_action": [tag.pk]})
+    assert ExtendedQueryTag.objects.get().query_status == "enabled"
