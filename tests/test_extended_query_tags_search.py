@@ -260,3 +260,13 @@ def test_a_private_tag_is_indexed_where_its_creator_reserved_the_block(client, i
     found = _sops(search(client, "instances", {"00991010": "fast scan"}))
     # Under implicit VR the attribute is UN: bulk data, left out of the metadata, so not indexed.
     assert found == (set() if implicit else {row.sop_instance_uid})
+
+
+def test_a_store_whose_tag_list_still_holds_a_tag_being_deleted_writes_no_value_for_it(client) -> None:  # noqa: ANN001
+    tags_ready(client, tag_entry("BodyPartExamined", "instance"))
+    store(dicom_bytes(BodyPartExamined="HEAD"))  # this process's tag list holds the tag from here on
+    # Another process marks it deleting; this one's cached list has not seen that yet.
+    ExtendedQueryTag.objects.update(status="deleting")
+    (row,) = store(dicom_bytes(BodyPartExamined="CHEST"))
+    assert not ExtendedQueryTagValue.objects.filter(instance=row).exists()
+    assert ExtendedQueryTagValue.objects.count() == 1

@@ -15,12 +15,14 @@ from typing import Any, Protocol
 
 from dicomsvc.sqlbatch import Statement, statements_run
 from studies.dicom.dicomjson import json_loads_fast
-from studies.eqt.models import ExtendedQueryTagValue, TagLevel
+from studies.eqt.models import TEXT_VALUE_LENGTH, ExtendedQueryTag, ExtendedQueryTagValue, TagLevel, TagStatus
 from studies.eqt.tags import TagDef, tags_cached
 from studies.eqt.values import IndexValue, value_read
 from studies.models import Instance
 
 TABLE = ExtendedQueryTagValue._meta.db_table
+TAGS = ExtendedQueryTag._meta.db_table
+_COLUMN_TYPES = (*["BIGINT"] * 6, f"VARCHAR({TEXT_VALUE_LENGTH})", "DOUBLE PRECISION")
 _OWNER = {TagLevel.STUDY: "study_id", TagLevel.SERIES: "series_id", TagLevel.INSTANCE: "instance_id"}
 
 
@@ -82,13 +84,18 @@ def values_upsert_statements(rows: Iterable[tuple[Owner, TagDef, IndexValue]]) -
             ids = {"study_id": None, "series_id": None, "instance_id": None, column: _owner_id(owner, level)}
             params += [tag.key, owner.partition_id, ids["study_id"], ids["series_id"], ids["instance_id"],
                        owner.watermark, value.text, value.number]  # fmt: skip
-        placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(level_rows))
+        # Typed placeholders: a column that is NULL in every row would otherwise be text on PostgreSQL.
+        typed = "(" + ", ".join(f"CAST(%s AS {sql_type})" for sql_type in _COLUMN_TYPES) + ")"
         statements.append((
             f"INSERT INTO {TABLE} (tag_id, partition_id, study_id, series_id, instance_id, watermark, text_value, "
-            f"number_value) VALUES {placeholders} ON CONFLICT ({column}, tag_id) DO UPDATE SET "
+            f"number_value) SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, "
+            f"v.column8 FROM (VALUES {', '.join([typed] * len(level_rows))}) v "
+            # A tag another process still had in its cache may be being deleted: no value for it.
+            f"JOIN {TAGS} t ON t.id = v.column1 WHERE t.status <> %s "
+            f"ON CONFLICT ({column}, tag_id) DO UPDATE SET "
             "watermark = excluded.watermark, text_value = excluded.text_value, number_value = excluded.number_value "
             f"WHERE {TABLE}.watermark < excluded.watermark",
-            params,
+            [*params, TagStatus.DELETING.value],
         ))
     return statements
 
