@@ -249,7 +249,7 @@ def main() -> None:
     parser.add_argument("--stow-rounds", type=int, default=10)
     parser.add_argument("--stow-per-round", type=int, default=21, help="requests per round and mode (first one warms)")
     parser.add_argument("--runs", type=int, default=200, help="QIDO requests per query")
-    parser.add_argument("--skip", choices=["stow", "reindex"], action="append", default=[])
+    parser.add_argument("--skip", choices=["stow", "reindex", "qido"], action="append", default=[])
     parser.add_argument("--workers", default="1,2", help="worker counts to reindex with, one run each")
     parser.add_argument("--explain", type=Path, default=Path("bench/out/eqt_explain.txt"))
     args = parser.parse_args()
@@ -267,9 +267,10 @@ def main() -> None:
             if index or ExtendedQueryTag.objects.exists():
                 _tags_remove()
             reindex(count, args.explain.parent)
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM (ANALYZE) studies_extendedquerytagvalue")
-    qido(args.runs, args.explain)
+    if "qido" not in args.skip:
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM (ANALYZE) studies_extendedquerytagvalue")
+        qido(args.runs, args.explain)
 
 
 if __name__ == "__main__":
