@@ -18,6 +18,7 @@ lease gone and stops without writing anything.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from django.utils import timezone
 
 from operations.models import ACTIVE_STATUSES, Operation, OperationStatus, OperationType
 from partitions.models import Partition
+
+logger = logging.getLogger(__name__)
 
 
 class LeaseLost(Exception):
@@ -97,7 +100,12 @@ def _enqueue(operation_id: str) -> None:
     # that create operations through this module.
     from operations.tasks import operation_execute
 
-    operation_execute.delay(operation_id)
+    # Caught here rather than by on_commit(robust=True), whose log line reads the callback's
+    # __qualname__, which a functools.partial does not have (the request then failed with 500).
+    try:
+        operation_execute.delay(operation_id)
+    except Exception:
+        logger.exception("operation %s: could not enqueue its task; operations_resume will", operation_id)
 
 
 def operation_create(
@@ -112,7 +120,7 @@ def operation_create(
     operation = Operation.objects.create(
         type=type, partition=partition, parameters=parameters, percent_complete=0, results=None
     )
-    transaction.on_commit(partial(_enqueue, str(operation.pk)), robust=True)
+    transaction.on_commit(partial(_enqueue, str(operation.pk)))
     return operation
 
 

@@ -206,3 +206,18 @@ def test_a_tag_whose_reindex_failed_can_be_deleted(client) -> None:  # noqa: ANN
     response = add_tags(client, tag_entry("00180015", "series"))
     Operation.objects.filter(pk=response.json()["id"]).update(status=OperationStatus.FAILED)
     assert client.delete("/v2/extendedquerytags/00180015").status_code == 204
+
+
+def test_a_broker_refusing_the_task_leaves_the_operation_for_operations_resume(  # noqa: ANN201
+    client, monkeypatch, django_capture_on_commit_callbacks  # noqa: ANN001
+):
+    from operations.tasks import operation_execute
+
+    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(operation_execute, "delay", refuse)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = add_tags(client, tag_entry("00180015", "series"))
+    assert response.status_code == 202
+    assert Operation.objects.get().status == OperationStatus.NOT_STARTED
