@@ -12,6 +12,11 @@ study and series columns by `studies.dicom.reader.indexed_columns` (what
 QIDO never reads them. The spread: patients with one to many studies, study dates over
 15 years, a realistic modality mix with per-modality series counts, instance counts per
 series drawn from a long-tailed distribution, and 100 series of exactly 500 instances.
+
+The metadata also carries three attributes for extended query tags (issue #15; tags and their
+reindex are added by bench/eqt_bench.py): BodyPartExamined (CS, per series),
+ProtocolName (LO, per instance: the series' protocol and a variant) and AcquisitionDate
+(DA, the study date or the day after).
 """
 
 from __future__ import annotations
@@ -88,6 +93,13 @@ DESCRIPTIONS = {
 }
 
 
+BODY_PARTS = {
+    "CT": ["CHEST", "HEAD", "ABDOMEN", "PELVIS", "HEART"], "MR": ["BRAIN", "KNEE", "LSPINE", "HEAD"],
+    "CR": ["CHEST", "HAND"], "DX": ["CHEST", "KNEE"], "US": ["ABDOMEN", "UTERUS"], "MG": ["BREAST"],
+    "PT": ["WHOLEBODY"], "XA": ["HEART"], "NM": ["WHOLEBODY"],
+}
+
+
 def _base_metadata() -> dict:
     """A real CT header as the store path renders it, minus bulk data and private tags (~3 KB)."""
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"), stop_before_pixels=True)
@@ -146,11 +158,15 @@ class Loader:
             for number in range(int(self.rng.integers(low, high + 1))):
                 # A PET study starts with its CT series (PET/CT).
                 series_modality = "CT" if modality == "PT" and number == 0 else modality
+                parts = BODY_PARTS[series_modality]
                 series.append({"modality": series_modality, "model": models[number % len(models)],
-                               "sop_class": sop_class, "count": 0})
+                               "sop_class": sop_class, "count": 0,
+                               "body_part": parts[int(self.rng.integers(len(parts)))],
+                               "protocol": f"{series_modality} PROTOCOL {int(self.rng.integers(40)):02d}"})
+            date = start + dt.timedelta(days=int(self.rng.integers(0, 5479)))
             studies.append({
-                "patient_id": patient_id, "patient_name": name, "birth": born,
-                "date": start + dt.timedelta(days=int(self.rng.integers(0, 5479))),
+                "patient_id": patient_id, "patient_name": name, "birth": born, "date": date,
+                "acquired": date + dt.timedelta(days=int(self.rng.integers(0, 2))),
                 "description": DESCRIPTIONS[modality][int(self.rng.integers(len(DESCRIPTIONS[modality])))],
                 "accession": f"ACC{index:08d}", "physician": PHYSICIANS[int(self.rng.integers(len(PHYSICIANS)))],
                 "series": series,
@@ -242,7 +258,10 @@ class Loader:
                     for number in range(1, series["count"] + 1):
                         instance_id += 1
                         sop = f"{series['uid']}.{number}"
-                        metadata = template.replace("@SOP@", sop).replace('"@NUMBER@"', str(number))
+                        metadata = (
+                            template.replace("@SOP@", sop).replace('"@NUMBER@"', str(number))
+                            .replace("@VARIANT@", "AB"[number % 2])
+                        )
                         search_metadata = projection.replace("@SOP@", sop).replace('"@NUMBER@"', str(number))
                         instance_copy.write_row([
                             instance_id, pk, study_id, series["id"], study["uid"], series["uid"], sop,
@@ -289,6 +308,9 @@ class Loader:
             ("SOPClassUID", "UI", series["sop_class"]),
             ("SOPInstanceUID", "UI", "@SOP@"),
             ("InstanceNumber", "IS", "@NUMBER@"),
+            ("BodyPartExamined", "CS", series["body_part"]),
+            ("ProtocolName", "LO", f"{series['protocol']} @VARIANT@"),
+            ("AcquisitionDate", "DA", _da(study["acquired"])),
         ):
             data[f"{pydicom.datadict.tag_for_keyword(keyword):08X}"] = _element(vr, value)
         return json_dumps(dict(sorted(data.items())))

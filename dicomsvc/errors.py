@@ -11,13 +11,13 @@ class ApplicationError(Exception):
 
     status_code = 400
     default_message = "The request is invalid."
-
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.default_message
         super().__init__(self.message)
 
     def response_headers(self) -> dict[str, str]:
-        """Headers the error response carries besides the message (416's Content-Range)."""
+        """Headers the error response carries besides the message (416's Content-Range, the
+        `Location` of a conflicting operation)."""
         return {}
 
 
@@ -127,6 +127,35 @@ class UpdateOperationActive(Conflict):
 
     def __init__(self, operation_id: str) -> None:
         super().__init__(f"There is already an active update operation with ID '{operation_id}'.")
+
+
+class ExtendedQueryTagInvalid(BadRequest):
+    """A tag in an extended query tag request, or a tag path in a route, that cannot be used."""
+
+
+class ExtendedQueryTagNotFound(NotFound):
+    def __init__(self, path: str) -> None:
+        super().__init__(f"The specified extended query tag with tag path {path} cannot be found.")
+
+
+class ExtendedQueryTagsAlreadyExist(Conflict):
+    default_message = "One or more extended query tags already exist."
+
+
+class ExtendedQueryTagBusy(BadRequest):
+    def __init__(self, path: str) -> None:
+        super().__init__(f"The extended query tag '{path}' is being processed.")
+
+
+class ReindexOperationActive(Conflict):
+    """Only one reindex runs at a time; the answer points at it."""
+
+    def __init__(self, operation_id: str, location: str) -> None:
+        super().__init__(f"There is already an active re-index operation with ID '{operation_id}'.")
+        self.location = location
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Location": self.location}
 
 
 class FailedAttributes(BadRequest):

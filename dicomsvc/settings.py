@@ -43,6 +43,12 @@ DICOM_OPERATION_LEASE_SECONDS = env_int("DICOM_OPERATION_LEASE_SECONDS", 300, mi
 DICOM_UPDATE_INSTANCE_DELAY_MS = env_int("DICOM_UPDATE_INSTANCE_DELAY_MS", 0, minimum=0)
 # Files a bulk update rewrites at once within a study (the time goes into fsync, not the CPU).
 DICOM_UPDATE_PARALLEL_FILES = env_int("DICOM_UPDATE_PARALLEL_FILES", 4, minimum=1)
+# How old each process's copy of the extended query tag list may get (docs/extended-query-tags.md).
+DICOM_EXTENDED_QUERY_TAG_CACHE_MS = env_int("DICOM_EXTENDED_QUERY_TAG_CACHE_MS", 2000, minimum=0)
+# Instances a reindex reads and indexes per transaction.
+DICOM_REINDEX_BATCH_SIZE = env_int("DICOM_REINDEX_BATCH_SIZE", 500, minimum=1)
+# Helper tasks a reindex enqueues, so that as many more workers index beside its runner.
+DICOM_REINDEX_HELPERS = env_int("DICOM_REINDEX_HELPERS", 1, minimum=0)
 
 
 

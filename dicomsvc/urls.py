@@ -27,6 +27,7 @@ global_routes: list[URLPattern | URLResolver] = [
     path("", include("changefeed.urls")),
     path("api.json", OpenApiView.as_view(document_format="json")),
     path("api.yaml", OpenApiView.as_view(document_format="yaml")),
+    path("", include("operations.reindex.urls")),
 ]
 
 urlpatterns = [

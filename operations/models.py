@@ -61,7 +61,40 @@ class Operation(models.Model):
                 condition=Q(type="update", status__in=["notStarted", "running"]),
                 name="one_active_update",
             ),
+            # At most one unfinished reindex, as in Microsoft's server.
+            models.UniqueConstraint(
+                fields=["type"],
+                condition=Q(type="reindex", status__in=["notStarted", "running"]),
+                name="one_active_reindex",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.type} {self.id} ({self.status})"
+
+
+class OperationSlice(models.Model):
+    """A key range of an operation's work that any worker may take (the reindex splits its
+    instances by watermark into slices, so several workers can index at once).
+
+    A worker holds a slice by its row lock (`FOR UPDATE SKIP LOCKED`) for one batch's
+    transaction, which also advances `after`: a worker that dies loses nothing but its
+    uncommitted batch, and the slice is free for the next one.
+    """
+
+    operation = models.ForeignKey(Operation, on_delete=models.CASCADE, related_name="slices")
+    index = models.IntegerField()
+    # The last key done, and the last key of the slice.
+    after = models.BigIntegerField()
+    end = models.BigIntegerField()
+    done = models.IntegerField(default=0)
+    finished = models.BooleanField(default=False)
+    # Keys seen still being written, for the runner to come back to.
+    pending = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["operation", "index"]
+        constraints = [models.UniqueConstraint(fields=["operation", "index"], name="operation_slice_index")]
+
+    def __str__(self) -> str:
+        return f"{self.operation_id} #{self.index}"

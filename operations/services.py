@@ -107,10 +107,12 @@ def _enqueue(operation_id: str) -> None:
     # that create operations through this module.
     from operations.tasks import operation_execute
 
+    # Caught here rather than by on_commit(robust=True), whose log line reads the callback's
+    # __qualname__, which a functools.partial does not have (the request then failed with 500).
     try:
         operation_execute.delay(operation_id)
     except Exception:
-        logger.exception("operation %s: the broker did not take its task; it stays in the database", operation_id)
+        logger.exception("operation %s: could not enqueue its task; operations_resume will", operation_id)
 
 
 def operation_create(
@@ -125,7 +127,7 @@ def operation_create(
     operation = Operation.objects.create(
         type=type, partition=partition, parameters=parameters, percent_complete=0, results=None
     )
-    transaction.on_commit(partial(_enqueue, str(operation.pk)), robust=True)
+    transaction.on_commit(partial(_enqueue, str(operation.pk)))
     return operation
 
 

@@ -8,6 +8,8 @@ from typing import Any
 from celery import Task, shared_task
 from celery.signals import worker_ready
 
+from operations.handlers import HELPERS
+from operations.models import Operation
 from operations.runner import operation_run
 from operations.services import operations_resume
 
@@ -25,6 +27,18 @@ def operation_execute(self: Task, operation_id: str) -> None:
     result = operation_run(operation_id=operation_id)
     if result.retry_in is not None:
         raise self.retry(countdown=result.retry_in)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def operation_help(operation_id: str) -> None:
+    """Do a share of a running operation's work beside its runner (the reindex's slices).
+
+    Redelivered if the worker dies; it then finds whatever is left, or nothing.
+    """
+    operation_type = Operation.objects.filter(pk=operation_id).values_list("type", flat=True).first()
+    helper = HELPERS.get(operation_type or "")
+    if helper is not None:
+        helper(operation_id)
 
 
 @worker_ready.connect

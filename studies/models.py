@@ -226,3 +226,8 @@ class OrphanBlob(models.Model):
 
     def __str__(self) -> str:
         return self.blob_name
+
+
+
+# Extended query tags live in their own module; imported so Django registers them with the app.
+import studies.eqt.models  # noqa: E402,F401

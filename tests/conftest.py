@@ -10,12 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
+from django.conf import settings as django_settings
 from django.core.files.storage import storages
 from django.test import Client
 from rest_framework.test import APIClient
 
 from partitions.selectors import partition_get
+from studies.eqt.tags import tags_cache_clear
 from tests.helpers import admin_login
+from tests.helpers.workers import Workers
 
 
 @pytest.fixture(autouse=True)
@@ -32,9 +36,14 @@ def _isolated_storage(tmp_path: Path, settings):  # noqa: ANN001
         storages._storages.pop("dicom", None)
         storages.backends = settings.STORAGES
     partition_get.cache_clear()
+    # Tag lists are cached per process: each test starts without one, and none expires within
+    # a test (so a query count never includes a reload); this process's own changes still show.
+    tags_cache_clear()
+    settings.DICOM_EXTENDED_QUERY_TAG_CACHE_MS = 3_600_000
     yield
     storages._storages.pop("dicom", None)
     partition_get.cache_clear()
+    tags_cache_clear()
 
 
 @pytest.fixture
@@ -94,3 +103,15 @@ def dave() -> Client:
 @pytest.fixture
 def eve() -> Client:
     return admin_login("eve", staff=False)
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Workers]:
+    """Real Celery workers (the PostgreSQL/Redis run), on this run's own Redis database, emptied
+    before and after so no task crosses tests."""
+    broker = redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
+    broker.flushdb()
+    pool = Workers(tmp_path)
+    yield pool
+    pool.stop_all()
+    broker.flushdb()

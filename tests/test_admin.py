@@ -57,6 +57,7 @@ def test_groups_come_from_the_data_migration():
     assert permissions == {
         "DICOM administrators": [
             "changefeed.view_changefeedentry", "operations.view_operation", "partitions.view_partition",
+            "studies.view_extendedquerytag", "studies.view_extendedquerytagerror",
             "studies.view_instance", "studies.view_series", "studies.view_study",
         ],
         "Operations": ["changefeed.view_changefeedentry", "operations.view_operation"],

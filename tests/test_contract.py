@@ -166,6 +166,13 @@ ROUTES = [
     Route("GET", "changefeed/latest", False, JSON_ANSWER, UNSCOPED, GLOBAL, NO_UIDS),
     Route("GET", "api.json", False, DOCUMENT, UNSCOPED, GLOBAL, NO_UIDS),
     Route("GET", "api.yaml", False, DOCUMENT, UNSCOPED, GLOBAL, NO_UIDS),
+    # Extended query tags: defined for the whole server, their values kept per partition
+    Route("GET", "extendedquerytags", False, JSON_ANSWER, UNSCOPED, GLOBAL, NO_UIDS),
+    Route("POST", "extendedquerytags", False, JSON_ANSWER, UNSCOPED, GLOBAL, NO_UIDS),
+    Route("GET", "extendedquerytags/{path}", False, JSON_ANSWER, UNSCOPED, GLOBAL, NO_UIDS),
+    Route("PATCH", "extendedquerytags/{path}", False, JSON_ANSWER, UNSCOPED, GLOBAL, NO_UIDS),
+    Route("DELETE", "extendedquerytags/{path}", False, JSON_ANSWER, UNSCOPED, GLOBAL, NO_UIDS),
+    Route("GET", "extendedquerytags/{path}/errors", False, JSON_ANSWER, UNSCOPED, GLOBAL, NO_UIDS),
 ]
 
 
@@ -187,7 +194,7 @@ def world(partitions_on, settings, tmp_path: Path) -> World:  # noqa: ANN001
     study, series, instance = uids_of(data)
     values = {
         "study": study, "series": series, "instance": instance, "frames": "1", "frame": "1", "tags": "7FE00010",
-        "operation_id": operation.pk.hex,
+        "operation_id": operation.pk.hex, "path": "00180015",
     }
     return World(values=values, export_root=tmp_path)
 
@@ -204,6 +211,11 @@ def send(client, route: Route, world: World, *, partition: str | None, accept: s
         return client.get(url, **headers)
     if route.method == "DELETE":
         return client.delete(url, **headers)
+    if route.method == "PATCH":
+        return client.patch(url, data='{"queryStatus": "Enabled"}', content_type="application/json", **headers)
+    if route.path == "extendedquerytags":
+        body = json.dumps([{"path": filled["path"], "level": "series"}])
+        return client.post(url, data=body, content_type="application/json", **headers)
     if route.path == "export":
         body = json.dumps(export_body([filled["study"]], world.export_root))
         return client.post(url, data=body, content_type="application/json", **headers)

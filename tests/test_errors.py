@@ -48,6 +48,15 @@ EXPECTED: dict[type[errors.ApplicationError], tuple[tuple, int, str]] = {
         409,
         "There is already an active update operation with ID '0f1e'.",
     ),
+    errors.ExtendedQueryTagInvalid: (("The extended query tag(s) is missing.",), 400, "The extended query tag(s) is missing."),
+    errors.ExtendedQueryTagNotFound: (
+        ("00180015",), 404, "The specified extended query tag with tag path 00180015 cannot be found."
+    ),
+    errors.ExtendedQueryTagsAlreadyExist: ((), 409, "One or more extended query tags already exist."),
+    errors.ExtendedQueryTagBusy: (("00180015",), 400, "The extended query tag '00180015' is being processed."),
+    errors.ReindexOperationActive: (
+        ("0f1e", "http://h/v2/operations/0f1e"), 409, "There is already an active re-index operation with ID '0f1e'."
+    ),
     errors.ServiceUnavailable: ((), 503, "The service is temporarily unavailable. Please retry the request."),
 }
 
@@ -80,6 +89,12 @@ def test_unsatisfiable_range_names_the_length():
     response = exception_handler(errors.RangeNotSatisfiable(10), {})
     assert response is not None
     assert response["Content-Range"] == "bytes */10"
+
+
+def test_a_conflicting_reindex_answers_with_its_location():
+    response = exception_handler(errors.ReindexOperationActive("0f1e", "http://h/v2/operations/0f1e"), {})
+    assert response is not None
+    assert response["Location"] == "http://h/v2/operations/0f1e"
 
 
 def test_unknown_route_is_plain_text_404(client):

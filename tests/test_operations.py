@@ -252,4 +252,4 @@ def test_a_broker_refusing_the_task_leaves_the_operation_queued_not_a_500(client
     assert response.status_code == 202, response.content
     operation = Operation.objects.get(pk=response.json()["id"])
     assert operation.status == OperationStatus.NOT_STARTED
-    assert "the broker did not take its task" in caplog.text
+    assert "could not enqueue its task" in caplog.text

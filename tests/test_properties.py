@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import string
 
+import pytest
 from django.http import QueryDict
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
@@ -123,6 +124,7 @@ values = st.one_of(
 )
 
 
+@pytest.mark.django_db  # the parser looks up the extended query tags (cached per process)
 @PROPERTY
 @given(
     params=st.lists(st.tuples(keys, st.lists(values, min_size=1, max_size=3)), max_size=6),

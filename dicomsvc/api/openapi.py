@@ -71,6 +71,10 @@ SEARCH = [
     OpenApiParameter("offset", int, description="Results to skip."),
     OpenApiParameter("fuzzymatching", bool, description="Person names match word prefixes."),
 ]
+PAGING = [
+    OpenApiParameter("limit", int, description="Entries per page (1 to 200, default 100)."),
+    OpenApiParameter("offset", int, description="Entries to skip."),
+]
 SEARCH_DESCRIPTION = "Other parameters match attributes by keyword or tag, e.g. `PatientID=123` (docs/search.md)."
 
 

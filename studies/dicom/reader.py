@@ -6,16 +6,23 @@ position in the file is recorded, for the frame index.
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydicom
 from pydicom.tag import Tag
 
-from studies.dicom.dicomjson import BULK_THRESHOLD_DEFAULT, ElementErrors, dataset_json_dict, json_dumps
+from studies.dicom.dicomjson import (
+    BULK_THRESHOLD_DEFAULT,
+    ElementErrors,
+    dataset_json_dict,
+    json_dumps,
+    json_loads_fast,
+)
 from studies.dicom.elements import IMPLICIT_LITTLE, ITEM, SEQUENCE_DELIMITER, UNDEFINED_LENGTH, SequenceTooDeep
 from studies.dicom.header import Header, header_read
 from studies.dicom.splice import MalformedFile, file_layout
@@ -23,6 +30,9 @@ from studies.dicom.streams import ConcatReader, Readable
 from studies.dicom.transfer_syntaxes import DEFLATED, EXPLICIT_VR_BIG_ENDIAN
 from studies.dicom.uids import uid_normalize
 from studies.dicom.vr import parse_da, vr_validate
+
+if TYPE_CHECKING:
+    from studies.eqt.index import ExtendedRead
 
 PREAMBLE = b"\x00" * 128 + b"DICM"
 DEFER_SIZE = 64 * 1024
@@ -98,10 +108,18 @@ class ParsedInstance:
     instance_number: int | None
     frame_index: list[list[list[int]]] | None
     warnings: list[int] = field(default_factory=list)
+    # Values of the extended query tags, read at STOW validation (`studies.eqt.index`).
+    extended: ExtendedRead | None = None
 
-    @property
+    @functools.cached_property
     def metadata_text(self) -> str:
         return json_dumps(self.metadata)
+
+    @functools.cached_property
+    def metadata_values(self) -> dict[str, Any]:
+        """The metadata with every value as plain JSON data: the values a cached header group
+        replayed are `orjson.Fragment`s (text only), so readers of values use this instead."""
+        return json_loads_fast(self.metadata_text)  # type: ignore[no-any-return]
 
     @property
     def frame_index_text(self) -> str:

@@ -23,6 +23,10 @@ class Kind(enum.Enum):
     PERSON_NAME = "pn"  # case- and accent-insensitive; word-prefix under fuzzymatching
     DATE = "date"  # a date or an inclusive range with optional open ends
     MODALITIES = "modalities"  # any visible series of the study has a matching Modality
+    # Only extended query tags (docs/extended-query-tags.md):
+    DATETIME = "datetime"  # a DT value or an inclusive range
+    TIME = "time"  # a TM value or an inclusive range
+    NUMBER = "number"  # numeric equality
 
 
 @dataclass(frozen=True)
@@ -31,8 +35,11 @@ class Searchable:
     tag: int
     level: Level
     kind: Kind
-    # Column on the level's model (Study, Series or Instance).
+    # Column on the level's model (Study, Series or Instance); empty for an extended query tag.
     column: str
+    # An extended query tag: its row's key and VR (its values are in the value table).
+    tag_key: int | None = None
+    vr: str = ""
 
 
 STUDY_INSTANCE_UID = 0x0020000D

@@ -20,6 +20,7 @@ from django.db.models.lookups import Exact
 from django.db.models.sql.compiler import SQLCompiler
 
 from partitions.models import Partition
+from studies.eqt.models import ExtendedQueryTagValue
 from studies.models import PersonNameAttribute, PersonNameWord, Series
 from studies.search.attributes import SERIES_INSTANCE_UID, STUDY_INSTANCE_UID, Kind, Level
 from studies.search.query import Condition, Match, has_wildcard, wildcard_pattern
@@ -160,9 +161,69 @@ def _column(condition: Condition, level: Level) -> str:
     return _PATHS[level][attribute.level] + attribute.column
 
 
+# Column of the value table holding the owner at each tag level, and the column of the result
+# level's model holding that owner.
+_VALUE_OWNER = {Level.STUDY: "study_id", Level.SERIES: "series_id", Level.INSTANCE: "instance_id"}
+_RESULT_OWNER = {
+    Level.STUDY: {Level.STUDY: "pk"},
+    Level.SERIES: {Level.STUDY: "study_id", Level.SERIES: "pk"},
+    Level.INSTANCE: {Level.STUDY: "study_id", Level.SERIES: "series_id", Level.INSTANCE: "pk"},
+}
+
+
+def _key(value: Any) -> Any:
+    """A query value in the value table's form (dates as yyyyMMdd text)."""
+    return value.strftime("%Y%m%d") if hasattr(value, "strftime") else value
+
+
+def _extended_value(condition: Condition) -> Q:
+    """The condition on the value table's columns (`studies.eqt.values` for the stored forms)."""
+    attribute = condition.attribute
+    if attribute.kind is Kind.NUMBER:
+        return Q(number_value=condition.values[0])
+    if condition.match == Match.WORDS:
+        # No word rows for these: each word prefixes the folded name or one of its later words.
+        match = Q()
+        for word in sorted(set(condition.values)):
+            pattern = _word_prefix(word)
+            match &= Q(Like(F("text_value"), Value(pattern))) | Q(Like(F("text_value"), Value(f"% {pattern}")))
+        return match
+    # Strings and UIDs are kept upper-cased; folded names, dates and times need no change.
+    fold = attribute.kind in (Kind.STRING, Kind.UID)
+    values = [_key(value).upper() if fold and isinstance(value, str) else _key(value) for value in condition.values]
+    if condition.match == Match.ANY:
+        return Q(text_value__in=values)
+    if condition.match == Match.LIKE:
+        return Q(Like(F("text_value"), Value(values[0])))
+    if condition.match == Match.RANGE:
+        low, high = values
+        bounds = {}
+        if low is not None:
+            bounds["text_value__gte"] = low
+        if high is not None:
+            bounds["text_value__lte"] = high
+        return Q(**bounds)
+    return Q(text_value=values[0])
+
+
+def _extended_filter(condition: Condition, *, level: Level, partition: Partition) -> Q:
+    """An extended query tag's condition: a value row of the tag, for the result row's owner at
+    the tag's level, matches it (an EXISTS the planner may also run as a semi-join)."""
+    attribute = condition.attribute
+    rows = ExtendedQueryTagValue.objects.filter(
+        _extended_value(condition),
+        tag_id=attribute.tag_key,
+        partition=partition,
+        **{_VALUE_OWNER[attribute.level]: OuterRef(_RESULT_OWNER[level][attribute.level])},
+    )
+    return Q(Exists(rows))
+
+
 def condition_filter(condition: Condition, *, level: Level, partition: Partition) -> Q:
     """The WHERE term of one condition for a search whose results are at `level`."""
     attribute = condition.attribute
+    if attribute.tag_key is not None:
+        return _extended_filter(condition, level=level, partition=partition)
     if attribute.kind is Kind.MODALITIES:
         matches = reduce(or_, (_string_match("modality", match, value) for match, value in condition.values))
         series = Series.objects.filter(matches, partition=partition, num_instances__gt=0).values("study_id")
@@ -196,11 +257,11 @@ def conditions_filter(conditions: tuple[Condition, ...], *, level: Level, partit
     on the study's folded-name column: PostgreSQL 15 would walk the cross product of two
     candidate arrays on one index column.
     """
-    fuzzy = [condition for condition in conditions if condition.match == Match.WORDS]
+    fuzzy = [c for c in conditions if c.match == Match.WORDS and c.attribute.tag_key is None]
     driver = max(fuzzy, key=lambda condition: _literal_length(_longest_word(condition)), default=None)
     match = Q()
     for condition in conditions:
-        if condition.match == Match.WORDS and condition is not driver:
+        if condition.match == Match.WORDS and condition.attribute.tag_key is None and condition is not driver:
             attribute = _WORD_ATTRIBUTE[condition.attribute.tag]
             match &= _words_match(
                 sorted(set(condition.values)), name=_column(condition, level), study=_STUDY_KEY[level],

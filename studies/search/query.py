@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,9 @@ from dicomsvc.errors import InvalidQuery
 from studies.dicom.reader import pn_search_form
 from studies.dicom.uids import uid_is_valid, uid_normalize
 from studies.dicom.vr import parse_da
+from studies.eqt.models import QueryStatus, TagStatus
+from studies.eqt.tags import TagDef, tags_cached
+from studies.eqt.values import INTEGER_VRS, NUMBER_VRS, datetime_has_offset, datetime_key, time_key
 from studies.search.attributes import (
     ALL,
     DEFAULT_V1,
@@ -26,6 +30,7 @@ from studies.search.attributes import (
     SERIES_INSTANCE_UID,
     STUDY_INSTANCE_UID,
     Kind,
+    Level,
     Resource,
     Searchable,
     attribute_tag,
@@ -70,6 +75,19 @@ INVALID_UID = (
     "A UID is 1 to 64 characters of digits and '.'."
 )
 PARAMETER_INVALID = "The query parameter '{0}' is invalid. {1}"
+QUERY_DISABLED = "Query is disabled on specified attribute '{0}'."
+INVALID_DATETIME = (
+    "Invalid query: specified DateTime value '{0}' is invalid for attribute '{1}'. "
+    "DateTime should be valid and formatted as yyyyMMddHHmmss.FFFFFF."
+)
+DATETIME_OFFSET = (
+    "Invalid query: specified DateTime value '{0}' for attribute '{1}' contains an offset, which is not supported."
+)
+INVALID_TIME = (
+    "Invalid query: specified Time value '{0}' is invalid for attribute '{1}'. "
+    "Time should be valid and formatted as HHmmss.FFFFFF."
+)
+INVALID_NUMBER = "Invalid query: specified value '{0}' for attribute '{1}' is not a valid {2} value."
 
 # Sign, then at most 19 significant ASCII digits (a 64-bit integer): int() of a longer number is
 # slow and, past 4,300 digits, refused by Python itself.
@@ -106,6 +124,8 @@ class SearchQuery:
     fuzzy: bool
     study_uid: str | None = None
     series_uid: str | None = None
+    # Filter keys naming extended query tags that have indexing errors.
+    erroneous: tuple[str, ...] = ()
 
 
 def like_escape(text: str) -> str:
@@ -188,6 +208,42 @@ def _date_condition(attribute: Searchable, value: str) -> Condition:
     return Condition(attribute, Match.RANGE, (low, high))
 
 
+def _key_condition(attribute: Searchable, value: str, key: Any, message: str) -> Condition:
+    """A DT or TM value, or an inclusive range of them, in the value table's sortable form."""
+
+    def parse(text: str) -> str:
+        if attribute.kind is Kind.DATETIME and datetime_has_offset(text):
+            raise InvalidQuery(DATETIME_OFFSET.format(text, attribute.keyword))
+        parsed: str | None = key(text)
+        if parsed is None:
+            raise InvalidQuery(message.format(text, attribute.keyword))
+        return parsed
+
+    if "-" not in value or (attribute.kind is Kind.DATETIME and datetime_has_offset(value)):
+        return Condition(attribute, Match.EQUALS, (parse(value),))
+    if value.count("-") > 1:
+        raise InvalidQuery(message.format(value, attribute.keyword))
+    low_text, high_text = (part.strip() for part in value.split("-"))
+    if not low_text and not high_text:
+        raise InvalidQuery(RANGE_EMPTY)
+    low = parse(low_text) if low_text else None
+    high = parse(high_text) if high_text else None
+    if low is not None and high is not None and low > high:
+        raise InvalidQuery(RANGE_ORDER.format(value, attribute.keyword, low_text, high_text))
+    return Condition(attribute, Match.RANGE, (low, high))
+
+
+def _number_condition(attribute: Searchable, value: str) -> Condition:
+    integer = attribute.vr in INTEGER_VRS
+    try:
+        number = float(int(value)) if integer else float(value)
+    except ValueError:
+        raise InvalidQuery(INVALID_NUMBER.format(value, attribute.keyword, "long" if integer else "double")) from None
+    if attribute.vr == "FL":
+        number = struct.unpack("<f", struct.pack("<f", number))[0]  # as a stored FL compares
+    return Condition(attribute, Match.EQUALS, (number,))
+
+
 def _uid_condition(attribute: Searchable, values: list[str]) -> Condition:
     uids: list[str] = []
     for value in values:
@@ -238,15 +294,38 @@ def _condition(attribute: Searchable, values: list[str], fuzzy: bool) -> Conditi
         return _person_name_condition(attribute, value, fuzzy)
     if attribute.kind is Kind.MODALITIES:
         return _modalities_condition(attribute, value)
+    if attribute.kind is Kind.DATETIME:
+        return _key_condition(attribute, value, datetime_key, INVALID_DATETIME)
+    if attribute.kind is Kind.TIME:
+        return _key_condition(attribute, value, time_key, INVALID_TIME)
+    if attribute.kind is Kind.NUMBER:
+        return _number_condition(attribute, value)
     return _string_condition(attribute, value)
+
+
+_KINDS = {"PN": Kind.PERSON_NAME, "UI": Kind.UID, "DA": Kind.DATE, "DT": Kind.DATETIME, "TM": Kind.TIME}
+
+
+def _extended(key: str, tag: TagDef, resource: Resource) -> Searchable:
+    """An extended query tag as a filter: only a ready one, queryable, at its level or below."""
+    level = Level(tag.level.value)
+    if tag.status != TagStatus.READY or level not in resource.levels:
+        raise InvalidQuery(NOT_QUERYABLE.format(key))
+    if tag.query_status != QueryStatus.ENABLED:
+        raise InvalidQuery(QUERY_DISABLED.format(key))
+    kind = _KINDS.get(tag.vr, Kind.NUMBER if tag.vr in NUMBER_VRS else Kind.STRING)
+    return Searchable(key, tag.tag, level, kind, "", tag_key=tag.key, vr=tag.vr)
 
 
 def _filters(
     items: list[tuple[str, list[str]]], resource: Resource, study_uid: str | None, series_uid: str | None
-) -> dict[int, tuple[Searchable, list[str]]]:
-    """Filter values by tag, after every check on the attribute IDs and values."""
+) -> tuple[dict[int, tuple[Searchable, list[str]]], tuple[str, ...]]:
+    """Filter values by tag, after every check on the attribute IDs and values; and the keys of
+    extended query tags with indexing errors among them."""
     found: dict[int, tuple[Searchable, list[str]]] = {}
     keys: dict[int, str] = {}
+    erroneous: list[str] = []
+    extended = {tag.tag: tag for tag in tags_cached()} if items else {}
     for key, raw_values in items:
         tag = attribute_tag(key)
         if tag is None:
@@ -256,6 +335,10 @@ def _filters(
         if tag == SERIES_INSTANCE_UID and series_uid is not None:
             raise InvalidQuery(PATH_UID_REPEATED.format("SeriesInstanceUID"))
         attribute = SEARCHABLE.get(tag)
+        if attribute is None and tag in extended:
+            attribute = _extended(key, extended[tag], resource)
+            if extended[tag].error_count:
+                erroneous.append(key)
         if attribute is None or attribute.level not in resource.levels:
             raise InvalidQuery(NOT_QUERYABLE.format(key))
         values = [value.strip() for value in raw_values]
@@ -272,7 +355,7 @@ def _filters(
             raise InvalidQuery(DUPLICATE_KEY.format(key))
         found[tag] = (attribute, values)
         keys[tag] = key
-    return found
+    return found, tuple(erroneous)
 
 
 def search_query_parse(
@@ -301,7 +384,7 @@ def search_query_parse(
             filter_items.append((key, values))
 
     include_all, include_tags = _include_tags(include_values)
-    filters = _filters(filter_items, resource, study_uid, series_uid)
+    filters, erroneous = _filters(filter_items, resource, study_uid, series_uid)
     conditions = tuple(_condition(attribute, values, fuzzy) for attribute, values in filters.values())
 
     defaults = ALL if include_all else (DEFAULT_V1 if api_version == 1 else DEFAULT_V2)
@@ -321,6 +404,7 @@ def search_query_parse(
         fuzzy=fuzzy,
         study_uid=study_uid,
         series_uid=series_uid,
+        erroneous=erroneous,
     )
 
 

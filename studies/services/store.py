@@ -34,6 +34,7 @@ from dicomsvc.sqlbatch import statements_run
 from partitions.models import Partition
 from studies.blobstore import blob_name, blob_write
 from studies.dicom.reader import ParsedInstance, parsed_indexed_columns
+from studies.eqt import index as extended_index
 from studies.models import Instance, InstanceStatus
 from studies.search.results import search_projection
 from studies.services import store_rows as rows
@@ -244,6 +245,7 @@ def _commit_statements_run(*, items: list[_Item]) -> set[int]:
             partition_id=group[0].partition_id, study_id=study_id, columns=columns
         )
         statements.append(rows.study_update(study_id=study_id, columns=columns, now=now))
+    statements += extended_index.store_statements(items)  # extended query tags: none when no tag is defined
     statements += changefeed_statements(
         entries=[
             ChangeFeedEntry(

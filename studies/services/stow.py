@@ -17,6 +17,8 @@ from studies.dicom.reader import INDEXED, REQUIRED_UIDS, NotDicom, ParsedInstanc
 from studies.dicom.streams import FileSlice
 from studies.dicom.transfer_syntaxes import IMPLICIT_VR_LITTLE_ENDIAN
 from studies.dicom.uids import UID_INVALID_REASON
+from studies.eqt.index import extended_read
+from studies.eqt.tags import TagDef, tags_cached
 from studies.services.store import InstanceAlreadyExists, InstancePending, instances_store
 
 logger = logging.getLogger(__name__)
@@ -149,6 +151,24 @@ def _validate(parsed: ParsedInstance, *, api_version: int, study_uid: str | None
         outcome.warning_reason = WARNING_VALIDATION
 
 
+def _validate_extended(
+    parsed: ParsedInstance, *, tags: tuple[TagDef, ...], api_version: int, outcome: StowOutcome
+) -> None:
+    """Read the extended query tag values: an invalid one fails the instance in v1 (as Microsoft's
+    server does); in v2 it is left out of the index with a warning."""
+    read = extended_read(metadata=parsed.metadata_values, tags=tags)
+    parsed.extended = read
+    if not read.errors:
+        return
+    outcome.comments.extend(
+        _comment(tag.tag, f"Dicom element '{tag.label}' failed validation: {reason}") for tag, reason in read.errors
+    )
+    if api_version < 2:
+        outcome.failure_reason = VALIDATION_FAILURE
+    else:
+        outcome.warning_reason = WARNING_VALIDATION
+
+
 def stow_process(
     *,
     parts: list[FileSlice],
@@ -159,6 +179,7 @@ def stow_process(
     result = StowResult(outcomes=[], api_version=api_version)
     # Parse and validate every part first, then store the valid ones together (batched).
     to_store: list[tuple[StowOutcome, ParsedInstance]] = []
+    tags = tags_cached() if parts else ()
     for part in parts:
         outcome = StowOutcome()
         result.outcomes.append(outcome)
@@ -180,9 +201,11 @@ def stow_process(
         outcome.study_instance_uid = parsed.uids["StudyInstanceUID"]
         outcome.series_instance_uid = parsed.uids["SeriesInstanceUID"]
         _validate(parsed, api_version=api_version, study_uid=study_uid, outcome=outcome)
+        if outcome.failure_reason is None and tags:
+            _validate_extended(parsed, tags=tags, api_version=api_version, outcome=outcome)
         if outcome.failure_reason is not None:
             continue
-        if parsed.multi_valued:
+        if parsed.multi_valued or (parsed.extended is not None and parsed.extended.multiple):
             result.multi_valued_warning = True
         if outcome.warning_reason is None and parsed.transfer_syntax_uid == IMPLICIT_VR_LITTLE_ENDIAN:
             outcome.warning_reason = WARNING_SOP_CLASS_MISMATCH

@@ -44,6 +44,7 @@ from studies.dicom.dicomjson import json_dumps
 from studies.dicom.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from studies.dicom.reader import study_columns
 from studies.dicom.splice import p10_rewrite
+from studies.eqt.index import instances_index_updated
 from studies.models import Instance, InstanceStatus, Study
 from studies.search.results import search_projection
 from studies.services.orphans import orphans_queue, orphans_remove
@@ -96,6 +97,10 @@ def study_update_reserve(*, partition: Partition, study_uid: str) -> list[Pendin
     reserved: list[PendingVersion] = []
     abandoned: list[str] = []
     with transaction.atomic():
+        # The study row first, as every writer of its rows takes it (the store's commit, the
+        # delete, the switch below): a delete holding it FOR UPDATE while this took instance
+        # rows in another order deadlocked (drills/race.py, PostgreSQL).
+        Study.objects.select_for_update(no_key=True).filter(partition=partition, study_instance_uid=study_uid).first()
         for (pk, series, sop, watermark, left_over, original, size, metadata), new in zip(rows, fresh, strict=True):
             taken = Instance.objects.filter(
                 pk=pk, status=InstanceStatus.CREATED, watermark=watermark, new_watermark=left_over
@@ -174,6 +179,7 @@ def study_update_switch(
         if item.original_watermark is not None:
             # Keep the original and the latest only: the previous latest was an intermediate.
             result.removals.append(blob_name(partition_key=partition.partition_key, watermark=item.watermark))
+    instances_index_updated(instance_ids=[item.pk for item in result.switched])
     if study is not None and result.switched and columns:
         statements_run(  # fuzzy QIDO reads these rows
             person_name_words_statements(partition_id=study.partition_id, study_id=study.pk, columns=columns)

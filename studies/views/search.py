@@ -41,8 +41,12 @@ def search_response(
     )
     page = SEARCHES[resource.level](partition=view.partition, query=query)
     if not page.results:
-        return HttpResponse(status=204)
-    response = HttpResponse(json_dumps_fast(page.results), content_type=DICOM_JSON)
+        response = HttpResponse(status=204)
+    else:
+        response = HttpResponse(json_dumps_fast(page.results), content_type=DICOM_JSON)
+    if query.erroneous:
+        # Microsoft's header: filters on extended query tags some instances could not be indexed for.
+        response["erroneous-dicom-attributes"] = ",".join(query.erroneous)
     if page.truncated:
         host = urlsplit(settings.DICOM_PUBLIC_BASE_URL).netloc or "-"
         response["Warning"] = f'299 {host}: "{MORE_RESULTS}"'

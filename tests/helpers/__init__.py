@@ -14,7 +14,9 @@ from tests.helpers.dicom import (
     read,
     study_files,
     uids_of,
+    with_private,
 )
+from tests.helpers.eqt import add_tags, reindex, tag_entry, tags_ready
 from tests.helpers.feed import delete, feed_rows, update
 from tests.helpers.http import (
     DICOM_JSON,
@@ -45,7 +47,14 @@ from tests.helpers.operations import (
 from tests.helpers.qido import Archive, Study, column, key, results, search, value
 from tests.helpers.routes import served_routes
 from tests.helpers.rows import creating_instance
-from tests.helpers.workers import operations_resume_run, wait_for, worker_children, worker_kill, worker_start
+from tests.helpers.workers import (
+    Workers,
+    operations_resume_run,
+    wait_for,
+    worker_children,
+    worker_kill,
+    worker_start,
+)
 
 __all__ = [
     "BIG_OB", "BIG_OB_VALUE", "SMALL_OB", "binary_attributes_bytes",
@@ -54,4 +63,5 @@ __all__ = [
     "key", "live_server", "multipart_body", "nested_bytes", "multipart_parts", "patient_name_change", "post_export", "read",
     "response_bytes", "result_path", "served_routes", "results", "run_export", "search", "start", "store", "stow", "study_files",
     "uids_of", "update", "value", "wado_original", "operations_resume_run", "wait_for", "worker_children", "worker_kill", "worker_start",
+    "add_tags", "reindex", "tag_entry", "tags_ready", "Workers", "with_private",
 ]

@@ -92,3 +92,17 @@ def nested_bytes(depth: int, name: str = "CT_small.dcm", **overrides: object) ->
     opening = tag + vr + struct.pack(f"{order}LHHL", 0xFFFFFFFF, 0xFFFE, 0xE000, 0xFFFFFFFF)
     closing = struct.pack(f"{order}HHLHHL", 0xFFFE, 0xE00D, 0, 0xFFFE, 0xE0DD, 0)
     return data.replace(empty, opening * depth + closing * depth)
+
+
+def with_private(data: bytes, *, group: int, creator: str, offset: int, vr: str, value: object,
+                 implicit: bool = False) -> bytes:
+    """`data` with a private attribute: block reserved by `creator` in `group`, element `offset`
+    in it (so tag (group, 0x10xx) for the first block). `implicit`: saved as Implicit VR Little
+    Endian, where the attribute's VR is not in the file."""
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.private_block(group, creator, create=True).add_new(offset, vr, value)
+    if implicit:
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()

@@ -1,0 +1,1 @@
+"""Extended query tags: attributes a user makes searchable, and their per-partition values."""

@@ -1,0 +1,146 @@
+"""The studies side of a reindex: index the instances stored before a tag was added.
+
+The operation (`operations.reindex`) calls `reindex_batch` in its own transaction, which
+also locks the operation row and advances its checkpoint: a batch is committed with the
+checkpoint that says it is done, or not at all, so a resumed run indexes every instance
+exactly once. Writing a value twice would change nothing anyway (`studies.eqt.index`).
+
+Batches are keyset pages of the instance table by watermark (its unique index): no offset
+scans, no table locks. The page's rows are locked against deletion (`FOR NO KEY UPDATE`)
+for the batch's short transaction, so no value is written for an instance being deleted.
+A row still being stored (`creating`) when its page is read is remembered and indexed once
+its store commits: that store may have read a tag list older than the tag.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db.models import Count, OuterRef, Subquery
+from django.utils import timezone
+
+from dicomsvc.sqlbatch import statements_run
+from studies.dicom.dicomjson import json_loads_fast
+from studies.eqt.index import Owner, extended_read, values_upsert_statements
+from studies.eqt.models import ExtendedQueryTag, ExtendedQueryTagError, QueryStatus, TagStatus
+from studies.eqt.services import tags_changed
+from studies.eqt.tags import TagDef, tag_def
+from studies.eqt.values import IndexValue
+from studies.models import Instance, InstanceStatus
+
+
+@dataclass
+class BatchResult:
+    """What one batch did: the last watermark it read, instances indexed, rows still being stored."""
+
+    last: int
+    indexed: int = 0
+    creating: list[int] = field(default_factory=list)
+    errors: int = 0
+
+    @property
+    def rows(self) -> int:
+        return self.indexed + len(self.creating)
+
+
+def reindex_tags(*, keys: Sequence[int]) -> tuple[TagDef, ...]:
+    """The tags of a reindex that are still being added."""
+    rows = ExtendedQueryTag.objects.filter(pk__in=keys, status=TagStatus.ADDING).order_by("pk")
+    return tuple(tag_def(row) for row in rows)
+
+
+def reindex_total() -> int:
+    """Instances a reindex has to read (its progress is the share done)."""
+    return Instance.objects.filter(status=InstanceStatus.CREATED).count()
+
+
+def _index(tags: tuple[TagDef, ...], rows: list[tuple[int, int, int, int, int, str]]) -> int:
+    """Index `rows` (pk, partition, study, series, watermark, metadata); returns the errors recorded."""
+    values: list[tuple[Owner, TagDef, IndexValue]] = []
+    errors: list[ExtendedQueryTagError] = []
+    for pk, partition_id, study_id, series_id, watermark, metadata in rows:
+        read = extended_read(metadata=json_loads_fast(metadata) if metadata else {}, tags=tags)
+        owner = Owner(partition_id, study_id, series_id, pk, watermark)
+        values += [(owner, tag, value) for tag, value in read.values]
+        errors += [
+            ExtendedQueryTagError(tag_id=tag.key, instance_id=pk, message=reason[:512]) for tag, reason in read.errors
+        ]
+    statements = values_upsert_statements(values)
+    if statements:
+        statements_run(statements)
+    if errors:
+        ExtendedQueryTagError.objects.bulk_create(errors, ignore_conflicts=True)
+        failed = {error.tag_id for error in errors}
+        count = (
+            ExtendedQueryTagError.objects.filter(tag=OuterRef("pk")).values("tag").annotate(n=Count("pk")).values("n")
+        )
+        # An unindexable value disables searching on the tag until a user enables it again.
+        ExtendedQueryTag.objects.filter(pk__in=failed).update(
+            error_count=Subquery(count), query_status=QueryStatus.DISABLED
+        )
+        tags_changed()
+    return len(errors)
+
+
+def _columns() -> tuple[str, ...]:
+    return ("pk", "partition_id", "study_id", "series_id", "watermark", "metadata")
+
+
+def reindex_bounds() -> tuple[int, int]:
+    """The lowest and highest watermark stored (0, 0 when there is none)."""
+    first = Instance.objects.order_by("watermark").values_list("watermark", flat=True).first()
+    last = Instance.objects.order_by("-watermark").values_list("watermark", flat=True).first()
+    return first or 0, last or 0
+
+
+def reindex_batch(*, tags: tuple[TagDef, ...], after: int, limit: int, end: int | None = None) -> BatchResult:
+    """Inside the caller's transaction: index the next `limit` instances after watermark `after`
+    (up to watermark `end`, if given)."""
+    rows = list(
+        Instance.objects.select_for_update(no_key=True)
+        .filter(watermark__gt=after, **({} if end is None else {"watermark__lte": end}))
+        .order_by("watermark")
+        .values_list(*_columns(), "status")[:limit]
+    )
+    result = BatchResult(last=rows[-1][4] if rows else after)
+    created = [row[:6] for row in rows if row[6] == InstanceStatus.CREATED]
+    result.creating = [row[4] for row in rows if row[6] != InstanceStatus.CREATED]
+    result.errors = _index(tags, created)
+    result.indexed = len(created)
+    return result
+
+
+def reindex_pending(*, tags: tuple[TagDef, ...], watermarks: list[int]) -> list[int]:
+    """Inside the caller's transaction: index the rows of `watermarks` whose store has committed
+    since; returns those still being stored (a crashed store's row counts only until it is stale)."""
+    if not watermarks:
+        return []
+    rows = list(
+        Instance.objects.select_for_update(no_key=True)
+        .filter(watermark__in=watermarks)
+        .values_list(*_columns(), "status", "created_at")
+    )
+    stale_before = timezone.now() - dt.timedelta(seconds=settings.DICOM_STALE_CREATING_SECONDS)
+    _index(tags, [row[:6] for row in rows if row[6] == InstanceStatus.CREATED])
+    return sorted(row[4] for row in rows if row[6] != InstanceStatus.CREATED and row[7] >= stale_before)
+
+
+def reindex_settled_at(*, tags: tuple[TagDef, ...]) -> dt.datetime:
+    """When every process's tag list holds the tags (`studies.eqt.tags`): the reindex ends no sooner.
+
+    Twice the cache lifetime after the newest tag was added, for clock differences between hosts.
+    """
+    created = ExtendedQueryTag.objects.filter(pk__in=[tag.key for tag in tags]).order_by("-created_time")
+    newest = created.values_list("created_time", flat=True).first() or timezone.now()
+    return newest + dt.timedelta(milliseconds=2 * settings.DICOM_EXTENDED_QUERY_TAG_CACHE_MS)
+
+
+def reindex_finish(*, tags: tuple[TagDef, ...]) -> None:
+    """Inside the caller's transaction: the tags are ready (compare-and-swap from adding)."""
+    ExtendedQueryTag.objects.filter(pk__in=[tag.key for tag in tags], status=TagStatus.ADDING).update(
+        status=TagStatus.READY
+    )
+    tags_changed()
