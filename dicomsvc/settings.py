@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "dicomsvc",
     "partitions",
     "studies",
+    "studies.workitems",
     "changefeed",
     "operations",
 ]

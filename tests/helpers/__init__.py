@@ -33,6 +33,16 @@ from tests.helpers.operations import (
 )
 from tests.helpers.qido import Archive, Study, column, key, results, search, value
 from tests.helpers.rows import creating_instance
+from tests.helpers.workitems import (
+    code,
+    dataset,
+    first_value,
+    new_workitem,
+    performed_procedure,
+    state_change,
+    tag,
+    ups,
+)
 
 __all__ = [
     "DICOM_JSON", "MULTIPART_DICOM", "ORIGINAL", "ROOT", "free_port", "test_database_url", "Archive", "Study", "WorkerKilled", "asgi_get", "base",
@@ -40,4 +50,5 @@ __all__ = [
     "key", "live_server", "multipart_body", "multipart_parts", "patient_name_change", "post_export", "read",
     "response_bytes", "result_path", "results", "run_export", "search", "start", "store", "stow", "study_files",
     "uids_of", "update", "value", "wado_original",
+    "code", "dataset", "first_value", "new_workitem", "performed_procedure", "state_change", "tag", "ups",
 ]

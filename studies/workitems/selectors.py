@@ -1,0 +1,57 @@
+"""Reads of workitems: one by UID, and the search."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.db.models import Q
+
+from dicomsvc.errors import WorkitemNotFound
+from partitions.models import Partition
+from studies.workitems.dataset import Dataset
+from studies.workitems.models import Workitem
+from studies.workitems.query import Condition, Match, WorkitemQuery
+
+
+def workitem_get(*, partition: Partition, uid: str) -> Workitem:
+    workitem = Workitem.objects.filter(partition=partition, workitem_uid=uid).first()
+    if workitem is None:
+        raise WorkitemNotFound()
+    return workitem
+
+
+def workitem_dataset(*, workitem: Workitem) -> Dataset:
+    """The dataset a reader gets: as stored, which never holds the Transaction UID."""
+    dataset: Dataset = json.loads(workitem.dataset)
+    return dataset
+
+
+def _filter(condition: Condition) -> Q:
+    column = condition.column
+    if condition.match == Match.EQUALS:
+        return Q(**{column: condition.values[0]})
+    if condition.match == Match.IEQUALS:
+        return Q(**{f"{column}__iexact": condition.values[0]})
+    if condition.match == Match.RANGE:
+        low, high = condition.values
+        bounds: dict[str, Any] = {f"{column}__gt": ""}  # a workitem without the attribute never matches
+        if low is not None:
+            bounds[f"{column}__gte"] = low
+        if high is not None:
+            bounds[f"{column}__lte"] = high
+        return Q(**bounds)
+    # Match.WORDS: every query word begins some word of the name.
+    match = Q()
+    for word in condition.values:
+        match &= Q(**{f"{column}__startswith": word}) | Q(**{f"{column}__contains": f" {word}"})
+    return match
+
+
+def workitem_search(*, partition: Partition, query: WorkitemQuery) -> list[Dataset]:
+    """A page of matching workitems in creation order, as their datasets."""
+    rows = Workitem.objects.filter(partition=partition)
+    for condition in query.conditions:
+        rows = rows.filter(_filter(condition))
+    page = rows.order_by("id").values_list("dataset", flat=True)[query.offset : query.offset + query.limit]
+    return [json.loads(text) for text in page]
