@@ -39,6 +39,7 @@ from tests.helpers.workitems import (
     first_value,
     new_workitem,
     performed_procedure,
+    referenced_request,
     state_change,
     tag,
     ups,
@@ -50,5 +51,5 @@ __all__ = [
     "key", "live_server", "multipart_body", "multipart_parts", "patient_name_change", "post_export", "read",
     "response_bytes", "result_path", "results", "run_export", "search", "start", "store", "stow", "study_files",
     "uids_of", "update", "value", "wado_original",
-    "code", "dataset", "first_value", "new_workitem", "performed_procedure", "state_change", "tag", "ups",
+    "code", "dataset", "first_value", "new_workitem", "performed_procedure", "referenced_request", "state_change", "tag", "ups",
 ]

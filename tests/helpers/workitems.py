@@ -43,6 +43,22 @@ def code(meaning: str, value: str = "CODE") -> dict[str, Any]:
     return dataset(CodeValue=value, CodingSchemeDesignator="99TEST", CodeMeaning=meaning)
 
 
+def referenced_request(**overrides: Any) -> dict[str, Any]:
+    """An item of ReferencedRequestSequence, every attribute PS3.4 requires there."""
+    attributes: dict[str, Any] = {
+        "StudyInstanceUID": "1.2.826.0.1.3680043.8.498.1",
+        "AccessionNumber": "ACC-1",
+        "IssuerOfAccessionNumberSequence": None,
+        "OrderPlacerIdentifierSequence": None,
+        "OrderFillerIdentifierSequence": None,
+        "RequestedProcedureID": "RP-1",
+        "RequestedProcedureDescription": "CT chest",
+        "RequestedProcedureCodeSequence": None,
+        **overrides,
+    }
+    return dataset(**attributes)
+
+
 def new_workitem(uid: str | None = None, **overrides: Any) -> dict[str, Any]:
     """A dataset a scheduler sends to create a workitem; `overrides` as for `dataset()`."""
     attributes: dict[str, Any] = {
@@ -72,16 +88,7 @@ def new_workitem(uid: str | None = None, **overrides: Any) -> dict[str, Any]:
         "IssuerOfAdmissionIDSequence": None,
         "AdmittingDiagnosesDescription": None,
         "AdmittingDiagnosesCodeSequence": None,
-        "ReferencedRequestSequence": dataset(
-            StudyInstanceUID="1.2.826.0.1.3680043.8.498.1",
-            AccessionNumber="ACC-1",
-            IssuerOfAccessionNumberSequence=None,
-            OrderPlacerIdentifierSequence=None,
-            OrderFillerIdentifierSequence=None,
-            RequestedProcedureID="RP-1",
-            RequestedProcedureDescription="CT chest",
-            RequestedProcedureCodeSequence=None,
-        ),
+        "ReferencedRequestSequence": referenced_request(),
         "ProcedureStepState": "SCHEDULED",
         "ProcedureStepProgressInformationSequence": None,
         "UnifiedProcedureStepPerformedProcedureSequence": None,
