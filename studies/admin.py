@@ -19,10 +19,10 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from pydicom.uid import UID
 
+from dicomsvc.admin_tools import attribute_rows
 from dicomsvc.api.streaming import file_chunks
 from partitions.admin_tools import PartitionedTableAdmin
 from studies.blobstore import blob_name, blob_open
-from studies.dicom.attributes import attribute_rows
 from studies.models import Instance, Series, Study
 from studies.versions import version_select
 
