@@ -55,7 +55,8 @@ class Workitem(models.Model):
             models.UniqueConstraint(fields=["partition", "workitem_uid"], name="workitem_uid_per_partition"),
         ]
         indexes = [
-            models.Index(fields=["partition", "state"], name="workitem_state"),
+            # With the id, a page of one state in creation order is read in index order.
+            models.Index(fields=["partition", "state", "id"], name="workitem_state"),
             models.Index(fields=["partition", "scheduled_start"], name="workitem_scheduled_start"),
             models.Index(fields=["partition", "patient_name_search"], name="workitem_patient_name"),
             models.Index(fields=["partition", "patient_id"], name="workitem_patient_id"),

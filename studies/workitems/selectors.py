@@ -48,10 +48,13 @@ def _filter(condition: Condition) -> Q:
     return match
 
 
-def workitem_search(*, partition: Partition, query: WorkitemQuery) -> list[Dataset]:
-    """A page of matching workitems in creation order, as their datasets."""
+def workitem_search(*, partition: Partition, query: WorkitemQuery) -> list[str]:
+    """A page of matching workitems in creation order, as their stored DICOM JSON text.
+
+    The text is what a result holds (the dataset, never the Transaction UID), so a page is
+    joined as stored rather than decoded and encoded again.
+    """
     rows = Workitem.objects.filter(partition=partition)
     for condition in query.conditions:
         rows = rows.filter(_filter(condition))
-    page = rows.order_by("id").values_list("dataset", flat=True)[query.offset : query.offset + query.limit]
-    return [json.loads(text) for text in page]
+    return list(rows.order_by("id").values_list("dataset", flat=True)[query.offset : query.offset + query.limit])

@@ -8,7 +8,6 @@ answers 409, so of two racing changes the second fails whole or never started.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -33,7 +32,7 @@ from studies.workitems.requirements import (
     final_state_check,
     requirements_check,
 )
-from studies.workitems.selectors import workitem_get
+from studies.workitems.selectors import workitem_dataset, workitem_get
 from studies.workitems.states import STATUS_TEXT, Event, transition
 from studies.workitems.values import dt_bounds, pn_fold, uid_is_valid
 
@@ -168,7 +167,7 @@ def workitem_update(
     workitem = workitem_get(partition=partition, uid=uid)
     _update_allowed(workitem, transaction_uid)
     requirements_check(dataset=dataset, rules=UPDATE)
-    stored: Dataset = json.loads(workitem.dataset)
+    stored = workitem_dataset(workitem=workitem)
     ignored = sorted(tag for tag in dataset if tag not in stored)
     stored.update({tag: element for tag, element in dataset.items() if tag in stored})
     put(stored, "ScheduledProcedureStepModificationDateTime", _now_dt())
@@ -206,7 +205,7 @@ def workitem_state_change(*, partition: Partition, uid: str, dataset: Dataset) -
         raise WorkitemStateInvalid(TRANSITION_INVALID.format(target, STATUS_TEXT[result.code], result.code))
     if result.code is not None:
         return STATUS_TEXT[result.code]
-    stored: Dataset = json.loads(workitem.dataset)
+    stored = workitem_dataset(workitem=workitem)
     put(stored, "ProcedureStepState", target)
     if target == ProcedureStepState.CANCELED:
         put(_progress_item(stored), "ProcedureStepCancellationDateTime", _now_dt())
@@ -225,7 +224,7 @@ def workitem_cancel_request(*, partition: Partition, uid: str, dataset: Dataset)
     result = transition(event=Event.REQUEST_CANCEL, state=workitem.state)
     if result.code is not None:
         raise WorkitemStateConflict(STATUS_TEXT[result.code])
-    stored: Dataset = json.loads(workitem.dataset)
+    stored = workitem_dataset(workitem=workitem)
     put(stored, "ProcedureStepState", ProcedureStepState.CANCELED.value)
     progress = _progress_item(stored)
     put(progress, "ProcedureStepCancellationDateTime", _now_dt())

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-import orjson
 from django.conf import settings
 from django.http import HttpResponse
 from rest_framework.request import Request
@@ -17,7 +16,7 @@ from dicomsvc.errors import InvalidUid, NotAcceptable, UnsupportedMediaType, Wor
 from partitions.api import PartitionedView
 from studies.workitems.dataset import Dataset, body_dataset
 from studies.workitems.query import workitem_query_parse
-from studies.workitems.selectors import workitem_dataset, workitem_get, workitem_search
+from studies.workitems.selectors import workitem_get, workitem_search
 from studies.workitems.services import (
     workitem_cancel_request,
     workitem_create,
@@ -58,8 +57,9 @@ def request_dataset(request: Request, *, optional: bool = False) -> Dataset:
     return body_dataset(body=body.read())
 
 
-def dicom_json(data: Any, status: int = 200) -> HttpResponse:
-    return HttpResponse(orjson.dumps(data), status=status, content_type=DICOM_JSON)
+def dicom_json_array(datasets: list[str]) -> HttpResponse:
+    """A DICOM JSON array of datasets already encoded as JSON text."""
+    return HttpResponse(f"[{','.join(datasets)}]".encode(), content_type=DICOM_JSON)
 
 
 def require_dicom_json_accept(request: Request) -> None:
@@ -77,7 +77,7 @@ class WorkitemsView(PartitionedView):
         require_dicom_json_accept(request)
         query = workitem_query_parse(params=request.query_params.lists())
         found = workitem_search(partition=self.partition, query=query)
-        return dicom_json(found) if found else HttpResponse(status=204)
+        return dicom_json_array(found) if found else HttpResponse(status=204)
 
     def post(self, request: Request, **kwargs: Any) -> HttpResponse:
         require_dicom_json_accept(request)
@@ -100,7 +100,7 @@ class WorkitemView(PartitionedView):
         uid = workitem_uid(kwargs["workitem"])
         require_dicom_json_accept(request)
         workitem = workitem_get(partition=self.partition, uid=uid)
-        return dicom_json([workitem_dataset(workitem=workitem)])
+        return dicom_json_array([workitem.dataset])
 
     def post(self, request: Request, **kwargs: Any) -> HttpResponse:
         uid = workitem_uid(kwargs["workitem"])
