@@ -136,7 +136,8 @@ def run(args: argparse.Namespace, port: int) -> None:
 
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     for uid, _ in items[: args.count // 3]:
-        assert request(conn, "PUT", f"{base}/{uid}/state", state_change("IN PROGRESS", f"2.25.{uuid.uuid4().int}"))[0] == 200
+        claim = state_change("IN PROGRESS", f"2.25.{uuid.uuid4().int}")
+        assert request(conn, "PUT", f"{base}/{uid}/state", claim)[0] == 200
 
     cases: dict[str, list[dict[str, str]]] = {"PatientName fuzzy": [], "ScheduledProcedureStepStartDateTime day": [],
                                               "ProcedureStepState": []}
