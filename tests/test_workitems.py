@@ -378,3 +378,13 @@ def test_partitions_keep_their_workitems_apart(client, partitions_on) -> None:  
     assert [first_value(found, "PatientID") for found in json.loads(response_bytes(response))] == ["P-BOB"]
     # Without a partition segment, nothing is served.
     assert answer(ups(client, "GET", f"/{uid}")) == (400, "PartitionName value is missing in the route segment.")
+
+
+def test_every_route_declares_the_data_action_each_method_needs() -> None:
+    # Microsoft: create, update, change state and cancel request are writes; retrieve and search reads.
+    from studies.workitems.views import WorkitemCancelRequestView, WorkitemStateView, WorkitemsView, WorkitemView
+
+    assert WorkitemsView.data_actions == {"GET": "read", "POST": "write"}
+    assert WorkitemView.data_actions == {"GET": "read", "POST": "write"}
+    assert WorkitemStateView.data_actions == {"PUT": "write"}
+    assert WorkitemCancelRequestView.data_actions == {"POST": "write"}

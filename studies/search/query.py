@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from dicomsvc.api.query import search_parameters_parse
 from dicomsvc.errors import InvalidQuery
 from studies.dicom.reader import pn_search_form
 from studies.dicom.uids import uid_is_valid, uid_normalize
@@ -30,10 +31,6 @@ from studies.search.attributes import (
     Searchable,
     attribute_tag,
 )
-
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 200
-MAX_OFFSET = 2**63 - 1
 
 UNKNOWN_PARAMETER = (
     "Invalid query: unknown query parameter '{0}'. If the parameter is an attribute keyword, check the casing "
@@ -69,9 +66,6 @@ INVALID_UID = (
     "Invalid query: specified UID value '{0}' is invalid for attribute '{1}'. "
     "A UID is 1 to 64 characters of digits and '.'."
 )
-PARAMETER_INVALID = "The query parameter '{0}' is invalid. {1}"
-
-_INTEGER = re.compile(r"[+-]?\d+")
 _LIST_SEPARATORS = re.compile(r"[\\,]")
 
 
@@ -118,33 +112,6 @@ def wildcard_pattern(value: str) -> str:
 
 def has_wildcard(value: str) -> bool:
     return "*" in value or "?" in value
-
-
-def _parameter_error(name: str, reason: str) -> InvalidQuery:
-    return InvalidQuery(PARAMETER_INVALID.format(name, reason))
-
-
-def _single(name: str, values: list[str]) -> str:
-    if len(values) > 1:
-        raise _parameter_error(name, "It may be specified only once.")
-    return values[0]
-
-
-def _integer(name: str, field: str, value: str, low: int, high: int) -> int:
-    text = value.strip()
-    if not _INTEGER.fullmatch(text):
-        raise _parameter_error(name, f"The value '{value}' is not valid for {field}.")
-    number = int(text)
-    if not low <= number <= high:
-        raise _parameter_error(name, f"The field {field} must be between {low} and {high}.")
-    return number
-
-
-def _boolean(name: str, field: str, value: str) -> bool:
-    text = value.strip().lower()
-    if text not in ("true", "false"):
-        raise _parameter_error(name, f"The value '{value}' is not valid for {field}.")
-    return text == "true"
 
 
 def _include_tags(values: list[str]) -> tuple[bool, set[int]]:
@@ -282,25 +249,10 @@ def search_query_parse(
     series_uid: str | None = None,
 ) -> SearchQuery:
     """Validate a QIDO-RS query string (as QueryDict.lists()). Raises InvalidQuery."""
-    limit, offset, fuzzy = DEFAULT_LIMIT, 0, False
-    include_values: list[str] = []
-    filter_items: list[tuple[str, list[str]]] = []
-    for key, values in params:
-        name = key.lower()
-        if name == "limit":
-            limit = _integer("limit", "Limit", _single("limit", values), 1, MAX_LIMIT)
-        elif name == "offset":
-            offset = _integer("offset", "Offset", _single("offset", values), 0, MAX_OFFSET)
-        elif name == "fuzzymatching":
-            fuzzy = _boolean("fuzzymatching", "FuzzyMatching", _single("fuzzymatching", values))
-        elif name == "includefield":
-            include_values.extend(values)
-        else:
-            filter_items.append((key, values))
-
-    include_all, include_tags = _include_tags(include_values)
-    filters = _filters(filter_items, resource, study_uid, series_uid)
-    conditions = tuple(_condition(attribute, values, fuzzy) for attribute, values in filters.values())
+    parameters = search_parameters_parse(params)
+    include_all, include_tags = _include_tags(parameters.includefield)
+    filters = _filters(parameters.filters, resource, study_uid, series_uid)
+    conditions = tuple(_condition(attribute, values, parameters.fuzzy) for attribute, values in filters.values())
 
     defaults = ALL if include_all else (DEFAULT_V1 if api_version == 1 else DEFAULT_V2)
     return_tags = set(include_tags) | set(filters)
@@ -314,9 +266,9 @@ def search_query_parse(
         resource=resource,
         conditions=conditions,
         return_tags=frozenset(return_tags),
-        limit=limit,
-        offset=offset,
-        fuzzy=fuzzy,
+        limit=parameters.limit,
+        offset=parameters.offset,
+        fuzzy=parameters.fuzzy,
         study_uid=study_uid,
         series_uid=series_uid,
     )

@@ -14,12 +14,9 @@ from typing import Any
 
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
 
+from dicomsvc.api.query import search_parameters_parse
 from dicomsvc.errors import InvalidQuery
 from studies.workitems.values import dt_bounds, pn_fold, uid_is_valid
-
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 200
-MAX_OFFSET = 2**63 - 1
 
 NOT_QUERYABLE = (
     "Invalid query: AttributeId {0} is not queryable. If the parameter is an attribute keyword, check the "
@@ -46,9 +43,6 @@ INVALID_UID = (
     "Invalid query: specified UID value '{0}' is invalid for attribute '{1}'. "
     "A UID is 1 to 64 characters of digits and '.'."
 )
-PARAMETER_INVALID = "The query parameter '{0}' is invalid. {1}"
-
-_INTEGER = re.compile(r"[+-]?\d+")
 _HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
 
 
@@ -113,33 +107,6 @@ def attribute_path(attribute_id: str) -> str | None:
     return ".".join(keyword for keyword in keywords if keyword)
 
 
-def _parameter_error(name: str, reason: str) -> InvalidQuery:
-    return InvalidQuery(PARAMETER_INVALID.format(name, reason))
-
-
-def _single(name: str, values: list[str]) -> str:
-    if len(values) > 1:
-        raise _parameter_error(name, "It may be specified only once.")
-    return values[0]
-
-
-def _integer(name: str, field: str, value: str, low: int, high: int) -> int:
-    text = value.strip()
-    if not _INTEGER.fullmatch(text):
-        raise _parameter_error(name, f"The value '{value}' is not valid for {field}.")
-    number = int(text)
-    if not low <= number <= high:
-        raise _parameter_error(name, f"The field {field} must be between {low} and {high}.")
-    return number
-
-
-def _boolean(name: str, field: str, value: str) -> bool:
-    text = value.strip().lower()
-    if text not in ("true", "false"):
-        raise _parameter_error(name, f"The value '{value}' is not valid for {field}.")
-    return text == "true"
-
-
 def _include_check(values: list[str]) -> None:
     """Validate includefield. Every attribute of a workitem is returned, so it selects nothing."""
     fields = [field.strip() for value in values for field in value.split(",")]
@@ -197,30 +164,21 @@ def _condition(searchable: Searchable, value: str, fuzzy: bool) -> Condition:
 
 def workitem_query_parse(*, params: Iterable[tuple[str, list[str]]]) -> WorkitemQuery:
     """Validate a workitem search query string (as QueryDict.lists()). Raises InvalidQuery."""
-    limit, offset, fuzzy = DEFAULT_LIMIT, 0, False
-    include_values: list[str] = []
+    parameters = search_parameters_parse(params)
     filters: dict[str, tuple[Searchable, str]] = {}
-    for key, values in params:
-        name = key.lower()
-        if name == "limit":
-            limit = _integer("limit", "Limit", _single("limit", values), 1, MAX_LIMIT)
-        elif name == "offset":
-            offset = _integer("offset", "Offset", _single("offset", values), 0, MAX_OFFSET)
-        elif name == "fuzzymatching":
-            fuzzy = _boolean("fuzzymatching", "FuzzyMatching", _single("fuzzymatching", values))
-        elif name == "includefield":
-            include_values.extend(values)
-        else:
-            path = attribute_path(key)
-            searchable = SEARCHABLE.get(path or "")
-            if searchable is None:
-                raise InvalidQuery(NOT_QUERYABLE.format(key))
-            if searchable.keyword in filters or len(values) > 1:
-                raise InvalidQuery(DUPLICATE_KEY.format(key))
-            value = values[0].strip()
-            if not value:
-                raise InvalidQuery(EMPTY_VALUE.format(key))
-            filters[searchable.keyword] = (searchable, value)
-    _include_check(include_values)
-    conditions = tuple(_condition(searchable, value, fuzzy) for searchable, value in filters.values())
-    return WorkitemQuery(conditions=conditions, limit=limit, offset=offset, fuzzy=fuzzy)
+    for key, values in parameters.filters:
+        path = attribute_path(key)
+        searchable = SEARCHABLE.get(path or "")
+        if searchable is None:
+            raise InvalidQuery(NOT_QUERYABLE.format(key))
+        if searchable.keyword in filters or len(values) > 1:
+            raise InvalidQuery(DUPLICATE_KEY.format(key))
+        value = values[0].strip()
+        if not value:
+            raise InvalidQuery(EMPTY_VALUE.format(key))
+        filters[searchable.keyword] = (searchable, value)
+    _include_check(parameters.includefield)
+    conditions = tuple(_condition(searchable, value, parameters.fuzzy) for searchable, value in filters.values())
+    return WorkitemQuery(
+        conditions=conditions, limit=parameters.limit, offset=parameters.offset, fuzzy=parameters.fuzzy
+    )
