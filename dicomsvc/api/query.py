@@ -13,6 +13,27 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 200
 MAX_OFFSET = 2**63 - 1
 PARAMETER_INVALID = "The query parameter '{0}' is invalid. {1}"
+# The filter errors both searches report the same way.
+NOT_QUERYABLE = (
+    "Invalid query: AttributeId {0} is not queryable. If the parameter is an attribute keyword, check the "
+    "casing as they are case-sensitive. The conformance statement has a list of supported query parameters, "
+    "attributes and the levels."
+)
+DUPLICATE_KEY = (
+    "Invalid QIDO-RS query. Duplicate AttributeId '{0}'. Each attribute is only allowed to be specified once."
+)
+EMPTY_VALUE = "Invalid query: AttributeId '{0}' has empty string value that is not supported."
+INCLUDE_ALL_MIXED = "Invalid query: cannot specify included fields in addition to 'all'."
+INCLUDE_UNKNOWN = "Invalid query: IncludeField has unknown attribute '{0}'."
+RANGE_EMPTY = "Invalid query: specified range is invalid. Both parts in the range cannot be empty."
+RANGE_ORDER = (
+    "Invalid query: specified range '{0}' is invalid for attribute '{1}'. "
+    "The first part {2} should be lesser than or equal to the second part {3}."
+)
+INVALID_UID = (
+    "Invalid query: specified UID value '{0}' is invalid for attribute '{1}'. "
+    "A UID is 1 to 64 characters of digits and '.'."
+)
 
 _INTEGER = re.compile(r"[+-]?\d+")
 

@@ -14,7 +14,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from dicomsvc.api.query import search_parameters_parse
+from dicomsvc.api.query import (
+    DUPLICATE_KEY,
+    EMPTY_VALUE,
+    INCLUDE_ALL_MIXED,
+    INCLUDE_UNKNOWN,
+    INVALID_UID,
+    NOT_QUERYABLE,
+    RANGE_EMPTY,
+    RANGE_ORDER,
+    search_parameters_parse,
+)
 from dicomsvc.errors import InvalidQuery
 from studies.dicom.reader import pn_search_form
 from studies.dicom.uids import uid_is_valid, uid_normalize
@@ -37,34 +47,14 @@ UNKNOWN_PARAMETER = (
     "as they are case-sensitive. The conformance statement has a list of supported query parameters, "
     "attributes and the levels."
 )
-NOT_QUERYABLE = (
-    "Invalid query: AttributeId {0} is not queryable. If the parameter is an attribute keyword, check the "
-    "casing as they are case-sensitive. The conformance statement has a list of supported query parameters, "
-    "attributes and the levels."
-)
-DUPLICATE_KEY = (
-    "Invalid QIDO-RS query. Duplicate AttributeId '{0}'. Each attribute is only allowed to be specified once."
-)
 DUPLICATE_TAG = (
     "Invalid query: attribute '{0}' has been specified more than once using different ID formats. "
     "Each attribute is only allowed to be specified once."
 )
-EMPTY_VALUE = "Invalid query: AttributeId '{0}' has empty string value that is not supported."
-INCLUDE_ALL_MIXED = "Invalid query: cannot specify included fields in addition to 'all'."
-INCLUDE_UNKNOWN = "Invalid query: IncludeField has unknown attribute '{0}'."
 PATH_UID_REPEATED = "Invalid query: cannot specify attribute '{0}' for the given resource."
 INVALID_DATE = (
     "Invalid query: specified Date value '{0}' is invalid for attribute '{1}'. "
     "Date should be valid and formatted as yyyyMMdd."
-)
-RANGE_EMPTY = "Invalid query: specified range is invalid. Both parts in the range cannot be empty."
-RANGE_ORDER = (
-    "Invalid query: specified range '{0}' is invalid for attribute '{1}'. "
-    "The first part {2} should be lesser than or equal to the second part {3}."
-)
-INVALID_UID = (
-    "Invalid query: specified UID value '{0}' is invalid for attribute '{1}'. "
-    "A UID is 1 to 64 characters of digits and '.'."
 )
 _LIST_SEPARATORS = re.compile(r"[\\,]")
 

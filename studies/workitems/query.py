@@ -14,34 +14,24 @@ from typing import Any
 
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
 
-from dicomsvc.api.query import search_parameters_parse
+from dicomsvc.api.query import (
+    DUPLICATE_KEY,
+    EMPTY_VALUE,
+    INCLUDE_ALL_MIXED,
+    INCLUDE_UNKNOWN,
+    INVALID_UID,
+    NOT_QUERYABLE,
+    RANGE_EMPTY,
+    RANGE_ORDER,
+    search_parameters_parse,
+)
 from dicomsvc.errors import InvalidQuery
 from studies.workitems.values import dt_bounds, pn_fold, uid_is_valid
 
-NOT_QUERYABLE = (
-    "Invalid query: AttributeId {0} is not queryable. If the parameter is an attribute keyword, check the "
-    "casing as they are case-sensitive. The conformance statement has a list of supported query parameters, "
-    "attributes and the levels."
-)
-DUPLICATE_KEY = (
-    "Invalid QIDO-RS query. Duplicate AttributeId '{0}'. Each attribute is only allowed to be specified once."
-)
-EMPTY_VALUE = "Invalid query: AttributeId '{0}' has empty string value that is not supported."
-INCLUDE_ALL_MIXED = "Invalid query: cannot specify included fields in addition to 'all'."
-INCLUDE_UNKNOWN = "Invalid query: IncludeField has unknown attribute '{0}'."
 INCLUDE_NESTED = "Invalid query: IncludeField supports top-level attributes only, not '{0}'."
 INVALID_DATETIME = (
     "Invalid query: specified DateTime value '{0}' is invalid for attribute '{1}'. "
     "DateTime should be valid and formatted as yyyyMMdd[HHmmss[.ffffff]]."
-)
-RANGE_EMPTY = "Invalid query: specified range is invalid. Both parts in the range cannot be empty."
-RANGE_ORDER = (
-    "Invalid query: specified range '{0}' is invalid for attribute '{1}'. "
-    "The first part {2} should be lesser than or equal to the second part {3}."
-)
-INVALID_UID = (
-    "Invalid query: specified UID value '{0}' is invalid for attribute '{1}'. "
-    "A UID is 1 to 64 characters of digits and '.'."
 )
 _HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
 

@@ -105,7 +105,7 @@ def workitem_create(*, partition: Partition, dataset: Dataset, query_uid: str | 
     """
     uid = _uid_reconcile(dataset, query_uid)
     state = text(dataset, "ProcedureStepState")
-    if state and state != ProcedureStepState.SCHEDULED:
+    if state and state.upper() != ProcedureStepState.SCHEDULED:
         raise WorkitemDatasetInvalid(NOT_SCHEDULED)
     put(dataset, "SOPClassUID", UPS_PUSH_SOP_CLASS)
     put(dataset, "SOPInstanceUID", uid)
