@@ -8,7 +8,7 @@ import json
 import pytest
 
 from partitions.models import Partition
-from studies.workitems.models import Workitem
+from studies.workitems.models import Workitem, WorkitemNameWord
 from tests.helpers import (
     code,
     dataset,
@@ -58,6 +58,10 @@ def test_a_workitem_from_scheduling_to_completion(client) -> None:  # noqa: ANN0
         "SCHEDULED", "", "doe jane", "20260105093000.000000",
     )
     assert (row.accession_number, row.station_name_code) == ("ACC-1", "CT1")
+    # The words fuzzy matching looks up, each with the whole folded name.
+    assert sorted(WorkitemNameWord.objects.filter(workitem=row).values_list("word", "name")) == [
+        ("doe", "doe jane"), ("jane", "doe jane"),
+    ]
 
     # What the server set: the SOP class, the state, a modification time, a default worklist.
     found = retrieve(client, uid)

@@ -8,6 +8,8 @@ from partitions.models import Partition
 
 UID_LENGTH = 64
 PERSON_NAME_LENGTH = 330
+# A PN component group holds at most 64 characters; case folding may lengthen a word (ß -> ss).
+PERSON_NAME_WORD_LENGTH = 128
 
 
 class ProcedureStepState(models.TextChoices):
@@ -70,3 +72,37 @@ class Workitem(models.Model):
 
     def __str__(self) -> str:
         return self.workitem_uid
+
+
+class WorkitemNameWord(models.Model):
+    """One distinct word of a workitem's folded PatientName, with the whole folded name.
+
+    Fuzzy matching asks whether every query word begins some word of the name: the first
+    query word is a range of the word index, and the others are checked on the name the index
+    entry carries, so no workitem row is read to find the matches (a scan of the workitem
+    rows would grow with the partition). Written with the workitem; PatientName never changes
+    after creation, so the rows never do. Plain btree and LIKE, on SQLite and PostgreSQL alike.
+    """
+
+    # No single-column foreign-key indexes: each leads an index below.
+    partition = models.ForeignKey(Partition, on_delete=models.PROTECT, related_name="+", db_index=False)
+    workitem = models.ForeignKey(Workitem, on_delete=models.CASCADE, related_name="+", db_index=False)
+    word = models.CharField(max_length=PERSON_NAME_WORD_LENGTH)
+    name = models.CharField(max_length=PERSON_NAME_LENGTH, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workitem", "word"], name="workitem_name_word_per_workitem"),
+        ]
+        indexes = [
+            # varchar_pattern_ops: PostgreSQL serves `word LIKE 'abc%'` from the index whatever
+            # the database collation (SQLite ignores operator classes).
+            models.Index(
+                fields=["partition", "word", "workitem", "name"],
+                name="workitem_name_word_match",
+                opclasses=["", "varchar_pattern_ops", "", ""],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.word

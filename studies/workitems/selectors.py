@@ -10,7 +10,7 @@ from django.db.models import Q
 from dicomsvc.errors import WorkitemNotFound
 from partitions.models import Partition
 from studies.workitems.dataset import Dataset
-from studies.workitems.models import Workitem
+from studies.workitems.models import Workitem, WorkitemNameWord
 from studies.workitems.query import Condition, Match, WorkitemQuery
 
 
@@ -27,7 +27,18 @@ def workitem_dataset(*, workitem: Workitem) -> Dataset:
     return dataset
 
 
-def _filter(condition: Condition) -> Q:
+def _words_match(partition: Partition, words: tuple[str, ...]) -> Q:
+    """Workitems whose folded PatientName has, for each of `words`, a word it begins."""
+    if not words:
+        return Q()
+    first, *others = words
+    match = Q(partition=partition, word__startswith=first)
+    for word in others:
+        match &= Q(name__startswith=word) | Q(name__contains=f" {word}")
+    return Q(id__in=WorkitemNameWord.objects.filter(match).values("workitem_id"))
+
+
+def _filter(partition: Partition, condition: Condition) -> Q:
     column = condition.column
     if condition.match == Match.EQUALS:
         return Q(**{column: condition.values[0]})
@@ -41,11 +52,7 @@ def _filter(condition: Condition) -> Q:
         if high is not None:
             bounds[f"{column}__lte"] = high
         return Q(**bounds)
-    # Match.WORDS: every query word begins some word of the name.
-    match = Q()
-    for word in condition.values:
-        match &= Q(**{f"{column}__startswith": word}) | Q(**{f"{column}__contains": f" {word}"})
-    return match
+    return _words_match(partition, condition.values)  # Match.WORDS
 
 
 def workitem_search(*, partition: Partition, query: WorkitemQuery) -> list[str]:
@@ -56,5 +63,5 @@ def workitem_search(*, partition: Partition, query: WorkitemQuery) -> list[str]:
     """
     rows = Workitem.objects.filter(partition=partition)
     for condition in query.conditions:
-        rows = rows.filter(_filter(condition))
+        rows = rows.filter(_filter(partition, condition))
     return list(rows.order_by("id").values_list("dataset", flat=True)[query.offset : query.offset + query.limit])

@@ -24,7 +24,13 @@ from dicomsvc.errors import (
 )
 from partitions.models import Partition
 from studies.workitems.dataset import Dataset, dataset_text, first_item, key, put, tag_text, text, values
-from studies.workitems.models import FINAL_STATES, ProcedureStepState, Workitem
+from studies.workitems.models import (
+    FINAL_STATES,
+    PERSON_NAME_WORD_LENGTH,
+    ProcedureStepState,
+    Workitem,
+    WorkitemNameWord,
+)
 from studies.workitems.requirements import (
     CREATE,
     UPDATE,
@@ -118,15 +124,21 @@ def workitem_create(*, partition: Partition, dataset: Dataset, query_uid: str | 
     columns = _columns(dataset)
     try:
         with transaction.atomic():
-            return Workitem.objects.create(
+            workitem = Workitem.objects.create(
                 partition=partition,
                 workitem_uid=uid,
                 state=ProcedureStepState.SCHEDULED,
                 dataset=dataset_text(dataset),
                 **columns,
             )
+            name = columns["patient_name_search"]
+            WorkitemNameWord.objects.bulk_create(
+                WorkitemNameWord(partition=partition, workitem=workitem, word=word[:PERSON_NAME_WORD_LENGTH], name=name)
+                for word in dict.fromkeys(name.split())
+            )
     except IntegrityError:
         raise WorkitemAlreadyExists() from None
+    return workitem
 
 
 def _swap(workitem: Workitem, dataset: Dataset, **fields: Any) -> None:
