@@ -29,7 +29,10 @@ class Workitem(models.Model):
     `transaction_uid` alone so no reader can return it. Every write is a compare-and-swap on
     `version`: a writer that read an older version changes nothing."""
 
-    partition = models.ForeignKey(Partition, on_delete=models.PROTECT, related_name="workitems")
+    # No single-column partition index: every index below leads with the partition, and a lone one
+    # tempted the planner (for a partition without statistics yet) to read a whole partition to
+    # find one UID.
+    partition = models.ForeignKey(Partition, on_delete=models.PROTECT, related_name="workitems", db_index=False)
     workitem_uid = models.CharField(max_length=UID_LENGTH)
     state = models.CharField(max_length=16, choices=ProcedureStepState.choices)
     # Empty until a performer claims the workitem (SCHEDULED -> IN PROGRESS).
