@@ -8,6 +8,8 @@
   exactly everywhere) that a subclass can scope so composite indexes serve it
   (`partitions.admin_tools.PartitionedTableAdmin`: the (partition, uid) indexes).
 - `ReadOnlyAdmin`: DICOM data is changed through the API and its services only.
+- `attribute_rows`: DICOM JSON as rows a person can read (tag, keyword, VR, value; sequences
+  indented), for the attribute tables of instances and workitems.
 
 A filter or page the list cannot show is said on the page (an error message above an empty
 list, the filters kept), never answered with Django's redirect to `?e=1` and the whole list.
@@ -16,6 +18,7 @@ list, the filters kept), never answered with Django's redirect to `?e=1` and the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -27,6 +30,7 @@ from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from pydicom.datadict import keyword_for_tag
 
 # Matches per searched-for value that a search resolves through a related table.
 SEARCH_RESOLVE_LIMIT = 1000
@@ -189,3 +193,69 @@ class LargeTableAdmin(ReadOnlyAdmin):
             if ids:
                 match |= Q(**{f"{foreign_key}__in": ids})
         return queryset.filter(match), False
+
+
+# Longer values are cut for display (the API returns them whole).
+MAX_VALUE_CHARS = 300
+
+
+@dataclass(frozen=True)
+class AttributeRow:
+    depth: int
+    tag: str
+    keyword: str
+    vr: str
+    value: str
+
+
+def _tag_label(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def _keyword(tag: int) -> str:
+    if (tag >> 16) % 2:
+        return "(private)"
+    return keyword_for_tag(tag) or "(unknown)"
+
+
+def _tag_text(value: Any) -> str:
+    try:
+        tag = int(str(value), 16)
+    except ValueError:
+        return str(value)
+    return f"{_tag_label(tag)} {_keyword(tag)}"
+
+
+def _value_text(vr: str, element: dict[str, Any]) -> str:
+    if "InlineBinary" in element:
+        return f"(binary, {len(element['InlineBinary']) * 3 // 4} bytes)"
+    if "BulkDataURI" in element:
+        return f"(bulk data at {element['BulkDataURI']})"
+    values = element.get("Value", [])
+    if vr == "AT":
+        # A tag pointer: shown as the tag it names, with that tag's keyword.
+        texts = [_tag_text(v) for v in values]
+    elif vr == "PN":
+        texts = ["=".join(v.get(k, "") for k in ("Alphabetic", "Ideographic", "Phonetic")).rstrip("=") for v in values]
+    else:
+        texts = ["" if v is None else str(v) for v in values]
+    text = "\\".join(texts)
+    return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
+
+
+def attribute_rows(dataset: dict[str, Any], depth: int = 0) -> list[AttributeRow]:
+    """Rows in tag order; each sequence item is a marker row followed by its attributes."""
+    rows: list[AttributeRow] = []
+    for key in sorted(dataset):
+        element = dataset[key]
+        tag = int(key, 16)
+        vr = element.get("vr", "")
+        if vr == "SQ":
+            items = element.get("Value", [])
+            rows.append(AttributeRow(depth, _tag_label(tag), _keyword(tag), vr, f"{len(items)} item(s)"))
+            for number, item in enumerate(items, start=1):
+                rows.append(AttributeRow(depth + 1, "", f"Item {number}", "", ""))
+                rows.extend(attribute_rows(item or {}, depth + 1))
+        else:
+            rows.append(AttributeRow(depth, _tag_label(tag), _keyword(tag), vr, _value_text(vr, element)))
+    return rows

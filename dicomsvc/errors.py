@@ -189,6 +189,40 @@ class ServiceUnavailable(ApplicationError):
     default_message = "The service is temporarily unavailable. Please retry the request."
 
 
+# --- Workitems (UPS-RS) ---------------------------------------------------------------------------
+# Named after Microsoft's resources (DicomCoreResource) for the same conditions.
+
+
+class WorkitemNotFound(NotFound):
+    default_message = "The specified workitem instance cannot be found."
+
+
+class WorkitemAlreadyExists(Conflict):
+    default_message = "The workitem instance already exists. Try creating using a different UID."
+
+
+class WorkitemUidMismatch(BadRequest):
+    default_message = "SOPInstanceUID in the payload does not match the workitem query parameter."
+
+
+class WorkitemDatasetInvalid(BadRequest):
+    """A dataset that breaks a requirement of PS3.4 Table CC.2.5-3 (or the final-state table)."""
+
+
+class WorkitemStateInvalid(BadRequest):
+    """A request the workitem's current state does not allow (wrong transaction UID, final state)."""
+
+
+class WorkitemStateConflict(Conflict):
+    """Cancellation refused by the state (409), with the message also sent as a Warning header."""
+
+
+class WorkitemChanged(Conflict):
+    """The compare-and-swap lost: another request changed the workitem since it was read."""
+
+    default_message = "The workitem was changed by another request at the same time. Retry the request."
+
+
 class DataPartitionsFeatureCannotBeDisabledException(Exception):
     """Start-up refuses to run with partitions off once data has been partitioned."""
 

@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "dicomsvc",
     "partitions",
     "studies",
+    "studies.workitems",
     "changefeed",
     "operations",
 ]

@@ -19,6 +19,7 @@ partitioned = [
     path("", include("operations.update.urls")),
     path("", include("studies.urls")),
     path("", include("operations.export.urls")),
+    path("", include("studies.workitems.urls")),
 ]
 # Resources at the base URI only.
 global_routes: list[URLPattern | URLResolver] = [

@@ -20,7 +20,19 @@ from operations.models import Operation, OperationStatus, OperationType
 from partitions.models import DEFAULT_PARTITION_NAME, Partition
 from studies.blobstore import blob_name, blob_open, blob_write
 from studies.models import Instance, Series, Study
-from tests.helpers import admin_page, delete, dicom_bytes, response_bytes, store, update
+from studies.workitems.models import Workitem
+from tests.helpers import (
+    admin_page,
+    delete,
+    dicom_bytes,
+    first_value,
+    new_workitem,
+    response_bytes,
+    state_change,
+    store,
+    update,
+    ups,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +70,7 @@ def test_groups_come_from_the_data_migration():
         "DICOM administrators": [
             "changefeed.view_changefeedentry", "operations.view_operation", "partitions.view_partition",
             "studies.view_extendedquerytag", "studies.view_extendedquerytagerror",
-            "studies.view_instance", "studies.view_series", "studies.view_study",
+            "studies.view_instance", "studies.view_series", "studies.view_study", "workitems.view_workitem",
         ],
         "Operations": ["changefeed.view_changefeedentry", "operations.view_operation"],
     }
@@ -67,7 +79,7 @@ def test_groups_come_from_the_data_migration():
 # --- access -------------------------------------------------------------------------------
 
 ALL_LISTS = ["changefeed.changefeedentry", "operations.operation", "partitions.partition",
-             "studies.study", "studies.series", "studies.instance"]
+             "studies.study", "studies.series", "studies.instance", "workitems.workitem"]
 
 
 @pytest.mark.parametrize("model", ALL_LISTS)
@@ -431,3 +443,28 @@ def test_operations_list_and_detail(carol):
     assert "&quot;instanceUpdated&quot;: 3" in detail
     assert "Study 1.2.3 could not be updated." in detail
     assert 'name="_save"' not in detail
+
+
+def test_workitem_list_filters_searches_and_shows_the_dataset_read_only(bob):
+    api = Client()
+    jane = new_workitem(PatientName="Doe^Jane", PatientID="P-JANE")
+    ups(api, "POST", "", jane)
+    ups(api, "POST", "", new_workitem(PatientName="Roe^Rick", PatientID="P-RICK"))
+    uid = first_value(jane, "SOPInstanceUID")
+    assert ups(api, "PUT", f"/{uid}/state", state_change("IN PROGRESS", "1.2.3.4")).status_code == 200
+
+    html = admin_page(bob, changelist("workitems.workitem"))
+    assert "Doe^Jane" in html and "Roe^Rick" in html and "2026-01-05 09:30:00" in html
+    html = admin_page(bob, changelist("workitems.workitem") + "?state__exact=IN+PROGRESS")
+    assert "Doe^Jane" in html and "Roe^Rick" not in html
+    html = admin_page(bob, changelist("workitems.workitem") + "?q=P-RICK")
+    assert "Roe^Rick" in html and "Doe^Jane" not in html
+
+    workitem = Workitem.objects.get(workitem_uid=uid)
+    html = admin_page(bob, change("workitems.workitem", workitem.pk))
+    table = html.split('class="dicom-attributes"')[1].split("</table>")[0]
+    assert "ScheduledProcedureStepStartDateTime" in table and "20260105093000" in table
+    assert "IN PROGRESS" in table and "1.2.3.4" not in html  # the transaction UID is never shown
+    assert 'name="_save"' not in html
+    assert bob.post(change("workitems.workitem", workitem.pk), {}).status_code == 403
+    assert bob.get(reverse("admin:workitems_workitem_delete", args=[workitem.pk])).status_code == 403

@@ -22,25 +22,33 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rest_framework.test import APIClient
 
 from operations.models import Operation, OperationStatus, OperationType
 from studies.models import Instance
 from tests.helpers import (
     MULTIPART_DICOM,
+    dataset,
     dicom_bytes,
     export_body,
+    first_value,
     multipart_body,
+    new_workitem,
     patient_name_change,
     response_bytes,
     served_routes,
+    state_change,
     store,
     uids_of,
+    ups,
 )
 
 pytestmark = pytest.mark.django_db
 
 BAD_ACCEPT = "text/html"
-MALFORMED = {"study": "1.2.abc", "series": "1.2.abc", "instance": "1.2.abc", "operation_id": "not-a-guid"}
+MALFORMED = {
+    "study": "1.2.abc", "series": "1.2.abc", "instance": "1.2.abc", "operation_id": "not-a-guid", "workitem": "1.2.abc",
+}
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,7 @@ NO_PARTITION = Expect(400, "PartitionName value is missing in the route segment.
 NO_STUDY = Expect(404, "The specified study cannot be found.")
 NO_SERIES = Expect(404, "The specified series cannot be found.")
 NO_INSTANCE = Expect(404, "The specified instance cannot be found.")
+NO_WORKITEM = Expect(404, "The specified workitem instance cannot be found.")
 NO_MATCH = Expect(204, "")  # a search in bob's partition finds nothing of alice's
 MALFORMED_UIDS = Malformed()
 UID_MESSAGES = {
@@ -94,10 +103,13 @@ UID_MESSAGES = {
     "series": "The specified SeriesInstanceUID '{}' is not a valid DICOM UID.",
     "instance": "The specified SOPInstanceUID '{}' is not a valid DICOM UID.",
     "operation_id": "The operation ID '{}' is not a valid GUID.",
+    "workitem": "The specified WorkitemInstanceUID '{}' is not a valid DICOM UID.",
 }
 
 NO_BODY = NotApplicable("a 204 without a body: nothing to negotiate")
 CREATES = NotApplicable("STOW stores into the route's partition, whatever else holds the UIDs")
+CREATES_WORKITEM = NotApplicable("creates the workitem in the route's partition, whatever else holds its UID")
+NO_ACCEPT_GATE = NotApplicable("answers no DICOM JSON: Microsoft's server checks no Accept here, nor do we")
 ASYNC = NotApplicable("the UIDs are in the body; the operation reports studies it cannot find")
 BODY_UIDS = NotApplicable("no UID in the path; malformed body UIDs are pinned in the route's own tests")
 NO_UIDS = NotApplicable("no UID segment")
@@ -114,6 +126,7 @@ SERIES = f"{STUDY}/series/{{series}}"
 INSTANCE = f"{SERIES}/instances/{{instance}}"
 IN_STUDY = "StudyInstanceUID={study}"
 WADO_URI = "requestType=WADO&studyUID={study}&seriesUID={series}&objectUID={instance}&contentType=application/dicom"
+WORKITEM = "workitems/{workitem}"
 
 ROUTES = [
     # method, path, partitioned, bad Accept, bob asks for alice's UIDs, no partition, malformed UID
@@ -158,6 +171,13 @@ ROUTES = [
         BODY_UIDS,
     ),
     Route("POST", "export", True, JSON_ANSWER, ASYNC, NO_PARTITION, BODY_UIDS),
+    # UPS-RS workitems
+    Route("POST", "workitems", True, NOT_ACCEPTABLE, CREATES_WORKITEM, NO_PARTITION, NO_UIDS),
+    Route("GET", "workitems", True, NOT_ACCEPTABLE, NO_MATCH, NO_PARTITION, NO_UIDS, query=IN_STUDY),
+    Route("GET", WORKITEM, True, NOT_ACCEPTABLE, NO_WORKITEM, NO_PARTITION, MALFORMED_UIDS),
+    Route("POST", WORKITEM, True, NO_ACCEPT_GATE, NO_WORKITEM, NO_PARTITION, MALFORMED_UIDS),
+    Route("PUT", f"{WORKITEM}/state", True, NO_ACCEPT_GATE, NO_WORKITEM, NO_PARTITION, MALFORMED_UIDS),
+    Route("POST", f"{WORKITEM}/cancelrequest", True, NO_ACCEPT_GATE, NO_WORKITEM, NO_PARTITION, MALFORMED_UIDS),
     # Global resources
     Route("GET", "operations/{operation_id}", False, JSON_ANSWER, UNSCOPED, GLOBAL,
           MALFORMED_UIDS),
@@ -192,9 +212,11 @@ def world(partitions_on, settings, tmp_path: Path) -> World:  # noqa: ANN001
     operation = Operation.objects.create(type=OperationType.EXPORT, status=OperationStatus.SUCCEEDED)
     settings.DICOM_EXPORT_FILESYSTEM_ROOTS = [str(tmp_path)]
     study, series, instance = uids_of(data)
+    workitem = new_workitem(StudyInstanceUID=study)
+    assert ups(APIClient(), "POST", "", workitem, partition="alice").status_code == 201
     values = {
         "study": study, "series": series, "instance": instance, "frames": "1", "frame": "1", "tags": "7FE00010",
-        "operation_id": operation.pk.hex, "path": "00180015",
+        "operation_id": operation.pk.hex, "path": "00180015", "workitem": first_value(workitem, "SOPInstanceUID"),
     }
     return World(values=values, export_root=tmp_path)
 
@@ -219,6 +241,15 @@ def send(client, route: Route, world: World, *, partition: str | None, accept: s
     if route.path == "export":
         body = json.dumps(export_body([filled["study"]], world.export_root))
         return client.post(url, data=body, content_type="application/json", **headers)
+    if route.path.startswith("workitems"):
+        body = {
+            "workitems": new_workitem(),
+            WORKITEM: dataset(ProcedureStepLabel="Renamed"),
+            f"{WORKITEM}/state": state_change("IN PROGRESS", "1.2.3.4"),
+            f"{WORKITEM}/cancelrequest": dataset(ReasonForCancellation="Not needed"),
+        }[route.path]
+        call = client.put if route.method == "PUT" else client.post
+        return call(url, data=json.dumps([body]), content_type="application/dicom+json", **headers)
     if route.path == "studies/$bulkUpdate":
         body = json.dumps({"studyInstanceUids": [filled["study"]], "changeDataset": patient_name_change("New^Name")})
         return client.post(url, data=body, content_type="application/json", **headers)

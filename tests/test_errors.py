@@ -58,6 +58,19 @@ EXPECTED: dict[type[errors.ApplicationError], tuple[tuple, int, str]] = {
         ("0f1e", "http://h/v2/operations/0f1e"), 409, "There is already an active re-index operation with ID '0f1e'."
     ),
     errors.ServiceUnavailable: ((), 503, "The service is temporarily unavailable. Please retry the request."),
+    errors.WorkitemNotFound: ((), 404, "The specified workitem instance cannot be found."),
+    errors.WorkitemAlreadyExists: (
+        (), 409, "The workitem instance already exists. Try creating using a different UID.",
+    ),
+    errors.WorkitemUidMismatch: ((), 400, "SOPInstanceUID in the payload does not match the workitem query parameter."),
+    errors.WorkitemDatasetInvalid: (("The required tag '(0074,1200)' is missing.",), 400,
+                                    "The required tag '(0074,1200)' is missing."),
+    errors.WorkitemStateInvalid: (("The correct Transaction UID was not provided.",), 400,
+                                  "The correct Transaction UID was not provided."),
+    errors.WorkitemStateConflict: (("The UPS is already COMPLETED.",), 409, "The UPS is already COMPLETED."),
+    errors.WorkitemChanged: (
+        (), 409, "The workitem was changed by another request at the same time. Retry the request.",
+    ),
 }
 
 

@@ -13,7 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from dicomsvc.admin_tools import WATERMARK_HELP, explained
+from dicomsvc.admin_tools import WATERMARK_HELP, attribute_rows, explained
 from dicomsvc.api.streaming import file_chunks
 from partitions.admin_tools import PartitionedTableAdmin
 from studies.admin.display import (
@@ -28,7 +28,6 @@ from studies.admin.display import (
 )
 from studies.admin.media import rendered_response, rendered_url
 from studies.blobstore import blob_name, blob_open
-from studies.dicom.attributes import attribute_rows
 from studies.models import Instance, Series, Study
 from studies.versions import version_select
 

@@ -15,6 +15,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from dicomsvc.api.query import (
+    DUPLICATE_KEY,
+    EMPTY_VALUE,
+    INCLUDE_ALL_MIXED,
+    INCLUDE_UNKNOWN,
+    INVALID_UID,
+    NOT_QUERYABLE,
+    RANGE_EMPTY,
+    RANGE_ORDER,
+    search_parameters_parse,
+)
 from dicomsvc.errors import InvalidQuery
 from studies.dicom.reader import pn_search_form
 from studies.dicom.uids import uid_is_valid, uid_normalize
@@ -36,45 +47,20 @@ from studies.search.attributes import (
     attribute_tag,
 )
 
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 200
-MAX_OFFSET = 2**63 - 1
-
 UNKNOWN_PARAMETER = (
     "Invalid query: unknown query parameter '{0}'. If the parameter is an attribute keyword, check the casing "
     "as they are case-sensitive. The conformance statement has a list of supported query parameters, "
     "attributes and the levels."
 )
-NOT_QUERYABLE = (
-    "Invalid query: AttributeId {0} is not queryable. If the parameter is an attribute keyword, check the "
-    "casing as they are case-sensitive. The conformance statement has a list of supported query parameters, "
-    "attributes and the levels."
-)
-DUPLICATE_KEY = (
-    "Invalid QIDO-RS query. Duplicate AttributeId '{0}'. Each attribute is only allowed to be specified once."
-)
 DUPLICATE_TAG = (
     "Invalid query: attribute '{0}' has been specified more than once using different ID formats. "
     "Each attribute is only allowed to be specified once."
 )
-EMPTY_VALUE = "Invalid query: AttributeId '{0}' has empty string value that is not supported."
-INCLUDE_ALL_MIXED = "Invalid query: cannot specify included fields in addition to 'all'."
-INCLUDE_UNKNOWN = "Invalid query: IncludeField has unknown attribute '{0}'."
 PATH_UID_REPEATED = "Invalid query: cannot specify attribute '{0}' for the given resource."
 INVALID_DATE = (
     "Invalid query: specified Date value '{0}' is invalid for attribute '{1}'. "
     "Date should be valid and formatted as yyyyMMdd."
 )
-RANGE_EMPTY = "Invalid query: specified range is invalid. Both parts in the range cannot be empty."
-RANGE_ORDER = (
-    "Invalid query: specified range '{0}' is invalid for attribute '{1}'. "
-    "The first part {2} should be lesser than or equal to the second part {3}."
-)
-INVALID_UID = (
-    "Invalid query: specified UID value '{0}' is invalid for attribute '{1}'. "
-    "A UID is 1 to 64 characters of digits and '.'."
-)
-PARAMETER_INVALID = "The query parameter '{0}' is invalid. {1}"
 QUERY_DISABLED = "Query is disabled on specified attribute '{0}'."
 INVALID_DATETIME = (
     "Invalid query: specified DateTime value '{0}' is invalid for attribute '{1}'. "
@@ -89,9 +75,6 @@ INVALID_TIME = (
 )
 INVALID_NUMBER = "Invalid query: specified value '{0}' for attribute '{1}' is not a valid {2} value."
 
-# Sign, then at most 19 significant ASCII digits (a 64-bit integer): int() of a longer number is
-# slow and, past 4,300 digits, refused by Python itself.
-_INTEGER = re.compile(r"([+-]?)0*([0-9]{1,19})")
 _LIST_SEPARATORS = re.compile(r"[\\,]")
 
 
@@ -140,33 +123,6 @@ def wildcard_pattern(value: str) -> str:
 
 def has_wildcard(value: str) -> bool:
     return "*" in value or "?" in value
-
-
-def _parameter_error(name: str, reason: str) -> InvalidQuery:
-    return InvalidQuery(PARAMETER_INVALID.format(name, reason))
-
-
-def _single(name: str, values: list[str]) -> str:
-    if len(values) > 1:
-        raise _parameter_error(name, "It may be specified only once.")
-    return values[0]
-
-
-def _integer(name: str, field: str, value: str, low: int, high: int) -> int:
-    match = _INTEGER.fullmatch(value.strip())
-    if not match:
-        raise _parameter_error(name, f"The value '{value}' is not valid for {field}.")
-    number = int(match[1] + match[2])
-    if not low <= number <= high:
-        raise _parameter_error(name, f"The field {field} must be between {low} and {high}.")
-    return number
-
-
-def _boolean(name: str, field: str, value: str) -> bool:
-    text = value.strip().lower()
-    if text not in ("true", "false"):
-        raise _parameter_error(name, f"The value '{value}' is not valid for {field}.")
-    return text == "true"
 
 
 def _include_tags(values: list[str]) -> tuple[bool, set[int]]:
@@ -367,25 +323,10 @@ def search_query_parse(
     series_uid: str | None = None,
 ) -> SearchQuery:
     """Validate a QIDO-RS query string (as QueryDict.lists()). Raises InvalidQuery."""
-    limit, offset, fuzzy = DEFAULT_LIMIT, 0, False
-    include_values: list[str] = []
-    filter_items: list[tuple[str, list[str]]] = []
-    for key, values in params:
-        name = key.lower()
-        if name == "limit":
-            limit = _integer("limit", "Limit", _single("limit", values), 1, MAX_LIMIT)
-        elif name == "offset":
-            offset = _integer("offset", "Offset", _single("offset", values), 0, MAX_OFFSET)
-        elif name == "fuzzymatching":
-            fuzzy = _boolean("fuzzymatching", "FuzzyMatching", _single("fuzzymatching", values))
-        elif name == "includefield":
-            include_values.extend(values)
-        else:
-            filter_items.append((key, values))
-
-    include_all, include_tags = _include_tags(include_values)
-    filters, erroneous = _filters(filter_items, resource, study_uid, series_uid)
-    conditions = tuple(_condition(attribute, values, fuzzy) for attribute, values in filters.values())
+    parameters = search_parameters_parse(params)
+    include_all, include_tags = _include_tags(parameters.includefield)
+    filters, erroneous = _filters(parameters.filters, resource, study_uid, series_uid)
+    conditions = tuple(_condition(attribute, values, parameters.fuzzy) for attribute, values in filters.values())
 
     defaults = ALL if include_all else (DEFAULT_V1 if api_version == 1 else DEFAULT_V2)
     return_tags = set(include_tags) | set(filters)
@@ -399,9 +340,9 @@ def search_query_parse(
         resource=resource,
         conditions=conditions,
         return_tags=frozenset(return_tags),
-        limit=limit,
-        offset=offset,
-        fuzzy=fuzzy,
+        limit=parameters.limit,
+        offset=parameters.offset,
+        fuzzy=parameters.fuzzy,
         study_uid=study_uid,
         series_uid=series_uid,
         erroneous=erroneous,

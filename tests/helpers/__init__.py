@@ -55,6 +55,17 @@ from tests.helpers.workers import (
     worker_kill,
     worker_start,
 )
+from tests.helpers.workitems import (
+    code,
+    dataset,
+    first_value,
+    new_workitem,
+    performed_procedure,
+    referenced_request,
+    state_change,
+    tag,
+    ups,
+)
 
 __all__ = [
     "BIG_OB", "BIG_OB_VALUE", "SMALL_OB", "binary_attributes_bytes",
@@ -64,4 +75,5 @@ __all__ = [
     "response_bytes", "result_path", "served_routes", "results", "run_export", "search", "start", "store", "stow", "study_files",
     "uids_of", "update", "value", "wado_original", "operations_resume_run", "wait_for", "worker_children", "worker_kill", "worker_start",
     "add_tags", "reindex", "tag_entry", "tags_ready", "Workers", "with_private",
+    "code", "dataset", "first_value", "new_workitem", "performed_procedure", "referenced_request", "state_change", "tag", "ups",
 ]
