@@ -26,7 +26,6 @@ from studies.workitems.services import (
 )
 from studies.workitems.values import uid_is_valid
 
-DICOM_JSON = "application/dicom+json"
 # A workitem is a few kilobytes of JSON; anything near this is not one.
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
