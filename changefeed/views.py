@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from asgiref.sync import sync_to_async
 from django.http import HttpResponse, StreamingHttpResponse
@@ -40,6 +40,8 @@ async def _entries_stream(entries: list[AnnotatedEntry], *, include_metadata: bo
 
 
 class ChangeFeedView(DicomView):
+    data_actions: ClassVar[dict[str, str]] = {"GET": "read"}
+
     def get(self, request: Request, **kwargs: Any) -> StreamingHttpResponse:
         query = feed_query_parse(request.query_params, api_version=self.api_version)
         if self.api_version < 2:
@@ -51,6 +53,8 @@ class ChangeFeedView(DicomView):
 
 
 class ChangeFeedLatestView(DicomView):
+    data_actions: ClassVar[dict[str, str]] = {"GET": "read"}
+
     def get(self, request: Request, **kwargs: Any) -> HttpResponse:
         include_metadata = latest_query_parse(request.query_params)
         entry = changefeed_latest(by_timestamp=self.api_version >= 2)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,6 +18,8 @@ MINIMUM_VERSION = 2
 
 class BulkUpdateView(PartitionedView):
     """`/studies/$bulkUpdate`: 202 with a reference to the operation."""
+
+    data_actions: ClassVar[dict[str, str]] = {"POST": "write"}
 
     def post(self, request: Request, **kwargs: Any) -> Response:
         if self.api_version < MINIMUM_VERSION:

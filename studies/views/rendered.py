@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework.request import Request
@@ -39,6 +39,8 @@ def _quality(request: Request) -> int:
 
 class RenderedView(PartitionedView):
     """`.../rendered` of an instance (frame 1) or a frame, from the latest version."""
+
+    data_actions: ClassVar[dict[str, str]] = {"GET": "read"}
 
     def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
         study, series, instance = route_instance_uids(kwargs)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework.request import Request
@@ -83,6 +83,8 @@ def instances_response(
 class MetadataView(PartitionedView):
     """`.../metadata` at study, series and instance level."""
 
+    data_actions: ClassVar[dict[str, str]] = {"GET": "read"}
+
     def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
         study, series, instance = route_uids(kwargs)
         if not accepts_dicom_json(request):
@@ -100,6 +102,8 @@ class MetadataView(PartitionedView):
 
 class FramesView(PartitionedView):
     """`.../instances/{instance}/frames/{1,2,...}`."""
+
+    data_actions: ClassVar[dict[str, str]] = {"GET": "read"}
 
     def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
         study, series, instance = route_instance_uids(kwargs)
