@@ -13,7 +13,9 @@ import pytest
 from django.core.files.storage import storages
 from rest_framework.test import APIClient
 
+from dicomsvc.api.roles import roles_parse
 from partitions.selectors import partition_get
+from tests.helpers import AUDIENCE, ROLES, LocalIssuer, local_issuer
 
 
 @pytest.fixture(autouse=True)
@@ -44,6 +46,24 @@ def client() -> APIClient:
 def partitions_on(settings) -> None:  # noqa: ANN001
     """Data partitions enabled: partitioned routes need /partitions/{name}/."""
     settings.DICOM_ENABLE_DATA_PARTITIONS = True
+
+
+@pytest.fixture
+def oidc() -> Iterator[LocalIssuer]:
+    """A local OpenID Connect issuer on loopback (tests/helpers/oidc.py)."""
+    with local_issuer() as issuer:
+        yield issuer
+
+
+@pytest.fixture
+def auth_on(settings, oidc: LocalIssuer, tmp_path: Path) -> LocalIssuer:  # noqa: ANN001
+    """Authentication on against `oidc`, the test roles file, and the audit log in a file of the test's."""
+    settings.DICOM_AUTH_ENABLED = True
+    settings.DICOM_AUTH_AUTHORITY = oidc.url
+    settings.DICOM_AUTH_AUDIENCE = AUDIENCE
+    settings.DICOM_AUTH_ROLES = roles_parse(ROLES)
+    settings.DICOM_AUDIT_LOG = str(tmp_path / "audit.jsonl")
+    return oidc
 
 
 @pytest.fixture

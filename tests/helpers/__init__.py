@@ -19,6 +19,7 @@ from tests.helpers.http import (
     stow,
 )
 from tests.helpers.live import ROOT, free_port, live_server, test_database_url
+from tests.helpers.oidc import AUDIENCE, ROLE_FOR, ROLES, LocalIssuer, bearer, challenge, local_issuer, rsa_key
 from tests.helpers.operations import (
     WorkerKilled,
     blob_bytes,
@@ -35,6 +36,7 @@ from tests.helpers.qido import Archive, Study, column, key, results, search, val
 from tests.helpers.rows import creating_instance
 
 __all__ = [
+    "AUDIENCE", "ROLE_FOR", "ROLES", "LocalIssuer", "bearer", "challenge", "local_issuer", "rsa_key",
     "DICOM_JSON", "MULTIPART_DICOM", "ORIGINAL", "ROOT", "free_port", "test_database_url", "Archive", "Study", "WorkerKilled", "asgi_get", "base",
     "blob_bytes", "column", "creating_instance", "delete", "dicom_bytes", "export_body", "feed_rows", "files_under", "instance_url",
     "key", "live_server", "multipart_body", "multipart_parts", "patient_name_change", "post_export", "read",
