@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls import get_resolver
 
 from operations.models import Operation, OperationStatus, OperationType
 from studies.models import Instance
@@ -33,8 +33,10 @@ from tests.helpers import (
     multipart_body,
     patient_name_change,
     response_bytes,
+    served_patterns,
     store,
     uids_of,
+    view_methods,
 )
 
 pytestmark = pytest.mark.django_db
@@ -271,28 +273,6 @@ def test_global_routes_are_not_under_a_partition(client, world, route) -> None: 
 
 VERSION = re.compile(r"^v<[^>]+>/")
 PARTITION = re.compile(r"^partitions/<[^>]+>/")
-HTTP_METHODS = ("get", "post", "put", "patch", "delete")
-
-
-def served_patterns(patterns: list[Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """Every (full route, view callable) Django resolves, walking included URLconfs."""
-    found = []
-    for pattern in patterns:
-        route = prefix + str(pattern.pattern)
-        if isinstance(pattern, URLResolver):
-            found += served_patterns(pattern.url_patterns, route)
-        elif isinstance(pattern, URLPattern):
-            found.append((route, pattern.callback))
-    return found
-
-
-def view_methods(callback: Any) -> list[str]:
-    """The HTTP methods a view answers: a DRF viewset's action map, or the view class's handlers."""
-    actions = getattr(callback, "actions", None)
-    if actions:
-        return [method.upper() for method in actions]
-    view_class = getattr(callback, "view_class", None)
-    return [method.upper() for method in HTTP_METHODS if hasattr(view_class, method)]
 
 
 def served_routes() -> set[tuple[str, str, bool]]:

@@ -33,9 +33,11 @@ from tests.helpers.operations import (
     wado_original,
 )
 from tests.helpers.qido import Archive, Study, column, key, results, search, value
+from tests.helpers.routes import HTTP_METHODS, served_patterns, view_methods
 from tests.helpers.rows import creating_instance
 
 __all__ = [
+    "HTTP_METHODS", "served_patterns", "view_methods",
     "AUDIENCE", "ROLE_FOR", "ROLES", "LocalIssuer", "bearer", "challenge", "local_issuer", "rsa_key",
     "DICOM_JSON", "MULTIPART_DICOM", "ORIGINAL", "ROOT", "free_port", "test_database_url", "Archive", "Study", "WorkerKilled", "asgi_get", "base",
     "blob_bytes", "column", "creating_instance", "delete", "dicom_bytes", "export_body", "feed_rows", "files_under", "instance_url",
