@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.db import connection
@@ -153,13 +154,30 @@ def test_key_rotation_fetches_the_new_kid_at_most_once_a_minute(client, auth_on,
 
 
 def test_a_key_the_issuer_dropped_is_dropped_at_the_next_fetch(client, auth_on, monkeypatch):
-    assert client.get(URL, **bearer(auth_on.token("globalReader"))).status_code == 204
+    old = auth_on.token("globalReader")
+    assert client.get(URL, **bearer(old)).status_code == 204
     auth_on.add_key("k2")
     auth_on.published.remove("k1")
     real = time.monotonic
     monkeypatch.setattr(time, "monotonic", lambda: real() + 61)
     assert client.get(URL, **bearer(auth_on.token("globalReader", kid="k2"))).status_code == 204
-    assert_401(client.get(URL, **bearer(auth_on.token("globalReader"))), challenge(auth_on, "The signature key was not found"))
+    # Accepted before, and signed by a key the issuer no longer publishes: refused now.
+    assert_401(client.get(URL, **bearer(old)), challenge(auth_on, "The signature key was not found"))
+
+
+def test_a_token_is_verified_once_while_it_is_valid(client, auth_on, monkeypatch):
+    verified = []
+    decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *args, **kwargs: verified.append(1) or decode(*args, **kwargs))
+    token = auth_on.token("globalReader")
+    for _ in range(3):
+        assert client.get(URL, **bearer(token)).status_code == 204
+    assert len(verified) == 1
+    # Past its expiry (as the server's clock sees it) it is checked in full again.
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 3600)
+    client.get(URL, **bearer(token))
+    assert len(verified) == 2
 
 
 def test_an_unreachable_issuer_is_a_401_and_is_asked_again_only_after_a_minute(client, auth_on, monkeypatch):

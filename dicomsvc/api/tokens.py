@@ -5,6 +5,12 @@ with PyJWT's JWKS client. They are kept until a token names a key id the set doe
 the set is fetched again, at most once a minute (and not again within a minute of a failed
 fetch). A request whose key is known makes no network call and takes no lock.
 
+A token PyJWT accepted is remembered until it expires (at most `ACCEPTED_MAX` tokens, the oldest
+forgotten first): a client sends the same token with every request for its lifetime, and
+checking it again would cost more than a small WADO request's own work (base64 and JSON twice,
+an RSA verification: ~0.1 ms). A remembered token is checked again in full once it is outside
+its `nbf`/`exp` window, and all are forgotten when the issuer's key set changes.
+
 `InvalidToken.description` is what ASP.NET's JWT bearer handler, which Microsoft's server uses,
 puts into the challenge's `error_description` for the same failure.
 """
@@ -18,6 +24,7 @@ import logging
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,6 +43,7 @@ ALGORITHMS = ["RS256", "ES256"]
 CLOCK_SKEW_SECONDS = 60
 REFRESH_SECONDS = 60.0
 FETCH_TIMEOUT_SECONDS = 10.0
+ACCEPTED_MAX = 4096
 _DESCRIPTION_MAX = 200
 
 
@@ -91,6 +99,19 @@ class _KeySetClient(PyJWKClient):
         return data
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """The claims of a token PyJWT accepted, and the window in which they stay valid."""
+
+    claims: dict[str, Any]
+    not_before: float
+    expires: float
+
+    def current(self) -> bool:
+        now = time.time()
+        return self.not_before - CLOCK_SKEW_SECONDS <= now < self.expires + CLOCK_SKEW_SECONDS
+
+
 class Issuer:
     """The configured issuer: its discovery document once, then its key set."""
 
@@ -101,6 +122,8 @@ class Issuer:
         self._discovery_failed_at: float | None = None
         # Key id → key, replaced whole after every look-up that went to the client.
         self._known: dict[str, PyJWK] = {}
+        # (audience, token) → its accepted claims.
+        self.accepted: dict[tuple[str, str], Accepted] = {}
 
     def _jwks_client(self) -> _KeySetClient:
         with self._lock:
@@ -130,7 +153,7 @@ class Issuer:
         try:
             client = self._jwks_client()
             key = client.get_signing_key(kid) if kid is not None else None
-            self._known = {k.key_id: k for k in client.get_signing_keys() if k.key_id}
+            self._keys_set({k.key_id: k for k in client.get_signing_keys() if k.key_id})
         except PyJWKClientConnectionError as exc:
             logger.warning("Bearer token not checked: the issuer's keys are unavailable (%s)", exc)
             key = None
@@ -140,11 +163,22 @@ class Issuer:
             raise InvalidToken("The signature key was not found")
         return key
 
+    def _keys_set(self, keys: dict[str, PyJWK]) -> None:
+        if keys.keys() != self._known.keys():
+            self.accepted.clear()  # a token signed by a key the issuer dropped is not valid anymore
+        self._known = keys
+
+    def remember(self, *, audience: str, token: str, claims: dict[str, Any]) -> None:
+        if len(self.accepted) >= ACCEPTED_MAX:
+            self.accepted.pop(next(iter(self.accepted), ("", "")), None)
+        not_before = claims.get("nbf", float("-inf"))
+        self.accepted[(audience, token)] = Accepted(claims, float(not_before), float(claims["exp"]))
+
     def prefetch(self) -> None:
         """Reads the issuer's keys before the first request needs them (server start-up)."""
         try:
             client = self._jwks_client()
-            self._known = {k.key_id: k for k in client.get_signing_keys() if k.key_id}
+            self._keys_set({k.key_id: k for k in client.get_signing_keys() if k.key_id})
         except PyJWTError as exc:
             logger.warning("The issuer's keys could not be read at start-up; the first request retries: %s", exc)
 
@@ -194,7 +228,17 @@ def _description(exc: PyJWTError, token: str) -> str | None:
 
 def token_claims(token: str) -> dict[str, Any]:
     """The claims of a token the configured issuer signed for our audience, valid now; else InvalidToken."""
-    authority: str = settings.DICOM_AUTH_AUTHORITY
+    issuer = issuer_get(settings.DICOM_AUTH_AUTHORITY)
+    audience: str = settings.DICOM_AUTH_AUDIENCE
+    accepted = issuer.accepted.get((audience, token))
+    if accepted is not None and accepted.current():
+        return accepted.claims
+    claims = _token_verify(issuer, token, audience=audience)
+    issuer.remember(audience=audience, token=token, claims=claims)
+    return claims
+
+
+def _token_verify(issuer: Issuer, token: str, *, audience: str) -> dict[str, Any]:
     try:
         header = jwt.get_unverified_header(token)
     except PyJWTError:
@@ -202,14 +246,14 @@ def token_claims(token: str) -> dict[str, Any]:
     if header.get("alg") not in ALGORITHMS:
         raise InvalidToken()
     kid = header.get("kid")
-    key = issuer_get(authority).signing_key(kid if isinstance(kid, str) else None)
+    key = issuer.signing_key(kid if isinstance(kid, str) else None)
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
             key,
             algorithms=ALGORITHMS,
-            audience=settings.DICOM_AUTH_AUDIENCE,
-            issuer=authority,
+            audience=audience,
+            issuer=issuer.authority,
             leeway=CLOCK_SKEW_SECONDS,
             options={"require": ["exp", "iss", "aud"]},
         )
