@@ -221,3 +221,22 @@ def test_authority_accepted(authority):
     from dicomsvc.api.tokens import issuer_url_validate
 
     assert issuer_url_validate("DICOM_AUTH_AUTHORITY", authority) == authority
+
+
+def test_remembered_tokens_are_bounded_oldest_first(monkeypatch):
+    from dicomsvc.api import tokens
+
+    monkeypatch.setattr(tokens, "ACCEPTED_MAX", 2)
+    issuer = tokens.Issuer("https://idp.example.org")
+    for name in ("a", "b", "c"):
+        issuer.remember(audience="api", token=name, claims={"exp": time.time() + 60})
+    assert list(issuer.accepted) == [("api", "b"), ("api", "c")]
+
+
+def test_a_remembered_token_is_not_accepted_for_another_audience(client, settings, auth_on):
+    token = auth_on.token("globalReader")
+    assert client.get(URL, **bearer(token)).status_code == 204
+    settings.DICOM_AUTH_AUDIENCE = "another-api"
+    response = client.get(URL, **bearer(token))
+    assert response.status_code == 401
+    assert "The audience 'dicom-api' is invalid" in response["WWW-Authenticate"]

@@ -122,8 +122,9 @@ class Issuer:
         self._discovery_failed_at: float | None = None
         # Key id → key, replaced whole after every look-up that went to the client.
         self._known: dict[str, PyJWK] = {}
-        # (audience, token) → its accepted claims.
+        # (audience, token) → its accepted claims; read without a lock, changed under `_accepted_lock`.
         self.accepted: dict[tuple[str, str], Accepted] = {}
+        self._accepted_lock = threading.Lock()
 
     def _jwks_client(self) -> _KeySetClient:
         with self._lock:
@@ -165,14 +166,16 @@ class Issuer:
 
     def _keys_set(self, keys: dict[str, PyJWK]) -> None:
         if keys.keys() != self._known.keys():
-            self.accepted.clear()  # a token signed by a key the issuer dropped is not valid anymore
+            with self._accepted_lock:
+                self.accepted.clear()  # a token signed by a key the issuer dropped is not valid anymore
         self._known = keys
 
     def remember(self, *, audience: str, token: str, claims: dict[str, Any]) -> None:
-        if len(self.accepted) >= ACCEPTED_MAX:
-            self.accepted.pop(next(iter(self.accepted), ("", "")), None)
-        not_before = claims.get("nbf", float("-inf"))
-        self.accepted[(audience, token)] = Accepted(claims, float(not_before), float(claims["exp"]))
+        accepted = Accepted(claims, float(claims.get("nbf", float("-inf"))), float(claims["exp"]))
+        with self._accepted_lock:
+            if len(self.accepted) >= ACCEPTED_MAX:
+                del self.accepted[next(iter(self.accepted))]  # the oldest
+            self.accepted[(audience, token)] = accepted
 
     def prefetch(self) -> None:
         """Reads the issuer's keys before the first request needs them (server start-up)."""
