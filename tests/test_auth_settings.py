@@ -10,6 +10,9 @@ import sys
 import pytest
 
 from dicomsvc.api.roles import DATA_ACTIONS, Role, roles_file_read, roles_parse
+
+# Importing the ASGI module sets Django up (and its logging) once, here rather than inside a test.
+from dicomsvc.asgi import auth_startup
 from dicomsvc.env import SettingError
 from tests.helpers import ROLES, ROOT
 
@@ -103,3 +106,26 @@ def test_auth_without_an_issuer_stops_start_up(tmp_path, env, problem):
     result = start(tmp_path, DICOM_AUTH_ENABLED="true", **env)
     assert result.returncode != 0
     assert problem in result.stderr
+
+
+def test_start_up_warns_when_the_api_is_open(settings, caplog):
+    settings.DICOM_AUTH_ENABLED = False
+    with caplog.at_level("WARNING", logger="dicomsvc.asgi"):
+        auth_startup()
+    assert [r.getMessage() for r in caplog.records if r.name == "dicomsvc.asgi"] == [
+        "DICOM_AUTH_ENABLED is false: every DICOMweb route answers unauthenticated requests (docs/auth.md)"
+    ]
+
+
+def test_start_up_reads_the_issuers_keys(auth_on, caplog):
+    with caplog.at_level("WARNING"):
+        auth_startup()
+    assert auth_on.fetches == {"discovery": 1, "jwks": 1}
+    assert not caplog.records
+
+
+def test_start_up_goes_on_when_the_issuer_is_away(auth_on, caplog):
+    auth_on.down = True
+    with caplog.at_level("WARNING", logger="dicomsvc.api.tokens"):
+        auth_startup()
+    assert "The issuer's keys could not be read at start-up; the first request retries" in caplog.text
