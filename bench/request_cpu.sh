@@ -32,7 +32,8 @@ export BENCH_AUTHORIZATION=""
 if [ "${BENCH_AUTH:-0}" != 0 ]; then
   "$PYTHON" bench/oidc_issuer.py $((PORT + 1)) "$DATA" >"$DATA/issuer.log" 2>&1 &
   ISSUER=$!
-  for _ in $(seq 1 40); do curl -fs "http://127.0.0.1:$((PORT + 1))/keys" >/dev/null 2>&1 && break; sleep 0.25; done
+  for _ in $(seq 1 120); do curl -fs "http://127.0.0.1:$((PORT + 1))/keys" >/dev/null 2>&1 && break; sleep 0.25; done
+  curl -fs "http://127.0.0.1:$((PORT + 1))/keys" >/dev/null || { cat "$DATA/issuer.log"; exit 1; }
   export DICOM_AUTH_ENABLED=true DICOM_AUTH_AUTHORITY="http://127.0.0.1:$((PORT + 1))" DICOM_AUTH_AUDIENCE=dicom-bench
   export DICOM_AUTH_ROLES_FILE="$DATA/roles.json" DICOM_AUDIT_LOG="$DATA/audit.jsonl"
   BENCH_AUTHORIZATION="Bearer $(cat "$DATA/token")"

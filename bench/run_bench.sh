@@ -63,7 +63,8 @@ if [ "${BENCH_AUTH:-0}" != 0 ]; then
   ISSUER_PORT=$((PORT + 2))
   "$PYTHON" bench/oidc_issuer.py "$ISSUER_PORT" "$WORK" >"$WORK/issuer.log" 2>&1 &
   ISSUER_PID=$!
-  for _ in $(seq 1 40); do curl -fs "http://127.0.0.1:$ISSUER_PORT/keys" >/dev/null 2>&1 && break; sleep 0.25; done
+  for _ in $(seq 1 120); do curl -fs "http://127.0.0.1:$ISSUER_PORT/keys" >/dev/null 2>&1 && break; sleep 0.25; done
+  curl -fs "http://127.0.0.1:$ISSUER_PORT/keys" >/dev/null || { cat "$WORK/issuer.log"; exit 1; }
   export DICOM_AUTH_ENABLED=true DICOM_AUTH_AUTHORITY="http://127.0.0.1:$ISSUER_PORT" DICOM_AUTH_AUDIENCE=dicom-bench
   export DICOM_AUTH_ROLES_FILE="$WORK/roles.json" DICOM_AUDIT_LOG="$WORK/audit.jsonl"
   AUTH=(--ours-header "Authorization: Bearer $(cat "$WORK/token")")
