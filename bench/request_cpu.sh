@@ -18,8 +18,9 @@ DATA=$(mktemp -d)
 PID=""
 ISSUER=""
 cleanup() {
-  [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+  set +e  # a failing step (the server's exit status) must not skip the rest
   [ -n "$ISSUER" ] && kill "$ISSUER" 2>/dev/null
+  [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
   psql "$PG/postgres" -q -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1
   rm -rf "$DATA"
 }
