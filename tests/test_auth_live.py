@@ -11,7 +11,9 @@ from dicomweb_client.api import DICOMwebClient
 
 from tests.helpers import AUDIENCE, ROLES, dicom_bytes, live_server, read
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# serialized_rollback, as the other transactional tests that run before test_changefeed_concurrency:
+# a flush without it re-creates content types under new keys, which the serialized tests then clash with.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def test_a_real_server_with_auth(tmp_path, oidc):
