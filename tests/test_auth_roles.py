@@ -171,6 +171,11 @@ def test_a_method_the_route_does_not_answer_is_405_once_authenticated(client, au
     assert client.put("/v2/studies").status_code == 401
 
 
+def test_options_declares_no_action_so_it_is_refused(client, auth_on):
+    assert_403(client.options("/v2/studies", **bearer(auth_on.token("globalAdmin"))))
+    assert client.options("/v2/studies").status_code == 401
+
+
 def test_head_needs_gets_action(client, auth_on):
     assert client.head("/v2/studies", **bearer(auth_on.token("globalReader")), **JSON).status_code == 204
     assert client.head("/v2/studies", **bearer(auth_on.token("globalWriter")), **JSON).status_code == 403
