@@ -6,6 +6,8 @@
 #
 # Each checkout runs its own bench/run_bench.sh (so its own server start-up and settings) with
 # BENCH_ORTHANC=0; every run's JSON goes to ab-results/ and a table of all runs is printed last.
+# AB_ENV_A / AB_ENV_B: settings for one side only, e.g. one checkout twice with
+#   AB_ENV_B="BENCH_AUTH=1" bench/ab.sh . . 3     (auth off against auth on)
 set -euo pipefail
 A=$(cd "$1" && pwd); B=$(cd "$2" && pwd); ROUNDS=${3:-3}; shift 3 || shift $#
 PYTHON=${PYTHON:-$(pwd)/.venv/bin/python}
@@ -14,9 +16,10 @@ mkdir -p "$OUT"
 for round in $(seq 1 "$ROUNDS"); do
   order="A B"; [ $((round % 2)) = 0 ] && order="B A"
   for side in $order; do
-    dir=$A; [ "$side" = B ] && dir=$B
+    dir=$A; side_env=${AB_ENV_A:-}; [ "$side" = B ] && dir=$B && side_env=${AB_ENV_B:-}
     echo "== round $round, $side: $dir ($(git -C "$dir" rev-parse --short HEAD))"
-    (cd "$dir" && BENCH_ORTHANC=0 PYTHON="$PYTHON" bash bench/run_bench.sh --json "$OUT/$side-$round.json" "$@") \
+    # shellcheck disable=SC2086 (side_env is a list of NAME=value words)
+    (cd "$dir" && env BENCH_ORTHANC=0 PYTHON="$PYTHON" $side_env bash bench/run_bench.sh --json "$OUT/$side-$round.json" "$@") \
       >"$OUT/$side-$round.log" 2>&1 || echo "   run failed: see $OUT/$side-$round.log"
     tail -8 "$OUT/$side-$round.log"
   done

@@ -14,6 +14,8 @@
 #   BENCH_TIMEOUT     hard limit for the whole run, seconds     (1800)
 #   ORTHANC_SH        peer starter                              (../shared/peers/orthanc.sh)
 #   BENCH_ORTHANC     0: measure only our server (A/B runs)     (1)
+#   BENCH_AUTH        1: authentication on against a local issuer on BENCH_PORT+2 (bench/oidc_issuer.py),
+#                     with a roles file and the audit log in a file; every request sends a token (0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -28,8 +30,10 @@ BIN=$(dirname "$PYTHON")
 
 WORK=$(mktemp -d /tmp/dicomsvc-bench.XXXXXX)
 GUNICORN_PID=""
+ISSUER_PID=""
 cleanup() {
   set +e
+  [ -n "$ISSUER_PID" ] && kill "$ISSUER_PID" 2>/dev/null
   if [ -n "$GUNICORN_PID" ] && kill -0 "$GUNICORN_PID" 2>/dev/null; then
     kill -TERM "$GUNICORN_PID"
     for _ in $(seq 1 40); do kill -0 "$GUNICORN_PID" 2>/dev/null || break; sleep 0.25; done
@@ -53,6 +57,19 @@ echo "== machine: $(nproc) cores; $(uptime)"
 psql "$PG/postgres" -q -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null
 psql "$PG/postgres" -q -c "CREATE DATABASE \"$DB\"" >/dev/null
 "$PYTHON" manage.py migrate --noinput >/dev/null
+
+AUTH=()
+if [ "${BENCH_AUTH:-0}" != 0 ]; then
+  ISSUER_PORT=$((PORT + 2))
+  "$PYTHON" bench/oidc_issuer.py "$ISSUER_PORT" "$WORK" >"$WORK/issuer.log" 2>&1 &
+  ISSUER_PID=$!
+  for _ in $(seq 1 120); do curl -fs "http://127.0.0.1:$ISSUER_PORT/keys" >/dev/null 2>&1 && break; sleep 0.25; done
+  curl -fs "http://127.0.0.1:$ISSUER_PORT/keys" >/dev/null || { cat "$WORK/issuer.log"; exit 1; }
+  export DICOM_AUTH_ENABLED=true DICOM_AUTH_AUTHORITY="http://127.0.0.1:$ISSUER_PORT" DICOM_AUTH_AUDIENCE=dicom-bench
+  export DICOM_AUTH_ROLES_FILE="$WORK/roles.json" DICOM_AUDIT_LOG="$WORK/audit.jsonl"
+  AUTH=(--ours-header "Authorization: Bearer $(cat "$WORK/token")")
+  echo "== auth on: issuer http://127.0.0.1:$ISSUER_PORT, audit log $DICOM_AUDIT_LOG"
+fi
 
 # No Celery worker: STOW and WADO enqueue nothing, so one would only sit idle.
 # glibc malloc as `make run` sets it (Makefile), for the server only, not for the bench client.
@@ -81,7 +98,8 @@ fi
 status=0
 timeout --signal=TERM --kill-after=30 "$TIMEOUT" "$PYTHON" bench/stow_wado_bench.py \
   --ours "http://127.0.0.1:$PORT/v2" --ours-pid "$GUNICORN_PID" \
-  "${PEER[@]}" --workdir "$WORK" "$@" || status=$?
+  "${PEER[@]}" "${AUTH[@]}" --workdir "$WORK" "$@" || status=$?
+[ -n "$ISSUER_PID" ] && echo "== audit log: $(wc -l <"$DICOM_AUDIT_LOG") lines"
 if grep -qiE "error|traceback" "$WORK/gunicorn.log"; then
   echo "== server log (errors):"; grep -iE -A3 "error|traceback" "$WORK/gunicorn.log" | tail -40
 fi

@@ -174,10 +174,15 @@ def data_generate(root: Path, args: argparse.Namespace) -> DataSet:
 # --- HTTP clients ------------------------------------------------------------------------
 
 
+# Headers sent with every request to a root (--ours-header: a bearer token when auth is on).
+ROOT_HEADERS: dict[str, dict[str, str]] = {}
+
+
 class Client:
     """One keep-alive connection to a DICOMweb root; reconnects when the server closes it."""
 
     def __init__(self, root: str, timeout: float) -> None:
+        self.headers = ROOT_HEADERS.get(root, {})
         parts = urlsplit(root)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
@@ -199,7 +204,7 @@ class Client:
         """(status, body bytes received, first 64 KB of the body); the rest is read and dropped."""
         conn = self._connection()
         try:
-            conn.request(method, self.prefix + path, body=body, headers=headers)
+            conn.request(method, self.prefix + path, body=body, headers={**headers, **self.headers})
             resp = conn.getresponse()
             head = b""
             total = 0
@@ -478,7 +483,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phase-seconds", type=float, default=240, help="time cap of each phase")
     parser.add_argument("--workdir", help="where to generate data (default: a new temp dir, removed after)")
     parser.add_argument("--json", help="also write the results here as JSON")
+    parser.add_argument("--ours-header", action="append", default=[], metavar="NAME: VALUE",
+                        help="a header sent with every request to our server (repeatable)")
     args = parser.parse_args(argv)
+    for header in args.ours_header:
+        name, _, value = header.partition(":")
+        ROOT_HEADERS.setdefault(args.ours, {})[name.strip()] = value.strip()
     if args.study_size % 20:
         parser.error("--study-size must be a multiple of 20")
 

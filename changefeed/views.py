@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from asgiref.sync import sync_to_async
 from django.http import HttpResponse, StreamingHttpResponse
@@ -44,6 +44,8 @@ async def _entries_stream(
 
 
 class ChangeFeedView(DicomView):
+    data_actions: ClassVar[dict[str, str]] = {"GET": "read"}
+
     @openapi.dicom_schema(
         "Read the change feed",
         ok={200: [openapi.JSON]},
@@ -67,6 +69,8 @@ class ChangeFeedView(DicomView):
 
 
 class ChangeFeedLatestView(DicomView):
+    data_actions: ClassVar[dict[str, str]] = {"GET": "read"}
+
     @openapi.dicom_schema(
         "The latest change feed entry",
         ok={200: [openapi.JSON], 204: None},

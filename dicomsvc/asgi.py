@@ -18,6 +18,7 @@ Importing this module only builds the application; it does not touch the databas
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,7 @@ from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from dicomsvc.malloc import IdleRelease
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dicomsvc.settings")
+logger = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -96,6 +98,20 @@ class BodyLimitMiddleware:
             await _send_413(send, self.limit)
 
 
+def auth_startup() -> None:
+    """Warns when the API is open to anyone; otherwise reads the issuer's keys before the first request."""
+    from django.conf import settings
+
+    from dicomsvc.api.tokens import issuer_get
+
+    if not settings.DICOM_AUTH_ENABLED:
+        logger.warning(
+            "DICOM_AUTH_ENABLED is false: every DICOMweb route answers unauthenticated requests (docs/auth.md)"
+        )
+        return
+    issuer_get(settings.DICOM_AUTH_AUTHORITY).prefetch()
+
+
 def server_startup() -> None:
     """What the server checks and settles before it takes requests (ASGI lifespan start-up).
 
@@ -112,6 +128,7 @@ def server_startup() -> None:
         partitions_guard()
     finally:
         connections.close_all()
+    auth_startup()
     gc.collect()
     gc.freeze()
 

@@ -65,6 +65,22 @@ class PartitionNameInvalid(BadRequest):
         )
 
 
+class AuditHeaderTooLarge(BadRequest):
+    def __init__(self, maximum: int, name: str, length: int) -> None:
+        super().__init__(
+            f"The maximum length of a custom audit header value is {maximum}. "
+            f"The supplied custom audit header '{name}' has length of {length}."
+        )
+
+
+class TooManyAuditHeaders(BadRequest):
+    def __init__(self, maximum: int, count: int) -> None:
+        super().__init__(
+            f"The maximum number of custom audit headers allowed is {maximum}. "
+            f"The number of custom audit headers supplied is {count}."
+        )
+
+
 class PartitionNotFound(BadRequest):
     def __init__(self, name: str) -> None:
         super().__init__(f"Specified PartitionName {name} does not exist.")

@@ -29,6 +29,8 @@ from django.middleware.common import CommonMiddleware as _CommonMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.utils.decorators import sync_and_async_middleware
 
+from dicomsvc.audit import AuditTrail, is_audited
+
 
 def is_browser_request(request: HttpRequest) -> bool:
     return request.path.startswith(settings.BROWSER_PATH_PREFIXES)
@@ -89,5 +91,33 @@ def security_middleware(get_response: Any) -> Any:
     def middleware(request: HttpRequest) -> Any:
         response = security.process_request(request) or get_response(request)
         return security.process_response(request, response)
+
+    return middleware
+
+
+@sync_and_async_middleware
+def audit_middleware(get_response: Any) -> Any:
+    """One audit line per API request once its response is ready (`dicomsvc.audit`), and the
+    request's correlation id in `X-Request-Id`. Runs where the request is, like the above."""
+
+    if iscoroutinefunction(get_response):
+
+        async def middleware_async(request: HttpRequest) -> Any:
+            if not is_audited(request):
+                return await get_response(request)
+            trail = AuditTrail(request)
+            response = await get_response(request)
+            trail.finish(response)
+            return response
+
+        return middleware_async
+
+    def middleware(request: HttpRequest) -> Any:
+        if not is_audited(request):
+            return get_response(request)
+        trail = AuditTrail(request)
+        response = get_response(request)
+        trail.finish(response)
+        return response
 
     return middleware

@@ -7,6 +7,8 @@ import secrets
 import tempfile
 from pathlib import Path
 
+from dicomsvc.api.roles import roles_file_read
+from dicomsvc.api.tokens import issuer_url_validate
 from dicomsvc.env import (
     SettingError,
     database_from_url,
@@ -97,6 +99,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "dicomsvc.middleware.security_middleware",
+    "dicomsvc.middleware.audit_middleware",
     "dicomsvc.middleware.SessionMiddleware",
     "dicomsvc.middleware.CommonMiddleware",
     "dicomsvc.middleware.AuthenticationMiddleware",
@@ -223,14 +226,33 @@ CORS_ALLOW_CREDENTIALS = False
 # A day; browsers cap it lower (Chromium at two hours).
 CORS_PREFLIGHT_MAX_AGE = 86400
 
+# --- Authentication, authorization, audit (docs/auth.md) ----------------------------------
+# Off: every DICOMweb route answers anyone (start-up logs a warning). On: OIDC bearer tokens.
+DICOM_AUTH_ENABLED = env_bool("DICOM_AUTH_ENABLED", False)
+# The token issuer: https://, or http:// on a loopback address. Tokens' `iss` must equal it.
+DICOM_AUTH_AUTHORITY = env_str("DICOM_AUTH_AUTHORITY", "")
+DICOM_AUTH_AUDIENCE = env_str("DICOM_AUTH_AUDIENCE", "")
+DICOM_AUTH_ROLES_CLAIM = env_str("DICOM_AUTH_ROLES_CLAIM", "roles")
+# Microsoft's roles.json format; unset: any valid token may do everything.
+DICOM_AUTH_ROLES = roles_file_read("DICOM_AUTH_ROLES_FILE", env_str("DICOM_AUTH_ROLES_FILE", ""))
+if DICOM_AUTH_ENABLED:
+    if not DICOM_AUTH_AUTHORITY:
+        raise SettingError("DICOM_AUTH_AUTHORITY: required when DICOM_AUTH_ENABLED is true")
+    issuer_url_validate("DICOM_AUTH_AUTHORITY", DICOM_AUTH_AUTHORITY)
+    if not DICOM_AUTH_AUDIENCE:
+        raise SettingError("DICOM_AUTH_AUDIENCE: required when DICOM_AUTH_ENABLED is true")
+# JSON-lines audit file; empty: the `dicomsvc.audit` logger.
+DICOM_AUDIT_LOG = env_str("DICOM_AUDIT_LOG", "")
+
 # --- REST framework ----------------------------------------------------------------------
 REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "dicomsvc.api.errors.exception_handler",
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "dicomsvc.api.negotiation.PassThroughNegotiation",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    # Both step aside while DICOM_AUTH_ENABLED is false.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["dicomsvc.api.auth.BearerAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["dicomsvc.api.auth.DataActionPermission"],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "dicomsvc.api.openapi.DicomAutoSchema",
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +15,8 @@ from operations.wire import operation_json, operation_url
 
 
 class OperationView(DicomView):
+    data_actions: ClassVar[dict[str, str]] = {"GET": "read"}
+
     @dicom_schema("An operation's status", ok={200: [JSON], 202: [JSON]}, errors=(400, 404))
     def get(self, request: Request, **kwargs: Any) -> Response:
         operation = operation_get(operation_id=operation_id_parse(text=kwargs["operation_id"]))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
 from rest_framework.request import Request
@@ -15,6 +15,8 @@ from partitions.selectors import partition_list
 
 
 class PartitionListView(DicomView):
+    data_actions: ClassVar[dict[str, str]] = {"GET": "read"}
+
     @dicom_schema("List the data partitions", ok={200: [JSON]}, errors=(400,))
     def get(self, request: Request, **kwargs: Any) -> Response:
         if not settings.DICOM_ENABLE_DATA_PARTITIONS:

@@ -16,9 +16,11 @@ from django.core.files.storage import storages
 from django.test import Client
 from rest_framework.test import APIClient
 
+from dicomsvc.api.roles import roles_parse
+from dicomsvc.api.tokens import issuer_get
 from partitions.selectors import partition_get
 from studies.eqt.tags import tags_cache_clear
-from tests.helpers import admin_login
+from tests.helpers import AUDIENCE, ROLES, LocalIssuer, admin_login, local_issuer
 from tests.helpers.workers import Workers
 
 
@@ -55,6 +57,29 @@ def client() -> APIClient:
 def partitions_on(settings) -> None:  # noqa: ANN001
     """Data partitions enabled: partitioned routes need /partitions/{name}/."""
     settings.DICOM_ENABLE_DATA_PARTITIONS = True
+
+
+@pytest.fixture
+def oidc() -> Iterator[LocalIssuer]:
+    """A local OpenID Connect issuer on loopback (tests/helpers/oidc.py).
+
+    The server keeps one `Issuer` (its keys, its accepted tokens) per authority URL for the
+    process's life; a later test's issuer may get an earlier one's port, so none is kept over."""
+    issuer_get.cache_clear()
+    with local_issuer() as issuer:
+        yield issuer
+    issuer_get.cache_clear()
+
+
+@pytest.fixture
+def auth_on(settings, oidc: LocalIssuer, tmp_path: Path) -> LocalIssuer:  # noqa: ANN001
+    """Authentication on against `oidc`, the test roles file, and the audit log in a file of the test's."""
+    settings.DICOM_AUTH_ENABLED = True
+    settings.DICOM_AUTH_AUTHORITY = oidc.url
+    settings.DICOM_AUTH_AUDIENCE = AUDIENCE
+    settings.DICOM_AUTH_ROLES = roles_parse(ROLES)
+    settings.DICOM_AUDIT_LOG = str(tmp_path / "audit.jsonl")
+    return oidc
 
 
 @pytest.fixture

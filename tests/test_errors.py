@@ -57,6 +57,17 @@ EXPECTED: dict[type[errors.ApplicationError], tuple[tuple, int, str]] = {
     errors.ReindexOperationActive: (
         ("0f1e", "http://h/v2/operations/0f1e"), 409, "There is already an active re-index operation with ID '0f1e'."
     ),
+    errors.AuditHeaderTooLarge: (
+        (2048, "X-MS-AZUREDICOM-AUDIT-SITE", 3072),
+        400,
+        "The maximum length of a custom audit header value is 2048. "
+        "The supplied custom audit header 'X-MS-AZUREDICOM-AUDIT-SITE' has length of 3072.",
+    ),
+    errors.TooManyAuditHeaders: (
+        (10, 12),
+        400,
+        "The maximum number of custom audit headers allowed is 10. The number of custom audit headers supplied is 12.",
+    ),
     errors.ServiceUnavailable: ((), 503, "The service is temporarily unavailable. Please retry the request."),
     errors.WorkitemNotFound: ((), 404, "The specified workitem instance cannot be found."),
     errors.WorkitemAlreadyExists: (

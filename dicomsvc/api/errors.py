@@ -16,6 +16,8 @@ from django.http import Http404, HttpResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.views import set_rollback
 
+from dicomsvc.api.auth import TokenRejected
+from dicomsvc.api.tokens import challenge
 from dicomsvc.errors import ApplicationError, FailedAttributes
 
 logger = logging.getLogger(__name__)
@@ -25,6 +27,18 @@ TEXT = "text/plain; charset=utf-8"
 
 def error_response(status: int, message: str) -> HttpResponse:
     return HttpResponse(message, status=status, content_type=TEXT)
+
+
+def unauthorized_response(exc: drf_exceptions.AuthenticationFailed | drf_exceptions.NotAuthenticated) -> HttpResponse:
+    """401 with an empty body and Microsoft's challenge; a failed token adds error="invalid_token"."""
+    response = HttpResponse(status=401)
+    del response["Content-Type"]  # no body, so no type (Microsoft's 401 has none)
+    if isinstance(exc, TokenRejected):
+        response["WWW-Authenticate"] = challenge(error=exc.error)
+    else:
+        # DRF set the authenticator's challenge on the exception (`APIView.handle_exception`).
+        response["WWW-Authenticate"] = getattr(exc, "auth_header", None) or challenge(error=None)
+    return response
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
@@ -40,7 +54,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse |
         return response
     if isinstance(exc, Http404):
         return error_response(404, str(exc) or "The specified resource cannot be found.")
-    if isinstance(exc, PermissionDenied):
+    if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
+        return unauthorized_response(exc)
+    if isinstance(exc, (PermissionDenied, drf_exceptions.PermissionDenied)):
         return error_response(403, "Authorization failed.")
     if isinstance(exc, DjangoValidationError):
         set_rollback()

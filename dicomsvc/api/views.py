@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.http import HttpResponseBase
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from dicomsvc.audit import audit_headers
 from dicomsvc.errors import InvalidQueryString
 
 SUPPORTED_VERSIONS = "1.0-prerelease, 1, 2"
@@ -20,13 +21,18 @@ class DicomView(APIView):
     Views of resources that live in a partition extend `partitions.api.PartitionedView`;
     the ones at the base URI only (change feed, operations, partitions list) extend this
     and are never mounted under /partitions/.
+
+    Each view declares the data action each of its methods needs (`dicomsvc.api.roles`), e.g.
+    `{"GET": "read", "POST": "write"}`; with authentication on, a method without one is refused.
     """
 
+    data_actions: ClassVar[dict[str, str]]
     api_version: int
     version_segment: str
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        super().initial(request, *args, **kwargs)
+        super().initial(request, *args, **kwargs)  # authentication and data-action permission
+        audit_headers(request.META)  # 400 for too many or too long custom audit headers, as Microsoft
         query = request.META.get("QUERY_STRING", "")
         if "<" in query or "%3c" in query.lower():
             raise InvalidQueryString()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,6 +17,8 @@ from partitions.api import PartitionedView
 
 
 class ExportView(PartitionedView):
+    data_actions: ClassVar[dict[str, str]] = {"POST": "export"}
+
     @dicom_schema("Start an export", ok={202: [JSON]}, errors=(400, 404, 415), body=[JSON])
     def post(self, request: Request, **kwargs: Any) -> Response:
         if self.version_segment == "1.0-prerelease":

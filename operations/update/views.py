@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,6 +19,8 @@ MINIMUM_VERSION = 2
 
 class BulkUpdateView(PartitionedView):
     """`/studies/$bulkUpdate`: 202 with a reference to the operation."""
+
+    data_actions: ClassVar[dict[str, str]] = {"POST": "write"}
 
     @dicom_schema("Start a bulk update (v2)", ok={202: [JSON]}, errors=(400, 404, 409), body=[JSON])
     def post(self, request: Request, **kwargs: Any) -> Response:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework.request import Request
@@ -41,6 +41,8 @@ def _quality(request: Request) -> int:
 
 class RenderedView(PartitionedView):
     """`.../rendered` of an instance (frame 1) or a frame, from the latest version."""
+
+    data_actions: ClassVar[dict[str, str]] = {"GET": "read"}
 
     @dicom_schema("Render an instance or frame (WADO-RS)", ok={200: [JPEG, PNG]}, query=[QUALITY], headers=[ACCEPT])
     def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework.request import Request
@@ -60,6 +60,8 @@ def _delete(view: PartitionedView, kwargs: dict[str, Any]) -> HttpResponse:
 class StudiesView(PartitionedView):
     """`/studies`: search studies (GET, QIDO-RS) and store instances (POST, STOW-RS)."""
 
+    data_actions: ClassVar[dict[str, str]] = {"GET": "read", "POST": "write"}
+
     creates_partition_for = frozenset({"POST"})
 
     @SEARCH_STUDIES
@@ -73,6 +75,8 @@ class StudiesView(PartitionedView):
 
 class StudyView(PartitionedView):
     """`/studies/{study}`: retrieve the study (GET), store into it (POST), delete it."""
+
+    data_actions: ClassVar[dict[str, str]] = {"GET": "read", "POST": "write", "DELETE": "delete"}
 
     creates_partition_for = frozenset({"POST"})
 
@@ -92,6 +96,8 @@ class StudyView(PartitionedView):
 class SeriesView(PartitionedView):
     """`/studies/{study}/series/{series}`: retrieve the series (GET), delete it."""
 
+    data_actions: ClassVar[dict[str, str]] = {"GET": "read", "DELETE": "delete"}
+
     @RETRIEVE
     def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
         return instances_response(self, request, kwargs)
@@ -103,6 +109,8 @@ class SeriesView(PartitionedView):
 
 class InstanceView(PartitionedView):
     """`/studies/{study}/series/{series}/instances/{instance}`: retrieve the instance (GET), delete it."""
+
+    data_actions: ClassVar[dict[str, str]] = {"GET": "read", "DELETE": "delete"}
 
     @RETRIEVE
     def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:

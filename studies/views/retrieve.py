@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework.request import Request
@@ -100,6 +100,8 @@ def instances_response(
 class MetadataView(PartitionedView):
     """`.../metadata` at study, series and instance level."""
 
+    data_actions: ClassVar[dict[str, str]] = {"GET": "read"}
+
     @dicom_schema(
         "Retrieve metadata (WADO-RS)",
         ok={200: [DICOM_JSON], 304: None},
@@ -125,6 +127,8 @@ class MetadataView(PartitionedView):
 
 class FramesView(PartitionedView):
     """`.../instances/{instance}/frames/{1,2,...}`."""
+
+    data_actions: ClassVar[dict[str, str]] = {"GET": "read"}
 
     @dicom_schema("Retrieve frames (WADO-RS)", ok={200: [MULTIPART_OCTET, OCTET]}, headers=[ACCEPT])
     def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:

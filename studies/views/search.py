@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -54,6 +54,8 @@ def search_response(
 
 
 class SearchView(PartitionedView):
+    data_actions: ClassVar[dict[str, str]] = {"GET": "read"}
+
     resource: Resource
 
     @dicom_schema(

@@ -32,6 +32,7 @@ from tests.helpers.http import (
     stow,
 )
 from tests.helpers.live import ROOT, free_port, live_server, test_database_url
+from tests.helpers.oidc import AUDIENCE, ROLE_FOR, ROLES, LocalIssuer, bearer, challenge, local_issuer, rsa_key
 from tests.helpers.operations import (
     WorkerKilled,
     blob_bytes,
@@ -45,7 +46,7 @@ from tests.helpers.operations import (
     wado_original,
 )
 from tests.helpers.qido import Archive, Study, column, key, results, search, value
-from tests.helpers.routes import served_routes
+from tests.helpers.routes import HTTP_METHODS, served_patterns, served_routes, view_methods
 from tests.helpers.rows import creating_instance
 from tests.helpers.workers import (
     Workers,
@@ -70,6 +71,8 @@ from tests.helpers.workitems import (
 __all__ = [
     "BIG_OB", "BIG_OB_VALUE", "SMALL_OB", "binary_attributes_bytes",
     "DICOM_JSON", "MULTIPART_DICOM", "admin_login", "admin_page", "ORIGINAL", "ROOT", "free_port", "test_database_url", "Archive", "Study", "WorkerKilled", "asgi_get", "base",
+    "HTTP_METHODS", "served_patterns", "view_methods",
+    "AUDIENCE", "ROLE_FOR", "ROLES", "LocalIssuer", "bearer", "challenge", "local_issuer", "rsa_key",
     "blob_bytes", "column", "creating_instance", "delete", "dicom_bytes", "export_body", "feed_rows", "files_under", "instance_url",
     "key", "live_server", "multipart_body", "nested_bytes", "multipart_parts", "patient_name_change", "post_export", "read",
     "response_bytes", "result_path", "served_routes", "results", "run_export", "search", "start", "store", "stow", "study_files",
