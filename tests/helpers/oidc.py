@@ -132,7 +132,7 @@ class LocalIssuer:
 @contextmanager
 def local_issuer() -> Iterator[LocalIssuer]:
     issuer = LocalIssuer()
-    thread = threading.Thread(target=issuer.server.serve_forever, daemon=True)
+    thread = threading.Thread(target=issuer.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     try:
         yield issuer
