@@ -29,10 +29,10 @@ migrate: install
 	$(PY) manage.py bootstrap_superuser
 
 # Server (uvicorn, ASGI) and a real Celery worker; Ctrl-C stops both, and so does either one
-# exiting. Stopping escalates to SIGKILL after RUN_STOP_GRACE_SECONDS (scripts/run_both.sh).
+# exiting. Stopping escalates to SIGKILL after RUN_STOP_GRACE_SECONDS (dicomsvc/run_both.sh).
 run: migrate
 	@echo "DICOMweb at http://127.0.0.1:$(PORT)/v2/  (admin: http://127.0.0.1:$(PORT)/admin/)"
-	@scripts/run_both.sh "$(VENV)/bin/celery -A dicomsvc worker --loglevel=INFO --concurrency=2" \
+	@dicomsvc/run_both.sh "$(VENV)/bin/celery -A dicomsvc worker --loglevel=INFO --concurrency=2" \
 	  "env $(MALLOC_ENV) $(VENV)/bin/uvicorn dicomsvc.asgi:application --host 127.0.0.1 --port $(PORT) --no-access-log"
 
 test: install

@@ -14,7 +14,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
-# The commands of `make run` (Makefile, scripts/run_both.sh), with the drill's port and a
+# The commands of `make run` (Makefile, dicomsvc/run_both.sh), with the drill's port and a
 # worker name of its own (other workers may share a Redis server).
 MALLOC_ENV = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_THRESHOLD_": "4194304", "MALLOC_TRIM_THRESHOLD_": "16777216"}
 

@@ -1,4 +1,4 @@
-"""`make run`'s supervisor (scripts/run_both.sh): a stop always ends both commands and their children.
+"""`make run`'s supervisor (dicomsvc/run_both.sh): a stop always ends both commands and their children.
 
 The Celery worker once hung after "Warm shutdown", ignoring further SIGTERMs, and `make run`
 with it. The stand-ins here do the same on purpose: a "worker" that ignores SIGTERM and has a
@@ -17,7 +17,7 @@ import pytest
 
 from tests.helpers import ROOT
 
-SCRIPT = ROOT / "scripts" / "run_both.sh"
+SCRIPT = ROOT / "dicomsvc" / "run_both.sh"
 
 STUBBORN = """
 import os, signal, sys, time

@@ -2,7 +2,7 @@
 # Run two commands (make run: the Celery worker, the web server) until either exits or this
 # script gets SIGINT/SIGTERM, then stop both and return.
 #
-#   scripts/run_both.sh "<worker command>" "<web command>"
+#   dicomsvc/run_both.sh "<worker command>" "<web command>"
 #
 # Stopping sends SIGTERM to each command (Celery's warm shutdown, uvicorn's graceful one) and
 # waits up to RUN_STOP_GRACE_SECONDS (10); then SIGKILL goes to each command's whole process
