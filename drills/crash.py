@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from drills.client import DICOM_JSON, Client, instance, instance_path, single_part, stored_sops
 from drills.common import STORED, Drill, consistent
@@ -201,11 +202,80 @@ def worker_killed_during_export(drill: Drill) -> None:
     drill.report(name, instances=len(expected), killed=what, finished_after_kill_s=round(took, 1), files=len(files))
 
 
-def worker_killed_during_reindex(drill: Drill) -> None:
-    """HOOK(#15): the extended-query-tag reindex operation does not exist on this branch yet.
+def _reindex_studies(drill: Drill, count: int, per_study: int, value: str) -> list[str]:
+    """Studies whose every instance holds ConvolutionKernel `value`, stored before the tag exists."""
+    client = drill.client
+    sops: list[str] = []
+    for _ in range(count):
+        study = None
+        files = []
+        for _ in range(per_study):
+            uids, data = instance(study=study, ConvolutionKernel=value)
+            study = uids[0]
+            files.append((uids, data))
+        response = client.stow([data for _uids, data in files])
+        drill.check("setup", response.status == 200, f"STOW of a drill study answered {response.status}")
+        for uids, data in files:
+            drill.acknowledge(uids, data)
+            sops.append(uids[2])
+    return sops
 
-    When #15 lands: add EQTs over the drill's studies (POST /extendedquerytags), kill the
-    worker as `worker_killed_during_update` does once the reindex operation is 20% through,
-    then check it ends succeeded exactly once and that a QIDO on each new tag finds exactly
-    the instances holding it (no row indexed twice, none missing)."""
-    drill.report("crash-worker-reindex", skipped="reindex (#15) not on this branch: hook in drills/crash.py")
+
+def worker_killed_during_reindex(drill: Drill) -> None:
+    """An extended query tag over every stored instance; the worker killed as soon as its reindex
+    runs. It must end succeeded, and a search on the tag find each instance holding the value
+    exactly once (none missing, none twice)."""
+    name = "crash-worker-reindex"
+    client = drill.client
+    tag = "ConvolutionKernel"  # SH, instance level: not searchable before the tag is added
+    value = f"DRILL{drill.rng.randrange(10**9)}"
+    sops = _reindex_studies(drill, drill.size(4, 20), drill.size(5, 10), value)
+    client.delete(f"/v2/extendedquerytags/{tag}")  # a previous run's tag on the same database
+    response = client.post_json("/v2/extendedquerytags", [{"path": tag, "level": "instance"}])
+    drill.check(name, response.status == 202, f"adding the tag answered {response.status}: {response.body[:200]!r}")
+    if response.status != 202:
+        return
+    operation_id = response.json()["id"]
+    # Killed as soon as it runs: a reindex over a few thousand rows is done in a second or two.
+    deadline = time.monotonic() + 120
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status = client.operation_status(operation_id)
+        if status["status"] != "notStarted":
+            break
+        time.sleep(0.02)
+    killed_at_percent = status.get("percentComplete")
+    finished_first = status.get("status") not in ("notStarted", "running")
+    killed_at = time.monotonic()
+    what = "nothing (already finished)" if finished_first else _kill_worker(drill)
+    body, _ = client.operation_wait(operation_id, timeout=180)
+    took = time.monotonic() - killed_at
+    lease = int(drill.server.env["DICOM_OPERATION_LEASE_SECONDS"])
+    drill.check(name, body["status"] == "succeeded", f"reindex ended {body['status']}: {body.get('results')}")
+    drill.check(name, finished_first or took <= lease + 30, f"finished {took:.1f} s after the kill (lease {lease} s)")
+    state = client.get(f"/v2/extendedquerytags/{tag}", accept="application/json").json()
+    ready = str(state.get("status")).lower() == "ready"
+    drill.check(name, ready, f"the tag is {state.get('status')} after its reindex")
+    found: list[str] = []
+    offset = 0
+    while True:
+        page = client.get(f"/v2/instances?{tag}={value}&limit=200&offset={offset}", accept=DICOM_JSON)
+        if page.status == 204:
+            break
+        drill.check(name, page.status == 200, f"search on the tag answered {page.status}: {page.body[:200]!r}")
+        if page.status != 200:
+            break
+        rows = page.json()
+        found += [row["00080018"]["Value"][0] for row in rows]
+        if len(rows) < 200:
+            break
+        offset += 200
+    twice = len(found) - len(set(found))
+    missing = set(sops) - set(found)
+    drill.check(name, not twice and not missing, f"{len(missing)} instances not found, {twice} found twice")
+    client.delete(f"/v2/extendedquerytags/{tag}")
+    consistent(drill, name)
+    drill.report(
+        name, instances=len(sops), killed=what, at_percent=killed_at_percent, finished_after_kill_s=round(took, 1),
+        lease_s=lease, found=len(found), missing=len(missing), found_twice=twice,
+    )  # fmt: skip
