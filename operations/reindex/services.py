@@ -139,7 +139,7 @@ def _slice_batch(*, operation_id: Any, tags: tuple[TagDef, ...], check: Callable
         piece.after = batch.last
         piece.done += batch.indexed
         piece.pending = [*piece.pending, *batch.creating]
-        piece.finished = batch.rows < limit
+        piece.finished = batch.read < limit
         piece.save(update_fields=["after", "done", "pending", "finished"])
     return True
 
@@ -227,7 +227,7 @@ def reindex_execute(run: OperationRun) -> OperationStatus:
                 "done": checkpoint["done"] + batch.indexed + len(checkpoint["creating"]) - len(still),
                 "creating": sorted({*still, *batch.creating}),
             }
-            finished = not batch.rows  # nothing left after the cursor
+            finished = not batch.read  # nothing left after the cursor
             done = finished and not checkpoint["creating"] and timezone.now() >= settled_at
             if done:
                 reindex_finish(tags=tags)

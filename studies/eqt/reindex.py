@@ -8,6 +8,9 @@ exactly once. Writing a value twice would change nothing anyway (`studies.eqt.in
 Batches are keyset pages of the instance table by watermark (its unique index): no offset
 scans, no table locks. The page's rows are locked against deletion (`FOR NO KEY UPDATE`)
 for the batch's short transaction, so no value is written for an instance being deleted.
+Their studies are locked first, in id order, as every writer of a study's rows does (store
+commit, delete, bulk update): a batch holding instance rows while its values' foreign keys
+waited at COMMIT for a study a DELETE held would deadlock with that delete.
 A row still being stored (`creating`) when its page is read is remembered and indexed once
 its store commits: that store may have read a tag list older than the tag.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, OuterRef, Subquery
@@ -29,21 +33,19 @@ from studies.eqt.models import ExtendedQueryTag, ExtendedQueryTagError, QuerySta
 from studies.eqt.services import tags_changed
 from studies.eqt.tags import TagDef, tag_def
 from studies.eqt.values import IndexValue
-from studies.models import Instance, InstanceStatus
+from studies.models import Instance, InstanceStatus, Study
 
 
 @dataclass
 class BatchResult:
-    """What one batch did: the last watermark it read, instances indexed, rows still being stored."""
+    """What one batch did: the last watermark and the rows it read (deleted ones too), instances
+    indexed, rows still being stored."""
 
     last: int
+    read: int = 0
     indexed: int = 0
     creating: list[int] = field(default_factory=list)
     errors: int = 0
-
-    @property
-    def rows(self) -> int:
-        return self.indexed + len(self.creating)
 
 
 def reindex_tags(*, keys: Sequence[int]) -> tuple[TagDef, ...]:
@@ -89,6 +91,18 @@ def _columns() -> tuple[str, ...]:
     return ("pk", "partition_id", "study_id", "series_id", "watermark", "metadata")
 
 
+def _locked(*, watermarks: list[int], columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    """The rows of `watermarks` still there, in watermark order: their studies locked, then the rows."""
+    studies = Instance.objects.filter(watermark__in=watermarks).values_list("study_id", flat=True).distinct()
+    list(Study.objects.select_for_update(no_key=True).filter(pk__in=list(studies)).order_by("pk").values_list("pk"))
+    return list(
+        Instance.objects.select_for_update(no_key=True)
+        .filter(watermark__in=watermarks)
+        .order_by("watermark")
+        .values_list(*columns)
+    )
+
+
 def reindex_bounds() -> tuple[int, int]:
     """The lowest and highest watermark stored (0, 0 when there is none)."""
     first = Instance.objects.order_by("watermark").values_list("watermark", flat=True).first()
@@ -99,13 +113,13 @@ def reindex_bounds() -> tuple[int, int]:
 def reindex_batch(*, tags: tuple[TagDef, ...], after: int, limit: int, end: int | None = None) -> BatchResult:
     """Inside the caller's transaction: index the next `limit` instances after watermark `after`
     (up to watermark `end`, if given)."""
-    rows = list(
-        Instance.objects.select_for_update(no_key=True)
-        .filter(watermark__gt=after, **({} if end is None else {"watermark__lte": end}))
+    page = list(
+        Instance.objects.filter(watermark__gt=after, **({} if end is None else {"watermark__lte": end}))
         .order_by("watermark")
-        .values_list(*_columns(), "status")[:limit]
+        .values_list("watermark", flat=True)[:limit]
     )
-    result = BatchResult(last=rows[-1][4] if rows else after)
+    rows = _locked(watermarks=page, columns=(*_columns(), "status"))
+    result = BatchResult(last=page[-1] if page else after, read=len(page))
     created = [row[:6] for row in rows if row[6] == InstanceStatus.CREATED]
     result.creating = [row[4] for row in rows if row[6] != InstanceStatus.CREATED]
     result.errors = _index(tags, created)
@@ -118,11 +132,7 @@ def reindex_pending(*, tags: tuple[TagDef, ...], watermarks: list[int]) -> list[
     since; returns those still being stored (a crashed store's row counts only until it is stale)."""
     if not watermarks:
         return []
-    rows = list(
-        Instance.objects.select_for_update(no_key=True)
-        .filter(watermark__in=watermarks)
-        .values_list(*_columns(), "status", "created_at")
-    )
+    rows = _locked(watermarks=watermarks, columns=(*_columns(), "status", "created_at"))
     stale_before = timezone.now() - dt.timedelta(seconds=settings.DICOM_STALE_CREATING_SECONDS)
     _index(tags, [row[:6] for row in rows if row[6] == InstanceStatus.CREATED])
     return sorted(row[4] for row in rows if row[6] != InstanceStatus.CREATED and row[7] >= stale_before)

@@ -215,6 +215,9 @@ def study_update_release(*, partition: Partition, study_uid: str, pending: list[
     row would ever lead to that blob again. Returns the queued names, for the caller to
     remove after commit.
     """
+    # The study row first, as in the reserve and the switch: a delete holding it while this
+    # held the rows it clears deadlocked (drills/race.py, PostgreSQL).
+    Study.objects.select_for_update(no_key=True).filter(partition=partition, study_instance_uid=study_uid).first()
     reserved = list(
         Instance.objects.filter(
             partition=partition, study_instance_uid=study_uid, new_watermark__isnull=False
