@@ -10,7 +10,8 @@ from django.core.management import call_command
 
 from studies.models import Instance
 from studies.search.attributes import PROJECTION_TAGS
-from tests.helpers import dicom_bytes, store, uids_of
+from studies.services import store as store_service
+from tests.helpers import add_tags, dicom_bytes, store, tag_entry, tags_ready, uids_of
 
 pytestmark = pytest.mark.django_db
 ACCEPT = "application/dicom+json"
@@ -59,3 +60,62 @@ def test_backfill_writes_the_projection_of_rows_stored_without_one(client):
 
     assert dict(Instance.objects.values_list("pk", "search_metadata")) == expected
     assert all(json.loads(text)["00100010"] for text in expected.values())
+
+
+def _projection(sop: str) -> dict[str, object]:
+    return json.loads(Instance.objects.get(sop_instance_uid=sop).search_metadata)
+
+
+def _metadata_only(sop: str, key: str, value: str) -> None:
+    """Give `key` another value in the instance's metadata only: a result showing it was read from there."""
+    instance = Instance.objects.get(sop_instance_uid=sop)
+    metadata = json.loads(instance.metadata)
+    metadata[key] = {"vr": metadata[key]["vr"], "Value": [value]}
+    Instance.objects.filter(pk=instance.pk).update(metadata=json.dumps(metadata))
+
+
+def test_a_ready_tags_attribute_is_in_every_projection_and_served_from_it(client):
+    before = dicom_bytes(BodyPartExamined="CHEST", ProtocolName="LUNG LOW DOSE")
+    store(before)
+    sop_before = uids_of(before)[2]
+    assert "00181030" not in _projection(sop_before)
+
+    tags_ready(client, tag_entry("BodyPartExamined", "series"), tag_entry("ProtocolName", "instance"))
+    after = dicom_bytes(BodyPartExamined="CHEST", ProtocolName="LUNG LOW DOSE")
+    store(after)
+    for sop in (sop_before, uids_of(after)[2]):
+        projection = _projection(sop)
+        assert projection["00180015"] == {"vr": "CS", "Value": ["CHEST"]}
+        assert projection["00181030"] == {"vr": "LO", "Value": ["LUNG LOW DOSE"]}
+
+    _metadata_only(sop_before, "00181030", "FROM METADATA")
+    found = client.get(f"/v2/instances?ProtocolName=LUNG*&SOPInstanceUID={sop_before}", HTTP_ACCEPT=ACCEPT).json()
+    assert found[0]["00181030"]["Value"] == ["LUNG LOW DOSE"]
+    # SliceThickness is in no projection: the whole metadata is read.
+    found = client.get(
+        f"/v2/instances?ProtocolName=LUNG*&SOPInstanceUID={sop_before}&includefield=00180050", HTTP_ACCEPT=ACCEPT
+    ).json()
+    assert found[0]["00181030"]["Value"] == ["FROM METADATA"]
+
+
+def test_a_tag_still_being_added_is_read_from_the_metadata(client):
+    data = dicom_bytes(ProtocolName="KNEE")
+    store(data)
+    sop = uids_of(data)[2]
+    assert add_tags(client, tag_entry("ProtocolName", "instance")).status_code == 202  # no reindex yet
+    found = client.get(f"/v2/instances?SOPInstanceUID={sop}&includefield=ProtocolName", HTTP_ACCEPT=ACCEPT).json()
+    assert found[0]["00181030"] == {"vr": "LO", "Value": ["KNEE"]}
+
+
+def test_a_store_whose_tag_list_changed_before_its_commit_writes_the_new_projection(client, monkeypatch):
+    tags_ready(client, tag_entry("ProtocolName", "instance"))
+    core = frozenset(f"{tag:08X}" for tag in PROJECTION_TAGS)
+    calls = iter([core])  # the reservation saw no tag; the commit sees ProtocolName's
+
+    def keys() -> frozenset[str]:
+        return next(calls, core | {"00181030"})
+
+    monkeypatch.setattr(store_service, "projection_keys", keys)
+    data = dicom_bytes(ProtocolName="HEAD")
+    store(data)
+    assert _projection(uids_of(data)[2])["00181030"] == {"vr": "LO", "Value": ["HEAD"]}

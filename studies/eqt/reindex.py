@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db.models import Count, OuterRef, Subquery
@@ -34,6 +34,7 @@ from studies.eqt.services import tags_changed
 from studies.eqt.tags import TagDef, tag_def
 from studies.eqt.values import IndexValue
 from studies.models import Instance, InstanceStatus, Study
+from studies.search.results import projection_keys, search_projection
 
 
 @dataclass
@@ -59,20 +60,42 @@ def reindex_total() -> int:
     return Instance.objects.filter(status=InstanceStatus.CREATED).count()
 
 
-def _index(tags: tuple[TagDef, ...], rows: list[tuple[int, int, int, int, int, str]]) -> int:
-    """Index `rows` (pk, partition, study, series, watermark, metadata); returns the errors recorded."""
+class _Row(NamedTuple):
+    pk: int
+    partition_id: int
+    study_id: int
+    series_id: int
+    watermark: int
+    metadata: str
+    search_metadata: str
+    status: int
+    created_at: dt.datetime
+
+
+def _index(tags: tuple[TagDef, ...], rows: list[_Row]) -> int:
+    """Index `rows`, and add the tags' attributes to their search projections; returns the errors recorded."""
     values: list[tuple[Owner, TagDef, IndexValue]] = []
     errors: list[ExtendedQueryTagError] = []
-    for pk, partition_id, study_id, series_id, watermark, metadata in rows:
-        read = extended_read(metadata=json_loads_fast(metadata) if metadata else {}, tags=tags)
-        owner = Owner(partition_id, study_id, series_id, pk, watermark)
+    projections: list[Instance] = []
+    keys = projection_keys(extra=tags)
+    for row in rows:
+        metadata = json_loads_fast(row.metadata) if row.metadata else {}
+        read = extended_read(metadata=metadata, tags=tags)
+        owner = Owner(row.partition_id, row.study_id, row.series_id, row.pk, row.watermark)
         values += [(owner, tag, value) for tag, value in read.values]
         errors += [
-            ExtendedQueryTagError(tag_id=tag.key, instance_id=pk, message=reason[:512]) for tag, reason in read.errors
+            ExtendedQueryTagError(tag_id=tag.key, instance_id=row.pk, message=reason[:512])
+            for tag, reason in read.errors
         ]
+        # A row without a projection (stored before it existed) is searched by its metadata.
+        projection = search_projection(metadata, keys=keys) if row.search_metadata else ""
+        if projection != row.search_metadata:
+            projections.append(Instance(pk=row.pk, search_metadata=projection))
     statements = values_upsert_statements(values)
     if statements:
         statements_run(statements)
+    if projections:
+        Instance.objects.bulk_update(projections, ["search_metadata"])
     if errors:
         ExtendedQueryTagError.objects.bulk_create(errors, ignore_conflicts=True)
         failed = {error.tag_id for error in errors}
@@ -87,20 +110,17 @@ def _index(tags: tuple[TagDef, ...], rows: list[tuple[int, int, int, int, int, s
     return len(errors)
 
 
-def _columns() -> tuple[str, ...]:
-    return ("pk", "partition_id", "study_id", "series_id", "watermark", "metadata")
-
-
-def _locked(*, watermarks: list[int], columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
+def _locked(watermarks: list[int]) -> list[_Row]:
     """The rows of `watermarks` still there, in watermark order: their studies locked, then the rows."""
     studies = Instance.objects.filter(watermark__in=watermarks).values_list("study_id", flat=True).distinct()
     list(Study.objects.select_for_update(no_key=True).filter(pk__in=list(studies)).order_by("pk").values_list("pk"))
-    return list(
+    rows = (
         Instance.objects.select_for_update(no_key=True)
         .filter(watermark__in=watermarks)
         .order_by("watermark")
-        .values_list(*columns)
+        .values_list(*_Row._fields)
     )
+    return [_Row(*row) for row in rows]
 
 
 def reindex_bounds() -> tuple[int, int]:
@@ -118,10 +138,10 @@ def reindex_batch(*, tags: tuple[TagDef, ...], after: int, limit: int, end: int 
         .order_by("watermark")
         .values_list("watermark", flat=True)[:limit]
     )
-    rows = _locked(watermarks=page, columns=(*_columns(), "status"))
+    rows = _locked(page)
     result = BatchResult(last=page[-1] if page else after, read=len(page))
-    created = [row[:6] for row in rows if row[6] == InstanceStatus.CREATED]
-    result.creating = [row[4] for row in rows if row[6] != InstanceStatus.CREATED]
+    created = [row for row in rows if row.status == InstanceStatus.CREATED]
+    result.creating = [row.watermark for row in rows if row.status != InstanceStatus.CREATED]
     result.errors = _index(tags, created)
     result.indexed = len(created)
     return result
@@ -132,10 +152,12 @@ def reindex_pending(*, tags: tuple[TagDef, ...], watermarks: list[int]) -> list[
     since; returns those still being stored (a crashed store's row counts only until it is stale)."""
     if not watermarks:
         return []
-    rows = _locked(watermarks=watermarks, columns=(*_columns(), "status", "created_at"))
+    rows = _locked(watermarks)
     stale_before = timezone.now() - dt.timedelta(seconds=settings.DICOM_STALE_CREATING_SECONDS)
-    _index(tags, [row[:6] for row in rows if row[6] == InstanceStatus.CREATED])
-    return sorted(row[4] for row in rows if row[6] != InstanceStatus.CREATED and row[7] >= stale_before)
+    _index(tags, [row for row in rows if row.status == InstanceStatus.CREATED])
+    return sorted(
+        row.watermark for row in rows if row.status != InstanceStatus.CREATED and row.created_at >= stale_before
+    )
 
 
 def reindex_settled_at(*, tags: tuple[TagDef, ...]) -> dt.datetime:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from studies.dicom.dicomjson import json_dumps, json_loads_fast
+from studies.eqt.models import TagStatus
+from studies.eqt.tags import TagDef, tags_cached
 from studies.search.attributes import (
     ALL_COMPUTED,
     MODALITIES_IN_STUDY,
@@ -20,16 +22,44 @@ from studies.search.attributes import (
 )
 
 _PROJECTION_KEYS = frozenset(f"{tag:08X}" for tag in PROJECTION_TAGS)
+# The last tag list seen and its keys: `tags_cached` hands out one tuple until it reloads.
+_extended_keys: tuple[tuple[TagDef, ...], frozenset[str], frozenset[str]] = ((), _PROJECTION_KEYS, _PROJECTION_KEYS)
 
 
-def search_projection(metadata: dict[str, Any]) -> str:
+def _keys() -> tuple[frozenset[str], frozenset[str]]:
+    """(keys a projection holds, keys every stored projection is known to hold)."""
+    global _extended_keys
+    tags = tags_cached()
+    known = _extended_keys
+    if known[0] is not tags:
+        written = _PROJECTION_KEYS | {f"{tag.tag:08X}" for tag in tags}
+        served = _PROJECTION_KEYS | {f"{tag.tag:08X}" for tag in tags if tag.status == TagStatus.READY}
+        known = _extended_keys = (tags, written, served)
+    return known[1], known[2]
+
+
+def projection_keys(*, extra: tuple[TagDef, ...] = ()) -> frozenset[str]:
+    """The keys a projection written now holds: the core searchable attributes and those of
+    every extended query tag (and of `extra`, the tags a reindex adds). A search filtering on
+    a tag returns its attribute, and reading the whole metadata of each result for it cost
+    more than the search itself."""
+    keys = _keys()[0]
+    return keys | {f"{tag.tag:08X}" for tag in extra} if extra else keys
+
+
+def search_projection(metadata: dict[str, Any], *, keys: frozenset[str] | None = None) -> str:
     """The `Instance.search_metadata` text of an instance's DICOM JSON (keys kept in order)."""
-    return json_dumps({key: value for key, value in metadata.items() if key in _PROJECTION_KEYS})
+    keys = projection_keys() if keys is None else keys
+    return json_dumps({key: value for key, value in metadata.items() if key in keys})
 
 
 def projection_serves(keys: list[str]) -> bool:
-    """Whether every stored attribute a search returns is in the projection."""
-    return _PROJECTION_KEYS.issuperset(keys)
+    """Whether every stored attribute a search returns is in the projection of every row.
+
+    A tag's attribute is once the tag is ready: its reindex rewrote the projection of every
+    instance stored before every process knew the tag, and each store since wrote it.
+    """
+    return _PROJECTION_KEYS.issuperset(keys) or _keys()[1].issuperset(keys)
 
 
 def stored_keys(return_tags: frozenset[int]) -> list[str]:

@@ -30,13 +30,13 @@ from django.utils import timezone
 
 from changefeed.models import ChangeAction, ChangeFeedEntry
 from changefeed.services import changefeed_statements
-from dicomsvc.sqlbatch import statements_run
+from dicomsvc.sqlbatch import Statement, statements_run
 from partitions.models import Partition
 from studies.blobstore import blob_name, blob_write
 from studies.dicom.reader import ParsedInstance, parsed_indexed_columns
 from studies.eqt import index as extended_index
 from studies.models import Instance, InstanceStatus
-from studies.search.results import search_projection
+from studies.search.results import projection_keys, search_projection
 from studies.services import store_rows as rows
 from studies.services.group_commit import CommitFailed, GroupCommit
 from studies.services.orphans import blob_remove_or_queue
@@ -75,6 +75,8 @@ class _Item:
     instance_id: int | None = None
     study_id: int = 0
     series_id: int = 0
+    # What its search projection was written with (`search_projection`).
+    projection_keys: frozenset[str] = frozenset()
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -110,6 +112,7 @@ def _series_ids(*, partition: Partition, items: list[_Item], now: dt.datetime) -
 
 def _row(*, partition: Partition, item: _Item, now: dt.datetime) -> dict[str, object]:
     parsed = item.parsed
+    item.projection_keys = projection_keys()
     return {
         "partition_id": partition.pk,
         "study_id": item.study_id,
@@ -126,7 +129,7 @@ def _row(*, partition: Partition, item: _Item, now: dt.datetime) -> dict[str, ob
         "number_of_frames": parsed.number_of_frames,
         "frame_index": parsed.frame_index_text,
         "metadata": parsed.metadata_text,
-        "search_metadata": search_projection(parsed.metadata),
+        "search_metadata": search_projection(parsed.metadata, keys=item.projection_keys),
         "created_at": now,
         "updated_at": now,
     }
@@ -246,6 +249,7 @@ def _commit_statements_run(*, items: list[_Item]) -> set[int]:
         )
         statements.append(rows.study_update(study_id=study_id, columns=columns, now=now))
     statements += extended_index.store_statements(items)  # extended query tags: none when no tag is defined
+    statements += _projections_renewed(items)
     statements += changefeed_statements(
         entries=[
             ChangeFeedEntry(
@@ -266,6 +270,15 @@ def _commit_statements_run(*, items: list[_Item]) -> set[int]:
         if len(flipped) != len(items):
             raise _TakenOver(flipped)
     return flipped
+
+
+def _projections_renewed(items: list[_Item]) -> list[Statement]:
+    """Rewrite the projections written before the tag list changed (rare: a tag was added or
+    removed between reservation and commit), as the values are read again at commit."""
+    keys = projection_keys()
+    stale = [item for item in items if item.projection_keys is not keys and item.projection_keys != keys]
+    projections = [(cast(int, item.instance_id), search_projection(item.parsed.metadata, keys=keys)) for item in stale]
+    return rows.instances_projection_update(projections=projections)
 
 
 def _discard(*, item: _Item, partition: Partition, reason: str) -> None:

@@ -262,6 +262,11 @@ def _assignments(columns: dict[str, Any]) -> tuple[str, list[Any]]:
     return "".join(f", {name} = %s" for name in names), [_adapt(columns[name]) for name in names]
 
 
+def instances_projection_update(*, projections: Sequence[tuple[int, str]]) -> list[Statement]:
+    """Set the search projection of instances, (id, projection) each."""
+    return [(f"UPDATE {INSTANCE} SET search_metadata = %s WHERE id = %s", [text, pk]) for pk, text in projections]
+
+
 def series_update(*, series_id: int, added: int, columns: dict[str, Any], now: dt.datetime) -> Statement:
     assignments, params = _assignments(columns)
     sql = f"UPDATE {SERIES} SET num_instances = num_instances + %s, updated_at = %s{assignments} WHERE id = %s"

@@ -46,7 +46,7 @@ from studies.dicom.reader import study_columns
 from studies.dicom.splice import p10_rewrite
 from studies.eqt.index import instances_index_updated
 from studies.models import Instance, InstanceStatus, Study
-from studies.search.results import search_projection
+from studies.search.results import projection_keys, search_projection
 from studies.services.orphans import orphans_queue, orphans_remove
 from studies.services.person_names import person_name_words_statements
 from studies.services.watermarks import watermarks_allocate
@@ -71,6 +71,8 @@ class PendingVersion:
     new_file_size: int = 0
     new_metadata: str = ""
     new_search_metadata: str = ""
+    # What new_search_metadata was written with: the switch renews it if the tag list changed.
+    projection_keys: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -142,7 +144,8 @@ def study_update_write(
     item.new_file_size = size
     merged = _metadata_merge(item.metadata, change)
     item.new_metadata = json_dumps(merged)
-    item.new_search_metadata = search_projection(merged)
+    item.projection_keys = projection_keys()
+    item.new_search_metadata = search_projection(merged, keys=item.projection_keys)
 
 
 def study_update_switch(
@@ -157,7 +160,10 @@ def study_update_switch(
         .filter(partition=partition, study_instance_uid=study_uid)
         .first()
     )
+    keys = projection_keys()
     for item in pending:
+        if item.projection_keys != keys:
+            item.new_search_metadata = search_projection(json.loads(item.new_metadata), keys=keys)
         done = Instance.objects.filter(
             pk=item.pk, status=InstanceStatus.CREATED, watermark=item.watermark, new_watermark=item.new_watermark
         ).update(
