@@ -71,22 +71,27 @@ def web_killed_during_stow(drill: Drill) -> None:
     )  # fmt: skip
 
 
-def _studies(drill: Drill, count: int, per_study: int) -> list[str]:
+def _stored_studies(drill: Drill, count: int, per_study: int, **values: Any) -> list[list[tuple[str, str, str]]]:
+    """`count` studies of `per_study` instances (`values` set in each), one STOW a study: their UIDs."""
     client = drill.client
     studies = []
     for _ in range(count):
         study = None
         files = []
         for _ in range(per_study):
-            uids, data = instance(study=study)
+            uids, data = instance(study=study, **values)
             study = uids[0]
             files.append((uids, data))
         response = client.stow([data for _uids, data in files])
         drill.check("setup", response.status == 200, f"STOW of a drill study answered {response.status}")
         for uids, data in files:
             drill.acknowledge(uids, data)
-        studies.append(str(study))
+        studies.append([uids for uids, _data in files])
     return studies
+
+
+def _studies(drill: Drill, count: int, per_study: int) -> list[str]:
+    return [instances[0][0] for instances in _stored_studies(drill, count, per_study)]
 
 
 def _kill_worker(drill: Drill) -> str:
@@ -204,21 +209,8 @@ def worker_killed_during_export(drill: Drill) -> None:
 
 def _reindex_studies(drill: Drill, count: int, per_study: int, value: str) -> list[str]:
     """Studies whose every instance holds ConvolutionKernel `value`, stored before the tag exists."""
-    client = drill.client
-    sops: list[str] = []
-    for _ in range(count):
-        study = None
-        files = []
-        for _ in range(per_study):
-            uids, data = instance(study=study, ConvolutionKernel=value)
-            study = uids[0]
-            files.append((uids, data))
-        response = client.stow([data for _uids, data in files])
-        drill.check("setup", response.status == 200, f"STOW of a drill study answered {response.status}")
-        for uids, data in files:
-            drill.acknowledge(uids, data)
-            sops.append(uids[2])
-    return sops
+    studies = _stored_studies(drill, count, per_study, ConvolutionKernel=value)
+    return [uids[2] for instances in studies for uids in instances]
 
 
 def worker_killed_during_reindex(drill: Drill) -> None:

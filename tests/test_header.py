@@ -23,6 +23,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate
 from studies.dicom import header as header_module
 from studies.dicom.dicomjson import json_dumps
 from studies.dicom.header import Header, header_read
+from studies.dicom.header_groups import Group, GroupCache
 from studies.dicom.reader import NotDicom, _pydicom_header, instance_parse, p10_normalize
 from studies.dicom.streams import ConcatReader, FileSlice
 
@@ -287,8 +288,8 @@ def test_the_same_group_bytes_under_another_character_set_are_decoded_again(repl
 
 
 def test_the_group_cache_is_bounded():
-    cache = header_module._GroupCache()
-    group = header_module._Group(raw=b"x" * 4096, members={}, values=(), failures=(), last_tag=0, text=False)
+    cache = GroupCache()
+    group = Group(raw=b"x" * 4096, members={}, values=(), failures=(), last_tag=0, text=False)
     for n in range(3 * cache.MAX_BYTES // 4096):
         cache.add((n, "latin_1", False, True), group)
         assert cache.size <= cache.MAX_BYTES

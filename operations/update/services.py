@@ -32,13 +32,14 @@ from typing import Any, cast
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from dicomsvc.dicom_values import uid_is_valid, uid_normalize
 from dicomsvc.errors import BadRequest, FailedAttributes, InvalidRequestBody, UpdateOperationActive
 from operations.models import Operation, OperationStatus, OperationType
 from operations.selectors import operation_active_get
 from operations.services import LeaseLost, OperationRun, operation_create
 from partitions.models import Partition
 from studies.dicom.changeset import ChangeDatasetMalformed, ChangeDatasetRefused, ChangeSet, changeset_parse
-from studies.dicom.uids import UID_INVALID_REASON, uid_is_valid, uid_normalize
+from studies.dicom.uids import UID_INVALID_REASON
 from studies.services.orphans import orphans_remove
 from studies.services.study_update import (
     PendingVersion,

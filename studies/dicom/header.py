@@ -14,14 +14,14 @@ position, never read. A top-level group whose bytes were decoded before (the sli
 share most of theirs) is taken from a bounded per-process cache instead of walked again; the
 cache holds only immutable data (bytes, strings, numbers, tuples), so no header can change
 what another one is given.
+
+One element's value is decoded by `studies.dicom.header_values`; the cached groups are kept
+by `studies.dicom.header_groups`. This module walks the elements.
 """
 
 from __future__ import annotations
 
-import functools
-import re
 import struct
-import threading
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -34,7 +34,6 @@ from studies.dicom.dicomjson import (
     BULK_THRESHOLD_DEFAULT,
     BULK_VRS,
     TRAILING_PADDING,
-    VALIDATED_VRS,
     ElementErrors,
     bulk_json,
 )
@@ -52,9 +51,17 @@ from studies.dicom.elements import (
     UNDEFINED_LENGTH,
     SequenceTooDeep,
 )
+from studies.dicom.header_groups import Group, GroupCache, GroupKey
+from studies.dicom.header_values import (
+    CACHED_VALUE_BYTES,
+    CHARSET_VRS,
+    NUMBERS,
+    GiveUp,
+    value_decode,
+    value_decode_cached,
+)
 from studies.dicom.streams import Readable
 from studies.dicom.transfer_syntaxes import DEFLATED, EXPLICIT_VR_BIG_ENDIAN
-from studies.dicom.vr import vr_validate
 
 READ_AHEAD = 64 * 1024
 META_START = 132  # after the 128-byte preamble and DICM of a normalised stream
@@ -63,19 +70,8 @@ KNOWN_VRS = LONG_VRS | {
     "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO", "LT", "PN", "SH", "SL", "SS", "ST", "TM",
     "UI", "UL", "US",
 }  # fmt: skip
-NUMBERS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "UV": "Q", "SV": "q"}
-TEXT_SPLIT = frozenset({"SH", "LO", "UC"})  # character-set text with backslash-separated values
-TEXT_SINGLE = frozenset({"ST", "LT", "UT"})  # character-set text, one value
-ASCII_SPLIT = frozenset({"CS", "AS", "DA", "TM", "DT"})
-CHARSET_VRS = TEXT_SPLIT | TEXT_SINGLE | {"PN"}
 _VR_NAMES = {vr.encode(): vr for vr in KNOWN_VRS if vr != "UN"}
 CHARSETS = {"": "latin_1", "ISO_IR 6": "latin_1", "ISO_IR 100": "latin_1", "ISO_IR 192": "utf_8"}
-_DS = re.compile(r" *[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)? *")
-_IS = re.compile(r" *[+-]?[0-9]+ *")
-
-
-class GiveUp(Exception):
-    """The file needs pydicom: an encoding or value this reader does not reproduce exactly."""
 
 
 @dataclass
@@ -127,68 +123,7 @@ class _Source:
         return self.buf, offset
 
 
-@dataclass(frozen=True, slots=True)
-class _Group:
-    """A top-level group as decoded once: replayed whenever the same bytes come again.
-
-    Everything here is immutable and shared by the headers it is replayed into. The group's
-    DICOM JSON members are kept as (key, `orjson.Fragment`) pairs: a replay adds them to the
-    header's own metadata object without parsing anything, and the fragments, serialised JSON
-    text that `json_dumps` writes as it is, cannot be changed by any header holding them.
-    """
-
-    raw: bytes
-    # What this group added to the DICOM JSON object; a dict only so that replaying it is one
-    # C-level update, never handed out or changed.
-    members: dict[str, orjson.Fragment]
-    values: tuple[tuple[int, tuple[Any, ...]], ...]
-    failures: tuple[tuple[int, str], ...]
-    last_tag: int
-    text: bool  # holds character-set text (the walker must not change encoding afterwards)
-
-
-# A group's first tag and the walker's state: character set, implicit VR, validation, bulk threshold.
-GroupKey = tuple[int, str, bool, bool, int]
-
-
-class _GroupCache:
-    """Decoded top-level groups keyed by their first tag and the walker's state, matched on exact bytes.
-
-    Why: the slices of a series repeat most of their header byte for byte (the patient, study and
-    equipment groups, and the private groups that make up most of a CT header: 221 of CT_small's
-    258 attributes). Walking, decoding and validating those attributes again was most of a
-    one-instance STOW's header time; comparing a group's bytes with the ones decoded before is
-    one C-level comparison. The output is a function of the bytes and the state in the key only,
-    so a hit yields exactly what the walk would. Bounded by `MAX_BYTES` of cached encodings (the
-    JSON text and values kept beside them are of the same order).
-    """
-
-    MAX_SPAN = 16 * 1024  # larger groups (e.g. CSA headers) are walked every time
-    MAX_BYTES = 4 * 1024 * 1024
-    PER_KEY = 4  # versions kept per key: a group that changes from slice to slice evicts itself
-
-    def __init__(self) -> None:
-        self.entries: dict[GroupKey, tuple[_Group, ...]] = {}
-        self.size = 0
-        self.lock = threading.Lock()
-
-    def add(self, key: GroupKey, group: _Group) -> None:
-        with self.lock:
-            if self.size + len(group.raw) > self.MAX_BYTES:
-                self.entries.clear()
-                self.size = 0
-            kept = self.entries.get(key, ())
-            dropped = kept[self.PER_KEY - 1 :]
-            self.entries[key] = (group, *kept[: self.PER_KEY - 1])
-            self.size += len(group.raw) - sum(len(old.raw) for old in dropped)
-
-    def clear(self) -> None:
-        with self.lock:
-            self.entries.clear()
-            self.size = 0
-
-
-_GROUPS = _GroupCache()
+_GROUPS = GroupCache()
 
 
 class _Walker:
@@ -204,8 +139,6 @@ class _Walker:
         self.values: dict[int, tuple[Any, ...]] = {}
         self.pixel_data: tuple[int, int] | None = None
         self.depth = 0  # sequences around the element being read
-
-    # --- elements ---------------------------------------------------------------------
 
     def dataset(
         self, pos: int, end: int | None, *, top: bool, owner: int = 0, prefix: str = ""
@@ -319,7 +252,7 @@ class _Walker:
             # The element's value, inline: this runs once per attribute.
             if vr in CHARSET_VRS:
                 self.texts += 1
-            decode = _decode_cached if len(raw) <= CACHED_VALUE_BYTES else _decode
+            decode = value_decode_cached if len(raw) <= CACHED_VALUE_BYTES else value_decode
             strings, json_values, failure = decode(vr, raw, self.encoding, self.validate)
             if top:
                 values[tag] = json_values if vr in NUMBERS else strings
@@ -342,7 +275,7 @@ class _Walker:
         out: dict[str, Any],
     ) -> None:
         """Cache the group just walked: what it added to the output since `marks` was taken."""
-        if stop - start > _GroupCache.MAX_SPAN:
+        if stop - start > GroupCache.MAX_SPAN:
             return
         n_out, n_values, n_errors, texts = marks
         # Only what JSON writes unchanged: orjson refuses integers beyond 64 bits, and writes a
@@ -354,7 +287,7 @@ class _Walker:
             return
         if any(b"null" in text for _key, text in encoded):
             return
-        group = _Group(
+        group = Group(
             raw=self.src.get(start, stop - start),
             members={key: orjson.Fragment(text) for key, text in encoded},
             values=tuple(islice(self.values.items(), n_values, None)),
@@ -450,8 +383,6 @@ class _Walker:
             return
         out[f"{tag:08X}"] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
 
-    # --- values -----------------------------------------------------------------------
-
 
 _TAG_KEYS: dict[int, str] = {}
 
@@ -464,109 +395,6 @@ def _tag_key(tag: int) -> str:
         if len(_TAG_KEYS) < 65536:
             _TAG_KEYS[tag] = key
     return key
-
-
-def _decode(vr: str, raw: bytes, encoding: str, validate: bool) -> tuple[tuple[Any, ...], tuple[Any, ...], str]:
-    """(values as pydicom's str() gives them, JSON values, first validation failure or "")."""
-    strings: tuple[Any, ...]
-    json_values: tuple[Any, ...]
-    if vr in NUMBERS:
-        size = struct.calcsize("<" + NUMBERS[vr])
-        if len(raw) % size:
-            raise GiveUp("number length")
-        return (), struct.unpack(f"<{len(raw) // size}{NUMBERS[vr]}", raw), ""
-    if vr == "AT":
-        if len(raw) % 4:
-            raise GiveUp("AT length")
-        pairs = struct.unpack(f"<{len(raw) // 2}H", raw)
-        return (), tuple(f"{pairs[i] << 16 | pairs[i + 1]:08X}" for i in range(0, len(pairs), 2)), ""
-    if vr == "PN":
-        strings, json_values = _person_names(raw, encoding)
-    else:
-        strings = json_values = tuple(_strings(vr, raw, encoding))
-        if vr == "DS":
-            json_values = tuple(float(v) for v in strings)
-        elif vr == "IS":
-            json_values = tuple(int(v) for v in strings)
-    if validate and vr in VALIDATED_VRS:
-        for value in strings:
-            reason = vr_validate(vr, value)
-            if reason:
-                return strings, json_values, reason
-    return strings, json_values, ""
-
-
-# A CT series repeats most of its header values from instance to instance; decoding and
-# validating each distinct short value once per process saves a large share of reading a
-# header. Short values only, so the cache stays small (16384 x 256 bytes at most).
-CACHED_VALUE_BYTES = 256
-_decode_cached = functools.lru_cache(maxsize=16384)(_decode)
-
-
-def _text(raw: bytes, encoding: str) -> str:
-    if b"\x1b" in raw:
-        raise GiveUp("escape sequences")
-    try:
-        return raw.decode(encoding)
-    except UnicodeDecodeError:
-        raise GiveUp("undecodable text") from None
-
-
-def _strings(vr: str, raw: bytes, encoding: str) -> list[str]:
-    """Values as pydicom's str() gives them; [] for an empty element."""
-    if vr in TEXT_SPLIT:
-        values = [v.rstrip("\x00 ") for v in _text(raw, encoding).split("\\")]
-    elif vr in TEXT_SINGLE:
-        values = [_text(raw, encoding).rstrip("\x00 ")]
-    elif vr == "UR":
-        values = [raw.decode("latin_1").rstrip()]
-    elif vr == "AE":
-        values = [v.strip() for v in raw.decode("latin_1").split("\\")]
-    elif vr == "UI":
-        values = raw.decode("latin_1").rstrip("\x00 ").split("\\")
-    elif vr in ASCII_SPLIT:
-        values = raw.decode("latin_1").rstrip(" \x00").split("\\")
-    elif vr == "DS":
-        values = raw.decode("latin_1").strip().rstrip(" \x00").split("\\")
-        return _numeric_strings(values, _DS)
-    elif vr == "IS":
-        values = raw.decode("latin_1").rstrip(" \x00").split("\\")
-        return _numeric_strings(values, _IS)
-    else:
-        raise GiveUp(f"VR {vr}")
-    return [] if values == [""] else values
-
-
-def _numeric_strings(values: list[str], pattern: re.Pattern[str]) -> list[str]:
-    if values == [""]:
-        return []
-    if not all(pattern.fullmatch(v) for v in values):
-        raise GiveUp("number pydicom would coerce")
-    return [v.strip() for v in values]
-
-
-def _person_names(raw: bytes, encoding: str) -> tuple[tuple[str, ...], tuple[dict[str, str], ...]]:
-    stripped = raw.rstrip(b"\x00 ")
-    if not stripped:
-        if raw:
-            raise GiveUp("blank PN")
-        return (), ()
-    strings: list[str] = []
-    names: list[dict[str, str]] = []
-    for value in _text(stripped, encoding).split("\\"):
-        groups = value.split("=")
-        while groups and not groups[-1]:
-            groups.pop()
-        if not groups:
-            raise GiveUp("empty PN value")
-        name = {"Alphabetic": groups[0]}
-        if len(groups) > 1:
-            name["Ideographic"] = groups[1]
-        if len(groups) > 2:
-            name["Phonetic"] = groups[2]
-        names.append(name)
-        strings.append("=".join(groups))
-    return tuple(strings), tuple(names)
 
 
 def _file_meta(src: _Source) -> tuple[str, int]:

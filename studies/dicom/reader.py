@@ -9,13 +9,13 @@ from __future__ import annotations
 import functools
 import json
 import struct
-import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pydicom
 from pydicom.tag import Tag
 
+from dicomsvc.dicom_values import pn_search_form, uid_normalize
 from studies.dicom.dicomjson import (
     BULK_THRESHOLD_DEFAULT,
     ElementErrors,
@@ -28,7 +28,6 @@ from studies.dicom.header import Header, header_read
 from studies.dicom.splice import MalformedFile, file_layout
 from studies.dicom.streams import ConcatReader, Readable
 from studies.dicom.transfer_syntaxes import DEFLATED, EXPLICIT_VR_BIG_ENDIAN
-from studies.dicom.uids import uid_normalize
 from studies.dicom.vr import parse_da, vr_validate
 
 if TYPE_CHECKING:
@@ -82,14 +81,6 @@ def p10_normalize(part: Readable) -> ConcatReader:
     if len(head) >= 8 and head[:2] == b"\x02\x00":
         return ConcatReader(PREAMBLE, part, 0)
     raise NotDicom("The DICOM instance is invalid: it is not a DICOM Part 10 file (no File Meta Information).")
-
-
-def pn_search_form(value: str) -> str:
-    """Case- and accent-folded words of a person name, for matching."""
-    decomposed = unicodedata.normalize("NFKD", value)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    words = stripped.replace("^", " ").replace("=", " ").casefold().split()
-    return " ".join(words)
 
 
 @dataclass

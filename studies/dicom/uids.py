@@ -2,21 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
+from dicomsvc.dicom_values import uid_is_valid_unpadded
 from dicomsvc.errors import InvalidUid
-
-_UID_RE = re.compile(r"[0-9]+(\.[0-9]+)*")
-
-
-def uid_normalize(value: str) -> str:
-    """Trailing spaces and NUL padding are allowed and dropped."""
-    return value.rstrip(" \x00")
-
-
-def uid_is_valid(value: str) -> bool:
-    value = uid_normalize(value)
-    return 0 < len(value) <= 64 and _UID_RE.fullmatch(value) is not None
 
 
 def uid_require(*, name: str, value: str) -> str:
@@ -24,7 +11,7 @@ def uid_require(*, name: str, value: str) -> str:
 
     Padding belongs to a value's encoding inside a DICOM file; in a URL a trailing NUL or space
     would make one instance answer to several addresses."""
-    if not (0 < len(value) <= 64 and _UID_RE.fullmatch(value)):
+    if not uid_is_valid_unpadded(value):
         raise InvalidUid(name, value)
     return value
 

@@ -9,7 +9,8 @@ import datetime as dt
 import re
 from collections.abc import Callable
 
-from studies.dicom.uids import UID_INVALID_REASON, uid_is_valid
+from dicomsvc.dicom_values import uid_is_valid
+from studies.dicom.uids import UID_INVALID_REASON
 
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1a\x1c-\x1f\x7f]")  # ESC (0x1b) allowed for ISO 2022
 _CS = re.compile(r"[A-Z0-9 _]*")

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from studies.dicom.reader import pn_search_form
+from dicomsvc.dicom_values import pn_search_form
 from studies.dicom.vr import vr_validate
 
 STRING_VRS = frozenset({"AE", "AS", "CS", "LO", "SH", "UI"})

@@ -26,9 +26,8 @@ from dicomsvc.api.query import (
     RANGE_ORDER,
     search_parameters_parse,
 )
+from dicomsvc.dicom_values import pn_search_form, uid_is_valid, uid_normalize
 from dicomsvc.errors import InvalidQuery
-from studies.dicom.reader import pn_search_form
-from studies.dicom.uids import uid_is_valid, uid_normalize
 from studies.dicom.vr import parse_da
 from studies.eqt.models import QueryStatus, TagStatus
 from studies.eqt.tags import TagDef, tags_cached

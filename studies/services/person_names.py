@@ -17,7 +17,7 @@ SEARCH_COLUMNS = {
 
 
 def person_name_words(search_form: str) -> list[str]:
-    """Distinct words of a folded name (`studies.dicom.reader.pn_search_form`), in order."""
+    """Distinct words of a folded name (`dicomsvc.dicom_values.pn_search_form`), in order."""
     return list(dict.fromkeys(word[:PERSON_NAME_WORD_LENGTH] for word in search_form.split()))
 
 

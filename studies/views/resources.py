@@ -49,14 +49,6 @@ SEARCH_STUDIES = dicom_schema(
 )
 
 
-def _delete(view: PartitionedView, kwargs: dict[str, Any]) -> HttpResponse:
-    study, series, instance = route_uids(kwargs)
-    instances_delete(
-        partition=view.partition, study_instance_uid=study, series_instance_uid=series, sop_instance_uid=instance
-    )
-    return HttpResponse(status=204)
-
-
 class StudiesView(PartitionedView):
     """`/studies`: search studies (GET, QIDO-RS) and store instances (POST, STOW-RS)."""
 
@@ -73,49 +65,41 @@ class StudiesView(PartitionedView):
         return store_response(self, request, study=None)
 
 
-class StudyView(PartitionedView):
+class InstancesView(PartitionedView):
+    """A resource holding instances: retrieve them (GET), delete them. The series and instance
+    views add only their docstring, which the OpenAPI document shows as DELETE's description;
+    the study view adds POST (store into the study)."""
+
+    data_actions: ClassVar[dict[str, str]] = {"GET": "read", "DELETE": "delete"}
+
+    @RETRIEVE
+    def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
+        return instances_response(self, request, kwargs)
+
+    @DELETE
+    def delete(self, request: Request, **kwargs: Any) -> HttpResponse:
+        study, series, instance = route_uids(kwargs)
+        instances_delete(
+            partition=self.partition, study_instance_uid=study, series_instance_uid=series, sop_instance_uid=instance
+        )
+        return HttpResponse(status=204)
+
+
+class StudyView(InstancesView):
     """`/studies/{study}`: retrieve the study (GET), store into it (POST), delete it."""
 
     data_actions: ClassVar[dict[str, str]] = {"GET": "read", "POST": "write", "DELETE": "delete"}
 
     creates_partition_for = frozenset({"POST"})
 
-    @RETRIEVE
-    def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
-        return instances_response(self, request, kwargs)
-
     @STORE
     def post(self, request: Request, **kwargs: Any) -> HttpResponse:
         return store_response(self, request, study=kwargs["study"])
 
-    @DELETE
-    def delete(self, request: Request, **kwargs: Any) -> HttpResponse:
-        return _delete(self, kwargs)
 
-
-class SeriesView(PartitionedView):
+class SeriesView(InstancesView):
     """`/studies/{study}/series/{series}`: retrieve the series (GET), delete it."""
 
-    data_actions: ClassVar[dict[str, str]] = {"GET": "read", "DELETE": "delete"}
 
-    @RETRIEVE
-    def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
-        return instances_response(self, request, kwargs)
-
-    @DELETE
-    def delete(self, request: Request, **kwargs: Any) -> HttpResponse:
-        return _delete(self, kwargs)
-
-
-class InstanceView(PartitionedView):
+class InstanceView(InstancesView):
     """`/studies/{study}/series/{series}/instances/{instance}`: retrieve the instance (GET), delete it."""
-
-    data_actions: ClassVar[dict[str, str]] = {"GET": "read", "DELETE": "delete"}
-
-    @RETRIEVE
-    def get(self, request: Request, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
-        return instances_response(self, request, kwargs)
-
-    @DELETE
-    def delete(self, request: Request, **kwargs: Any) -> HttpResponse:
-        return _delete(self, kwargs)

@@ -25,8 +25,9 @@ from dicomsvc.api.query import (
     RANGE_ORDER,
     search_parameters_parse,
 )
+from dicomsvc.dicom_values import pn_search_form, uid_is_valid_unpadded
 from dicomsvc.errors import InvalidQuery
-from studies.workitems.values import dt_bounds, pn_fold, uid_is_valid
+from studies.workitems.values import dt_bounds
 
 INCLUDE_NESTED = "Invalid query: IncludeField supports top-level attributes only, not '{0}'."
 INVALID_DATETIME = (
@@ -137,7 +138,7 @@ def _datetime_condition(searchable: Searchable, value: str) -> Condition:
 def _condition(searchable: Searchable, value: str, fuzzy: bool) -> Condition:
     if searchable.kind == "pn":
         # Names match in their folded form (case and accents ignored), as Microsoft's collation does.
-        folded = pn_fold(value)
+        folded = pn_search_form(value)
         if fuzzy:
             return Condition(searchable.column, Match.WORDS, tuple(folded.split()))
         return Condition(searchable.column, Match.EQUALS, (folded,))
@@ -146,7 +147,7 @@ def _condition(searchable: Searchable, value: str, fuzzy: bool) -> Condition:
     if searchable.kind == "state":
         return Condition(searchable.column, Match.EQUALS, (value.upper(),))
     if searchable.kind == "uid":
-        if not uid_is_valid(value):
+        if not uid_is_valid_unpadded(value):
             raise InvalidQuery(INVALID_UID.format(value, searchable.keyword))
         return Condition(searchable.column, Match.EQUALS, (value,))
     return Condition(searchable.column, Match.IEQUALS, (value,))

@@ -13,6 +13,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from dicomsvc.dicom_values import pn_search_form, uid_is_valid_unpadded
 from dicomsvc.errors import (
     InvalidUid,
     WorkitemAlreadyExists,
@@ -40,7 +41,7 @@ from studies.workitems.requirements import (
 )
 from studies.workitems.selectors import workitem_dataset, workitem_get
 from studies.workitems.states import STATUS_TEXT, Event, transition
-from studies.workitems.values import dt_bounds, pn_fold, uid_is_valid
+from studies.workitems.values import dt_bounds
 
 UPS_PUSH_SOP_CLASS = "1.2.840.10008.5.1.4.34.6.1"
 NOT_SCHEDULED = "The ProcedureStepState (0074,1000) of a new workitem must be SCHEDULED."
@@ -71,13 +72,13 @@ def _columns(dataset: Dataset) -> dict[str, Any]:
     if start and bounds is None:
         raise WorkitemDatasetInvalid(INVALID_START.format(start))
     study = text(dataset, "StudyInstanceUID")
-    if study and not uid_is_valid(study):
+    if study and not uid_is_valid_unpadded(study):
         raise InvalidUid("StudyInstanceUID", study)
     request = first_item(dataset, "ReferencedRequestSequence")
     name = text(dataset, "PatientName")
     return {
         "patient_name": name[:330],
-        "patient_name_search": pn_fold(name)[:330],
+        "patient_name_search": pn_search_form(name)[:330],
         "patient_id": text(dataset, "PatientID")[:64],
         "accession_number": text(request, "AccessionNumber")[:64],
         "requested_procedure_id": text(request, "RequestedProcedureID")[:64],
@@ -98,7 +99,7 @@ def _uid_reconcile(dataset: Dataset, query_uid: str | None) -> str:
     uid = query_uid or body_uid
     if not uid:
         raise WorkitemDatasetInvalid(f"The required tag '{tag_text(key('SOPInstanceUID'))}' is missing.")
-    if not uid_is_valid(uid):
+    if not uid_is_valid_unpadded(uid):
         raise InvalidUid("SOPInstanceUID", uid)
     return uid
 
@@ -207,7 +208,7 @@ def workitem_state_change(*, partition: Partition, uid: str, dataset: Dataset) -
     if target not in (ProcedureStepState.IN_PROGRESS, ProcedureStepState.COMPLETED, ProcedureStepState.CANCELED):
         raise WorkitemDatasetInvalid(UNEXPECTED_STATE)
     transaction_uid = text(dataset, "TransactionUID")
-    if not uid_is_valid(transaction_uid):
+    if not uid_is_valid_unpadded(transaction_uid):
         raise InvalidUid("TransactionUID", transaction_uid)
     workitem = workitem_get(partition=partition, uid=uid)
     if workitem.transaction_uid and workitem.transaction_uid != transaction_uid:

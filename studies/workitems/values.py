@@ -1,20 +1,14 @@
-"""Value rules workitem writes and searches share: UIDs, DT values and folded person names."""
+"""The DT value rule workitem writes and searches share (UIDs and person names: `dicomsvc.dicom_values`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 
-_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 # DT (PS3.5 Table 6.2-1): YYYY[MM[DD[HH[MM[SS[.F{1,6}]]]]]][&ZZXX]; the offset is not kept.
 _DT = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,6}))?(?:[+-]\d{4})?")
 _DT_LOW = "00000101000000000000"
 _DT_HIGH = "99991231235959999999"
-
-
-def uid_is_valid(value: str) -> bool:
-    return 0 < len(value) <= 64 and _UID.fullmatch(value) is not None
 
 
 def dt_bounds(value: str) -> tuple[str, str] | None:
@@ -45,9 +39,3 @@ def dt_bounds(value: str) -> tuple[str, str] | None:
         return None
     return f"{low[:14]}.{low[14:]}", f"{high[:14]}.{high[14:]}"
 
-
-def pn_fold(value: str) -> str:
-    """Case- and accent-folded words of a person name (^ and = separate words), for matching."""
-    decomposed = unicodedata.normalize("NFKD", value)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(stripped.replace("^", " ").replace("=", " ").casefold().split())

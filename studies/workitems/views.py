@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from dicomsvc.api.body import request_body_file
 from dicomsvc.api.mediatypes import accepts_dicom_json, media_type_parse
 from dicomsvc.api.openapi import DICOM_JSON, SEARCH, dicom_schema
+from dicomsvc.dicom_values import uid_is_valid_unpadded
 from dicomsvc.errors import InvalidUid, NotAcceptable, UnsupportedMediaType, WorkitemStateConflict
 from partitions.api import PartitionedView
 from studies.workitems.dataset import Dataset, body_dataset
@@ -24,7 +25,6 @@ from studies.workitems.services import (
     workitem_state_change,
     workitem_update,
 )
-from studies.workitems.values import uid_is_valid
 
 # A workitem is a few kilobytes of JSON; anything near this is not one.
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -36,7 +36,7 @@ def warning(message: str) -> str:
 
 
 def workitem_uid(value: str) -> str:
-    if not uid_is_valid(value):
+    if not uid_is_valid_unpadded(value):
         raise InvalidUid("WorkitemInstanceUID", value)
     return value
 
