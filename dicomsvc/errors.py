@@ -206,11 +206,12 @@ class ServiceUnavailable(ApplicationError):
 
 
 # --- Workitems (UPS-RS) ---------------------------------------------------------------------------
-# Named after Microsoft's resources (DicomCoreResource) for the same conditions.
+# Named after Microsoft's resources (DicomCoreResource) for the same conditions; docs/workitems.md
+# says which texts are Microsoft's verbatim.
 
 
 class WorkitemNotFound(NotFound):
-    default_message = "The specified workitem instance cannot be found."
+    default_message = "The workitem instance is not found."
 
 
 class WorkitemAlreadyExists(Conflict):

@@ -69,15 +69,15 @@ EXPECTED: dict[type[errors.ApplicationError], tuple[tuple, int, str]] = {
         "The maximum number of custom audit headers allowed is 10. The number of custom audit headers supplied is 12.",
     ),
     errors.ServiceUnavailable: ((), 503, "The service is temporarily unavailable. Please retry the request."),
-    errors.WorkitemNotFound: ((), 404, "The specified workitem instance cannot be found."),
+    errors.WorkitemNotFound: ((), 404, "The workitem instance is not found."),
     errors.WorkitemAlreadyExists: (
         (), 409, "The workitem instance already exists. Try creating using a different UID.",
     ),
     errors.WorkitemUidMismatch: ((), 400, "SOPInstanceUID in the payload does not match the workitem query parameter."),
     errors.WorkitemDatasetInvalid: (("The required tag '(0074,1200)' is missing.",), 400,
                                     "The required tag '(0074,1200)' is missing."),
-    errors.WorkitemStateInvalid: (("The correct Transaction UID was not provided.",), 400,
-                                  "The correct Transaction UID was not provided."),
+    errors.WorkitemStateInvalid: (("The target URI did not reference a claimed Workitem.",), 400,
+                                  "The target URI did not reference a claimed Workitem."),
     errors.WorkitemStateConflict: (("The UPS is already COMPLETED.",), 409, "The UPS is already COMPLETED."),
     errors.WorkitemChanged: (
         (), 409, "The workitem was changed by another request at the same time. Retry the request.",

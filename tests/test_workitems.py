@@ -78,7 +78,7 @@ def test_a_workitem_from_scheduling_to_completion(client) -> None:  # noqa: ANN0
     assert response["Content-Location"] == f"http://127.0.0.1:8000/v2/workitems/{uid}"
     assert Workitem.objects.get(workitem_uid=uid).station_name_code == "CT2"
     assert answer(ups(client, "POST", f"/{uid}?{TXN}", dataset(ProcedureStepLabel="x"))) == (
-        400, "The workitem is SCHEDULED: no Transaction UID may be given until it is claimed.",
+        400, "Invalid TransactionUID for the specified Workitem Instance UID.",
     )
 
     # pat claims it with a transaction UID of their own.
@@ -91,20 +91,20 @@ def test_a_workitem_from_scheduling_to_completion(client) -> None:  # noqa: ANN0
 
     # Only the owner updates it now, and never the state, the patient or the request.
     assert answer(ups(client, "POST", f"/{uid}", dataset(ProcedureStepLabel="x"))) == (
-        400, "The Transaction UID is missing: the workitem is IN PROGRESS.",
+        400, "The target URI did not reference a claimed Workitem.",
     )
     assert answer(ups(client, "POST", f"/{uid}?1.2.3", dataset(ProcedureStepLabel="x"))) == (
-        400, "The correct Transaction UID was not provided.",
+        400, "The target URI did not reference a claimed Workitem.",
     )
     assert answer(ups(client, "POST", f"/{uid}?{TXN}", dataset(ProcedureStepState="COMPLETED"))) == (
-        400, "The attribute '(0074,1000)' is not allowed.",
+        400, "The attribute with tag '(0074,1000)' cannot be present.",
     )
     assert answer(ups(client, "POST", f"/{uid}?{TXN}", dataset(PatientName="Other^Name"))) == (
-        400, "The attribute '(0010,0010)' is not allowed.",
+        400, "The attribute with tag '(0010,0010)' cannot be present.",
     )
     # Completing before reporting what was performed is refused.
     assert answer(ups(client, "PUT", f"/{uid}/state", state_change("COMPLETED", TXN))) == (
-        400, "The required tag '(0074,1216)' is missing a value.",
+        400, "The value for tag '(0074,1216)' is missing.",
     )
 
     # pat reports the performed procedure; an attribute the workitem never had is not added.
@@ -113,8 +113,8 @@ def test_a_workitem_from_scheduling_to_completion(client) -> None:  # noqa: ANN0
     response = ups(client, "POST", f"/{uid}?{TXN}", progress)
     assert response.status_code == 200
     assert response["Warning"] == (
-        '299 127.0.0.1:8000: "The Workitem was updated with modifications. '
-        'Attributes absent from the workitem were not added: (0040,4034)."'
+        '299 127.0.0.1:8000: "Following tags could not be updated as they were not present when the workitem '
+        'was created: (0040,4034)"'
     )
     found = retrieve(client, uid)
     performed = first_value(found, "UnifiedProcedureStepPerformedProcedureSequence")
@@ -125,12 +125,15 @@ def test_a_workitem_from_scheduling_to_completion(client) -> None:  # noqa: ANN0
     assert answer(ups(client, "PUT", f"/{uid}/state", state_change("COMPLETED", TXN))) == (200, "")
     assert first_value(retrieve(client, uid), "ProcedureStepState") == "COMPLETED"
     response = ups(client, "PUT", f"/{uid}/state", state_change("COMPLETED", TXN))
-    assert answer(response) == (200, "The UPS is already in the requested state of COMPLETED.")
-    assert response["Warning"] == '299 127.0.0.1:8000: "The UPS is already in the requested state of COMPLETED."'
+    assert answer(response) == (200, "The workitem instance is already in the final state 'COMPLETED'. B306.")
+    assert response["Warning"] == (
+        '299 127.0.0.1:8000: "The workitem instance is already in the final state \'COMPLETED\'. B306."'
+    )
 
     # A completed workitem is never changed again.
     assert answer(ups(client, "POST", f"/{uid}?{TXN}", dataset(ProcedureStepLabel="x"))) == (
-        400, "The workitem instance cannot be updated. The UPS is already COMPLETED.",
+        400, "The submitted request is inconsistent with the current state of the Workitem. "
+        "The UPS is already COMPLETED.",
     )
     response = ups(client, "POST", f"/{uid}/cancelrequest")
     assert answer(response) == (409, "The UPS is already COMPLETED.")
@@ -163,10 +166,11 @@ def test_a_scheduled_workitem_is_canceled_on_request(client) -> None:  # noqa: A
     assert response["Warning"] == '299 127.0.0.1:8000: "The UPS is already in the requested state of CANCELED."'
     # Nor may anyone claim or update it.
     assert answer(ups(client, "PUT", f"/{uid}/state", state_change("IN PROGRESS", TXN))) == (
-        400, "The workitem cannot change to IN PROGRESS: The UPS may no longer be updated. (DICOM status C300).",
+        400, "The workitem instance can not transition to 'IN PROGRESS' state: C300.",
     )
     assert answer(ups(client, "POST", f"/{uid}", dataset(ProcedureStepLabel="x"))) == (
-        400, "The workitem instance cannot be updated. The UPS is already in the requested state of CANCELED.",
+        400, "The submitted request is inconsistent with the current state of the Workitem. "
+        "The UPS is already in the requested state of CANCELED.",
     )
     # A cancellation request needs no body at all.
     other = create(client, new_workitem())
@@ -197,15 +201,17 @@ def test_an_owned_workitem_is_canceled_by_its_performer_only(client) -> None:  #
 @pytest.mark.parametrize(
     ("claimed", "body", "expected"),
     [
-        (False, state_change("COMPLETED", TXN),
-         "The workitem cannot change to COMPLETED: The UPS is not yet in the IN PROGRESS state. (DICOM status C310)."),
-        (False, state_change("CANCELED", TXN),
-         "The workitem cannot change to CANCELED: The UPS is not yet in the IN PROGRESS state. (DICOM status C310)."),
-        (True, state_change("IN PROGRESS", TXN),
-         "The workitem cannot change to IN PROGRESS: The UPS is already IN PROGRESS. (DICOM status C302)."),
-        (True, state_change("COMPLETED", "1.2.3"), "The correct Transaction UID was not provided."),
+        # Nobody owns a SCHEDULED workitem: completing or canceling it is C301, as Microsoft's table has it.
+        (False, state_change("COMPLETED", TXN), "The workitem instance can not transition to 'COMPLETED' state: C301."),
+        (False, state_change("CANCELED", TXN), "The workitem instance can not transition to 'CANCELED' state: C301."),
+        (True, state_change("IN PROGRESS", TXN), "The workitem instance can not transition to 'IN PROGRESS' state: C302."),
+        (True, state_change("IN PROGRESS", "1.2.3"),
+         "The workitem instance can not transition to 'IN PROGRESS' state: C301."),
+        (True, state_change("COMPLETED", "1.2.3"), "The workitem instance can not transition to 'COMPLETED' state: C301."),
         (False, state_change("SCHEDULED", TXN),
-         "The value of ProcedureStepState (0074,1000) must be one of IN PROGRESS, COMPLETED, CANCELED."),
+         "Expected value '(0074,1000)' to be one of the following values: [IN PROGRESS,CANCELED,COMPLETED]"),
+        (False, state_change("in progress", TXN),
+         "Expected value '(0074,1000)' to be one of the following values: [IN PROGRESS,CANCELED,COMPLETED]"),
         (False, state_change("IN PROGRESS", None), "The required tag '(0008,1195)' is missing."),
         (False, dataset(TransactionUID=TXN), "The required tag '(0074,1000)' is missing."),
         (False, state_change("IN PROGRESS", "not.a.uid"), "The specified TransactionUID 'not.a.uid' is not a valid DICOM UID."),
@@ -223,7 +229,7 @@ def test_illegal_state_changes_are_refused(client, claimed, body, expected) -> N
 
 def test_unknown_workitems_are_404_everywhere(client) -> None:  # noqa: ANN001
     missing = "1.2.3.404"
-    expected = (404, "The specified workitem instance cannot be found.")
+    expected = (404, "The workitem instance is not found.")
     assert answer(ups(client, "GET", f"/{missing}")) == expected
     assert answer(ups(client, "POST", f"/{missing}", dataset(ProcedureStepLabel="x"))) == expected
     assert answer(ups(client, "PUT", f"/{missing}/state", state_change("IN PROGRESS", TXN))) == expected
@@ -239,15 +245,15 @@ def without(workitem: dict, keyword: str) -> dict:
     [
         (without(new_workitem(), "ScheduledProcedureStepPriority"), "The required tag '(0074,1200)' is missing."),
         (without(new_workitem(), "PatientName"), "The required tag '(0010,0010)' is missing."),
-        (new_workitem(ProcedureStepLabel=None), "The required tag '(0074,1204)' is missing a value."),
-        (new_workitem(ProcedureStepLabel="  "), "The attribute '(0074,1204)' must not be empty."),
-        (new_workitem(TransactionUID="1.2.3"), "The attribute '(0008,1195)' must be empty."),
+        (new_workitem(ProcedureStepLabel=None), "The value for tag '(0074,1204)' is missing."),
+        (new_workitem(ProcedureStepLabel="  "), "The attribute with tag '(0074,1204)' must not be empty."),
+        (new_workitem(TransactionUID="1.2.3"), "The attribute with tag '(0008,1195)' must be empty."),
         (new_workitem(ProcedureStepState="COMPLETED"),
          "The ProcedureStepState (0074,1000) of a new workitem must be SCHEDULED."),
         (new_workitem(ReferencedRequestSequence=dataset(AccessionNumber="A")), "The required tag '(0020,000d)' is missing."),
         (new_workitem(ScheduledStationNameCodeSequence=dataset(CodeValue="X")), "The required tag '(0008,0104)' is missing."),
         (new_workitem(UnifiedProcedureStepPerformedProcedureSequence=dataset(PerformedProcedureStepEndDateTime="2026")),
-         "The attribute '(0040,4051)' is not allowed."),
+         "The attribute with tag '(0040,4051)' cannot be present."),
         (new_workitem(ScheduledProcedureStepStartDateTime="tomorrow"),
          "The ScheduledProcedureStepStartDateTime (0040,4005) value 'tomorrow' is not a valid DT."),
     ],
@@ -333,22 +339,27 @@ def test_search_finds_workitems_by_every_searchable_attribute(client) -> None:  
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ("Modality=CT", "Invalid query: AttributeId Modality is not queryable. If the parameter is an attribute "
+        ("Modality=CT", "Invalid workitem query. AttributeId Modality is not queryable.  If the parameter is an "
+         "attribute keyword, check the casing as they are case-sensitive. The conformance statement has a list of "
+         "supported query parameters and attributes."),
+        ("Nonsense=1", "Invalid query: AttributeId Nonsense is not queryable.  If the parameter is an attribute "
          "keyword, check the casing as they are case-sensitive. The conformance statement has a list of supported "
          "query parameters, attributes and the levels."),
+        ("0040A370.00080051.00400031=X", "Nested Dicom sequence tags are currently not supported."),
+        ("PatientID=a&00100020=b", "Invalid query: attribute '00100020' has been specified more than once using "
+         "different ID formats. Each attribute is only allowed to be specified once."),
         ("limit=201", "The query parameter 'limit' is invalid. The field Limit must be between 1 and 200."),
         ("limit=0", "The query parameter 'limit' is invalid. The field Limit must be between 1 and 200."),
         ("offset=-1", "The query parameter 'offset' is invalid. The field Offset must be between 0 and 9223372036854775807."),
         ("fuzzymatching=maybe", "The query parameter 'fuzzymatching' is invalid. The value 'maybe' is not valid for FuzzyMatching."),
         ("PatientID=", "Invalid query: AttributeId 'PatientID' has empty string value that is not supported."),
         ("PatientID=a&PatientID=b", "Invalid QIDO-RS query. Duplicate AttributeId 'PatientID'. Each attribute is only allowed to be specified once."),
-        ("includefield=ReferencedRequestSequence.AccessionNumber",
-         "Invalid query: IncludeField supports top-level attributes only, not 'ReferencedRequestSequence.AccessionNumber'."),
+        ("includefield=ReferencedRequestSequence.AccessionNumber", "Sequential dicom tags are currently not supported."),
         ("includefield=all,PatientID", "Invalid query: cannot specify included fields in addition to 'all'."),
         ("includefield=Nonsense", "Invalid query: IncludeField has unknown attribute 'Nonsense'."),
         ("ScheduledProcedureStepStartDateTime=20260230",
          "Invalid query: specified DateTime value '20260230' is invalid for attribute 'ScheduledProcedureStepStartDateTime'. "
-         "DateTime should be valid and formatted as yyyyMMdd[HHmmss[.ffffff]]."),
+         "DateTime should be valid and formatted as yyyyMMddHHmmss.FFFFFF where yyyy is mandatory."),
         ("ScheduledProcedureStepStartDateTime=20260102-20260101",
          "Invalid query: specified range '20260102-20260101' is invalid for attribute 'ScheduledProcedureStepStartDateTime'. "
          "The first part 20260102 should be lesser than or equal to the second part 20260101."),

@@ -20,7 +20,6 @@ from dicomsvc.api.query import (
     INCLUDE_ALL_MIXED,
     INCLUDE_UNKNOWN,
     INVALID_UID,
-    NOT_QUERYABLE,
     RANGE_EMPTY,
     RANGE_ORDER,
     search_parameters_parse,
@@ -29,10 +28,28 @@ from dicomsvc.dicom_values import pn_search_form, uid_is_valid_unpadded
 from dicomsvc.errors import InvalidQuery
 from studies.workitems.values import dt_bounds
 
-INCLUDE_NESTED = "Invalid query: IncludeField supports top-level attributes only, not '{0}'."
+# Microsoft's texts (DicomCoreResource.resx) as its WorkitemQueryParser uses them: an ID that is no
+# attribute gets the QIDO text, an attribute that is not searchable the workitem one. The double
+# spaces are Microsoft's.
+NOT_AN_ATTRIBUTE = (
+    "Invalid query: AttributeId {0} is not queryable.  If the parameter is an attribute keyword, check the "
+    "casing as they are case-sensitive. The conformance statement has a list of supported query parameters, "
+    "attributes and the levels."
+)
+NOT_QUERYABLE = (
+    "Invalid workitem query. AttributeId {0} is not queryable.  If the parameter is an attribute keyword, check "
+    "the casing as they are case-sensitive. The conformance statement has a list of supported query parameters "
+    "and attributes."
+)
+NESTED = "Nested Dicom sequence tags are currently not supported."
+DUPLICATE_ATTRIBUTE = (
+    "Invalid query: attribute '{0}' has been specified more than once using different ID formats. "
+    "Each attribute is only allowed to be specified once."
+)
+INCLUDE_NESTED = "Sequential dicom tags are currently not supported."
 INVALID_DATETIME = (
     "Invalid query: specified DateTime value '{0}' is invalid for attribute '{1}'. "
-    "DateTime should be valid and formatted as yyyyMMdd[HHmmss[.ffffff]]."
+    "DateTime should be valid and formatted as yyyyMMddHHmmss.FFFFFF where yyyy is mandatory."
 )
 _HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
 
@@ -111,7 +128,7 @@ def _include_check(values: list[str]) -> None:
         if path is None:
             raise InvalidQuery(INCLUDE_UNKNOWN.format(field))
         if "." in path:
-            raise InvalidQuery(INCLUDE_NESTED.format(field))
+            raise InvalidQuery(INCLUDE_NESTED)
 
 
 def _datetime_condition(searchable: Searchable, value: str) -> Condition:
@@ -159,14 +176,20 @@ def workitem_query_parse(*, params: Iterable[tuple[str, list[str]]]) -> Workitem
     filters: dict[str, tuple[Searchable, str]] = {}
     for key, values in parameters.filters:
         path = attribute_path(key)
-        searchable = SEARCHABLE.get(path or "")
+        if path is None:
+            raise InvalidQuery(NOT_AN_ATTRIBUTE.format(key))
+        if path.count(".") > 1:
+            raise InvalidQuery(NESTED)
+        searchable = SEARCHABLE.get(path)
         if searchable is None:
             raise InvalidQuery(NOT_QUERYABLE.format(key))
-        if searchable.keyword in filters or len(values) > 1:
+        if len(values) > 1:
             raise InvalidQuery(DUPLICATE_KEY.format(key))
         value = values[0].strip()
         if not value:
             raise InvalidQuery(EMPTY_VALUE.format(key))
+        if searchable.keyword in filters:  # the same attribute by keyword and by tag
+            raise InvalidQuery(DUPLICATE_ATTRIBUTE.format(key))
         filters[searchable.keyword] = (searchable, value)
     _include_check(parameters.includefield)
     conditions = tuple(_condition(searchable, value, parameters.fuzzy) for searchable, value in filters.values())

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from dicomsvc.errors import WorkitemDatasetInvalid
 from studies.workitems.dataset import TEXT_VRS, Dataset, key, tag_text
 
+# Microsoft's DicomCoreResource texts (MissingRequiredTag, MissingRequiredValue, AttributeMustNotBeEmpty,
+# AttributeMustBeEmpty, AttributeNotAllowed), the tag written as fo-dicom prints one: (gggg,eeee).
 MISSING = "The required tag '{0}' is missing."
-MISSING_VALUE = "The required tag '{0}' is missing a value."
-BLANK = "The attribute '{0}' must not be empty."
-MUST_BE_EMPTY = "The attribute '{0}' must be empty."
-NOT_ALLOWED = "The attribute '{0}' is not allowed."
+MISSING_VALUE = "The value for tag '{0}' is missing."
+BLANK = "The attribute with tag '{0}' must not be empty."
+MUST_BE_EMPTY = "The attribute with tag '{0}' must be empty."
+NOT_ALLOWED = "The attribute with tag '{0}' cannot be present."
 
 PRESENT = frozenset({"1/1", "2/1", "2/2"})
 WITH_VALUE = frozenset({"1/1"})

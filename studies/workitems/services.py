@@ -40,21 +40,28 @@ from studies.workitems.requirements import (
     requirements_check,
 )
 from studies.workitems.selectors import workitem_dataset, workitem_get
-from studies.workitems.states import STATUS_TEXT, Event, transition
+from studies.workitems.states import Event, transition
 from studies.workitems.values import dt_bounds
 
 UPS_PUSH_SOP_CLASS = "1.2.840.10008.5.1.4.34.6.1"
+# Microsoft's texts (DicomCoreResource.resx); docs/workitems.md has the table of which is whose.
+INVALID_TRANSACTION_UID = "Invalid TransactionUID for the specified Workitem Instance UID."
+NOT_CLAIMED = "The target URI did not reference a claimed Workitem."
+UPDATE_CONFLICT = "The submitted request is inconsistent with the current state of the Workitem."
+ALREADY_COMPLETED = "The UPS is already COMPLETED."
+ALREADY_CANCELED = "The UPS is already in the requested state of CANCELED."
+UNEXPECTED_VALUE = "Expected value '{0}' to be one of the following values: [{1}]"
+TRANSITION_INVALID = "The workitem instance can not transition to '{0}' state: {1}."
+IN_FINAL_STATE = "The workitem instance is already in the final state '{0}'. {1}."
+UPDATE_WARNING_TAGS = "Following tags could not be updated as they were not present when the workitem was created: {0}"
+# Ours: Microsoft's server overwrites the state of a new workitem, does not check the start as a DT
+# on create, and its text for a cancellation request on a claimed workitem is not known.
 NOT_SCHEDULED = "The ProcedureStepState (0074,1000) of a new workitem must be SCHEDULED."
 INVALID_START = "The ScheduledProcedureStepStartDateTime (0040,4005) value '{0}' is not a valid DT."
-TRANSACTION_NOT_EXPECTED = "The workitem is SCHEDULED: no Transaction UID may be given until it is claimed."
-TRANSACTION_MISSING = "The Transaction UID is missing: the workitem is IN PROGRESS."
-TRANSACTION_INCORRECT = "The correct Transaction UID was not provided."
-UPDATE_FINAL = "The workitem instance cannot be updated. {0}"
-UNEXPECTED_STATE = "The value of ProcedureStepState (0074,1000) must be one of IN PROGRESS, COMPLETED, CANCELED."
-TRANSITION_INVALID = "The workitem cannot change to {0}: {1} (DICOM status {2})."
-UPDATED_WITH_MODIFICATIONS = (
-    "The Workitem was updated with modifications. Attributes absent from the workitem were not added: {0}."
-)
+NOT_CANCELED_BY_PERFORMER = "The performer chooses not to cancel."
+# The states a change may ask for, exactly as written (case counts), in Microsoft's order.
+CHANGE_TARGETS = (ProcedureStepState.IN_PROGRESS, ProcedureStepState.CANCELED, ProcedureStepState.COMPLETED)
+CANCEL_REFUSED = {"C311": ALREADY_COMPLETED, "C312": NOT_CANCELED_BY_PERFORMER, "B304": ALREADY_CANCELED}
 CHANGE_STATE_BODY = (Rule("TransactionUID", "1/1"), Rule("ProcedureStepState", "1/1"))
 # Cancellation details a cancellation request may carry (PS3.4 CC.2.4.2).
 CANCEL_DETAILS = ("ReasonForCancellation", "ProcedureStepDiscontinuationReasonCodeSequence")
@@ -156,17 +163,15 @@ def _swap(workitem: Workitem, dataset: Dataset, **fields: Any) -> None:
 
 def _update_allowed(workitem: Workitem, transaction_uid: str | None) -> None:
     if workitem.state == ProcedureStepState.COMPLETED:
-        raise WorkitemStateInvalid(UPDATE_FINAL.format(STATUS_TEXT["C311"]))
+        raise WorkitemStateInvalid(f"{UPDATE_CONFLICT} {ALREADY_COMPLETED}")
     if workitem.state == ProcedureStepState.CANCELED:
-        raise WorkitemStateInvalid(UPDATE_FINAL.format(STATUS_TEXT["B304"]))
+        raise WorkitemStateInvalid(f"{UPDATE_CONFLICT} {ALREADY_CANCELED}")
     if workitem.state == ProcedureStepState.SCHEDULED:
         if transaction_uid:
-            raise WorkitemStateInvalid(TRANSACTION_NOT_EXPECTED)
+            raise WorkitemStateInvalid(INVALID_TRANSACTION_UID)
         return
-    if not transaction_uid:
-        raise WorkitemStateInvalid(TRANSACTION_MISSING)
-    if transaction_uid != workitem.transaction_uid:
-        raise WorkitemStateInvalid(TRANSACTION_INCORRECT)
+    if transaction_uid != workitem.transaction_uid:  # none given, or not the owner's
+        raise WorkitemStateInvalid(NOT_CLAIMED)
 
 
 def workitem_update(
@@ -187,7 +192,7 @@ def workitem_update(
     _swap(workitem, stored, **_columns(stored))
     if not ignored:
         return None
-    return UPDATED_WITH_MODIFICATIONS.format(", ".join(tag_text(tag) for tag in ignored))
+    return UPDATE_WARNING_TAGS.format(", ".join(tag_text(tag) for tag in ignored))
 
 
 def _progress_item(dataset: Dataset) -> Dataset:
@@ -204,20 +209,25 @@ def workitem_state_change(*, partition: Partition, uid: str, dataset: Dataset) -
     """Claim (IN PROGRESS with a new transaction UID), complete or cancel; returns a warning (B304/B306)
     when the workitem is in the requested final state already."""
     requirements_check(dataset=dataset, rules=CHANGE_STATE_BODY)
-    target = text(dataset, "ProcedureStepState").upper()
-    if target not in (ProcedureStepState.IN_PROGRESS, ProcedureStepState.COMPLETED, ProcedureStepState.CANCELED):
-        raise WorkitemDatasetInvalid(UNEXPECTED_STATE)
+    target = text(dataset, "ProcedureStepState")
+    if target not in CHANGE_TARGETS:
+        raise WorkitemDatasetInvalid(
+            UNEXPECTED_VALUE.format(tag_text(key("ProcedureStepState")), ",".join(CHANGE_TARGETS))
+        )
     transaction_uid = text(dataset, "TransactionUID")
     if not uid_is_valid_unpadded(transaction_uid):
         raise InvalidUid("TransactionUID", transaction_uid)
     workitem = workitem_get(partition=partition, uid=uid)
-    if workitem.transaction_uid and workitem.transaction_uid != transaction_uid:
-        raise WorkitemStateInvalid(TRANSACTION_INCORRECT)
-    result = transition(event=Event(ProcedureStepState(target)), state=workitem.state)
+    owner = transaction_uid == workitem.transaction_uid or (
+        not workitem.transaction_uid and target == ProcedureStepState.IN_PROGRESS
+    )
+    result = transition(event=Event(ProcedureStepState(target)), state=workitem.state, owner=owner)
     if result.code is not None and result.is_error:
-        raise WorkitemStateInvalid(TRANSITION_INVALID.format(target, STATUS_TEXT[result.code], result.code))
+        raise WorkitemStateInvalid(TRANSITION_INVALID.format(target, result.code))
     if result.code is not None:
-        return STATUS_TEXT[result.code]
+        # Microsoft answers a repeated cancellation with the request-cancel text, a repeated completion
+        # with the final-state one.
+        return ALREADY_CANCELED if result.code == "B304" else IN_FINAL_STATE.format(workitem.state, result.code)
     stored = workitem_dataset(workitem=workitem)
     put(stored, "ProcedureStepState", target)
     if target == ProcedureStepState.CANCELED:
@@ -236,7 +246,7 @@ def workitem_cancel_request(*, partition: Partition, uid: str, dataset: Dataset)
     workitem = workitem_get(partition=partition, uid=uid)
     result = transition(event=Event.REQUEST_CANCEL, state=workitem.state)
     if result.code is not None:
-        raise WorkitemStateConflict(STATUS_TEXT[result.code])
+        raise WorkitemStateConflict(CANCEL_REFUSED[result.code])
     stored = workitem_dataset(workitem=workitem)
     put(stored, "ProcedureStepState", ProcedureStepState.CANCELED.value)
     progress = _progress_item(stored)

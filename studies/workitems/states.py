@@ -1,7 +1,9 @@
 """The UPS state machine: PS3.4 Table CC.1.1-2 as Microsoft's server applies it.
 
 Each (event, current state) gives the next state, or a DICOM status code: an error (C3xx)
-refuses the request, a warning (B304/B306) answers it without a change.
+refuses the request, a warning (B304/B306) answers it without a change. As in Microsoft's
+ProcedureStepStateExtensions, a claim, completion or cancellation by someone who is not the
+owner (a transaction UID other than the workitem's) is C301 whatever the state.
 """
 
 from __future__ import annotations
@@ -13,24 +15,12 @@ from studies.workitems.models import ProcedureStepState as S
 
 
 class Event(Enum):
-    """A request to move a workitem, the transaction UID already checked."""
+    """A request to move a workitem."""
 
     CLAIM = S.IN_PROGRESS
     COMPLETE = S.COMPLETED
     CANCEL = S.CANCELED
     REQUEST_CANCEL = "request cancel"
-
-
-# PS3.4 Annex CC status meanings, the texts the messages carry.
-STATUS_TEXT = {
-    "C300": "The UPS may no longer be updated.",
-    "C302": "The UPS is already IN PROGRESS.",
-    "C310": "The UPS is not yet in the IN PROGRESS state.",
-    "C311": "The UPS is already COMPLETED.",
-    "C312": "The performer chooses not to cancel.",
-    "B304": "The UPS is already in the requested state of CANCELED.",
-    "B306": "The UPS is already in the requested state of COMPLETED.",
-}
 
 
 @dataclass(frozen=True)
@@ -68,5 +58,8 @@ TABLE: dict[tuple[Event, S], Transition] = {
 }
 
 
-def transition(*, event: Event, state: str) -> Transition:
+def transition(*, event: Event, state: str, owner: bool = True) -> Transition:
+    """The table's answer; `owner` is False when the request's transaction UID is not the workitem's."""
+    if not owner and event is not Event.REQUEST_CANCEL:
+        return Transition(None, "C301")
     return TABLE[(event, S(state))]
