@@ -270,3 +270,30 @@ def test_a_store_whose_tag_list_still_holds_a_tag_being_deleted_writes_no_value_
     (row,) = store(dicom_bytes(BodyPartExamined="CHEST"))
     assert not ExtendedQueryTagValue.objects.filter(instance=row).exists()
     assert ExtendedQueryTagValue.objects.count() == 1
+
+
+def test_an_instance_search_on_one_value_of_an_instance_tag_is_newest_first_and_pages(client) -> None:  # noqa: ANN001
+    """Such a search joins the value row and orders by its watermark (`instance_driver`): the
+    order must stay the instances' own, a bulk update moving an instance to the front."""
+    first = store(dicom_bytes(ProtocolName="KNEE", PatientID="P-FIRST"))[0]
+    store(dicom_bytes(ProtocolName="HEAD"))
+    tags_ready(client, tag_entry("ProtocolName", "instance"))
+    later = [store(dicom_bytes(ProtocolName="knee"))[0] for _ in range(3)]
+    newest_first = [row.sop_instance_uid for row in reversed([first, *later])]
+
+    with CaptureQueriesContext(connection) as captured:
+        found = column(search(client, "instances", {"ProtocolName": "KNEE"}), "SOPInstanceUID")
+    assert found == newest_first
+    assert len(captured.captured_queries) == 1
+    page = search(client, "instances", {"ProtocolName": "KNEE", "limit": "2", "offset": "1"})
+    assert column(page, "SOPInstanceUID") == newest_first[1:3]
+    # With a core attribute beside it.
+    assert column(search(client, "instances", {"ProtocolName": "KNEE", "PatientID": "P-FIRST"}), "SOPInstanceUID") == [
+        first.sop_instance_uid
+    ]
+
+    change = {"00100040": {"vr": "CS", "Value": ["M"]}}
+    response = start(client, {"studyInstanceUids": [first.study_instance_uid], "changeDataset": change})
+    operation_run(operation_id=response.json()["id"])
+    found = column(search(client, "instances", {"ProtocolName": "KNEE"}), "SOPInstanceUID")
+    assert found == [first.sop_instance_uid, *newest_first[:3]]

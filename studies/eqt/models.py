@@ -71,7 +71,11 @@ class ExtendedQueryTagValue(models.Model):
     partition = models.ForeignKey(Partition, on_delete=models.PROTECT, related_name="+", db_index=False)
     study = models.ForeignKey(Study, on_delete=models.CASCADE, null=True, related_name="+", db_index=False)
     series = models.ForeignKey(Series, on_delete=models.CASCADE, null=True, related_name="+", db_index=False)
-    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, null=True, related_name="+", db_index=False)
+    # Named for QIDO's instance searches, which join the value they are filtered on
+    # (`studies.search.matching.instance_driver`).
+    instance = models.ForeignKey(
+        Instance, on_delete=models.CASCADE, null=True, related_name="extended_values", db_index=False
+    )
     # The version the value was read from: an older one never overwrites a newer one.
     watermark = models.BigIntegerField()
     text_value = models.CharField(max_length=TEXT_VALUE_LENGTH, null=True)
@@ -84,8 +88,9 @@ class ExtendedQueryTagValue(models.Model):
             models.UniqueConstraint(fields=["instance", "tag"], name="eqt_value_per_instance"),
         ]
         indexes = [
-            models.Index(fields=["tag", "partition", "text_value"], name="eqt_value_text"),
-            models.Index(fields=["tag", "partition", "number_value"], name="eqt_value_number"),
+            # The watermark last: an instance search on one value reads its newest matches first.
+            models.Index(fields=["tag", "partition", "text_value", "watermark"], name="eqt_value_text_newest"),
+            models.Index(fields=["tag", "partition", "number_value", "watermark"], name="eqt_value_number_newest"),
         ]
 
     def __str__(self) -> str:

@@ -14,7 +14,7 @@ from operator import or_
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Exists, F, Lookup, OuterRef, Q, QuerySet, Value
+from django.db.models import Exists, F, FilteredRelation, Lookup, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Upper
 from django.db.models.lookups import Exact
 from django.db.models.sql.compiler import SQLCompiler
@@ -176,6 +176,39 @@ def _key(value: Any) -> Any:
     return value.strftime("%Y%m%d") if hasattr(value, "strftime") else value
 
 
+def _stored_forms(condition: Condition) -> list[Any]:
+    """The condition's values as the value table holds them: strings and UIDs upper-cased;
+    folded names, dates and times need no change."""
+    fold = condition.attribute.kind in (Kind.STRING, Kind.UID)
+    return [_key(value).upper() if fold and isinstance(value, str) else _key(value) for value in condition.values]
+
+
+def instance_driver(conditions: tuple[Condition, ...]) -> Condition | None:
+    """The condition an instance search joins its value row for, if any: the first of an
+    instance-level tag matching one value.
+
+    Ordered by that row's watermark (the instance's own: its values are read from the version
+    it stores), the newest matches come first from the value index and the search stops at
+    its page; an EXISTS would read every match to sort them, thousands for a common value.
+    """
+    for condition in conditions:
+        attribute = condition.attribute
+        if attribute.tag_key is not None and attribute.level is Level.INSTANCE and condition.match == Match.EQUALS:
+            return condition
+    return None
+
+
+def driver_relation(condition: Condition, *, partition: Partition) -> FilteredRelation:
+    """The value row of `instance_driver`'s condition, as a relation of the instance."""
+    column = "number_value" if condition.attribute.kind is Kind.NUMBER else "text_value"
+    match = {
+        "extended_values__tag_id": condition.attribute.tag_key,
+        "extended_values__partition": partition,
+        f"extended_values__{column}": _stored_forms(condition)[0],
+    }
+    return FilteredRelation("extended_values", condition=Q(**match))
+
+
 def _extended_value(condition: Condition) -> Q:
     """The condition on the value table's columns (`studies.eqt.values` for the stored forms)."""
     attribute = condition.attribute
@@ -188,9 +221,7 @@ def _extended_value(condition: Condition) -> Q:
             pattern = _word_prefix(word)
             match &= Q(Like(F("text_value"), Value(pattern))) | Q(Like(F("text_value"), Value(f"% {pattern}")))
         return match
-    # Strings and UIDs are kept upper-cased; folded names, dates and times need no change.
-    fold = attribute.kind in (Kind.STRING, Kind.UID)
-    values = [_key(value).upper() if fold and isinstance(value, str) else _key(value) for value in condition.values]
+    values = _stored_forms(condition)
     if condition.match == Match.ANY:
         return Q(text_value__in=values)
     if condition.match == Match.LIKE:

@@ -19,7 +19,7 @@ from django.db.models.functions import Coalesce, NullIf
 from partitions.models import Partition
 from studies.models import Instance, InstanceStatus, Series, Study
 from studies.search.attributes import COMPUTED, Level
-from studies.search.matching import conditions_filter
+from studies.search.matching import conditions_filter, driver_relation, instance_driver
 from studies.search.query import SearchQuery
 from studies.search.results import computed_elements, projection_serves, result_dataset, stored_keys
 
@@ -128,11 +128,17 @@ def series_search(*, partition: Partition, query: SearchQuery) -> SearchPage:
 
 def instance_search(*, partition: Partition, query: SearchQuery) -> SearchPage:
     """Instances matching the query (within the path's study and series, if any), newest first."""
+    driver = instance_driver(query.conditions)
+    conditions = tuple(condition for condition in query.conditions if condition is not driver)
     matches = Instance.objects.filter(
-        conditions_filter(query.conditions, level=Level.INSTANCE, partition=partition),
+        conditions_filter(conditions, level=Level.INSTANCE, partition=partition),
         partition=partition,
         status=InstanceStatus.CREATED,
     )
+    order = "-watermark"
+    if driver is not None:
+        matches = matches.annotate(driver=driver_relation(driver, partition=partition)).filter(driver__isnull=False)
+        order = "-driver__watermark"
     if query.study_uid is not None:
         matches = matches.filter(study_instance_uid=query.study_uid)
     if query.series_uid is not None:
@@ -144,7 +150,7 @@ def instance_search(*, partition: Partition, query: SearchQuery) -> SearchPage:
         columns += ["series__num_instances"]
     rows = list(
         matches.annotate(document=_document(query))
-        .order_by("-watermark")
+        .order_by(order)
         .values(*columns)[query.offset : query.offset + query.limit + 1]
     )
 
