@@ -273,7 +273,7 @@ def test_a_store_whose_tag_list_still_holds_a_tag_being_deleted_writes_no_value_
 
 
 def test_an_instance_search_on_one_value_of_an_instance_tag_is_newest_first_and_pages(client) -> None:  # noqa: ANN001
-    """Such a search joins the value row and orders by its watermark (`instance_driver`): the
+    """Such a search joins the value row and orders by its watermark (`search_driver`): the
     order must stay the instances' own, a bulk update moving an instance to the front."""
     first = store(dicom_bytes(ProtocolName="KNEE", PatientID="P-FIRST"))[0]
     store(dicom_bytes(ProtocolName="HEAD"))
@@ -297,3 +297,32 @@ def test_an_instance_search_on_one_value_of_an_instance_tag_is_newest_first_and_
     operation_run(operation_id=response.json()["id"])
     found = column(search(client, "instances", {"ProtocolName": "KNEE"}), "SOPInstanceUID")
     assert found == [first.sop_instance_uid, *newest_first[:3]]
+
+
+@pytest.mark.parametrize(
+    ("entry", "path", "attribute", "stored", "query"),
+    [
+        (tag_entry("BodyPartExamined", "series"), "series", "SeriesInstanceUID", "CHEST", "chest"),
+        (tag_entry("AcquisitionDate", "study"), "studies", "StudyInstanceUID", "20200101", "20200101"),
+        (tag_entry("SliceThickness", "study"), "studies", "StudyInstanceUID", "5.0", "5"),
+    ],
+    ids=["series tag on series", "study DA tag on studies", "study DS tag on studies"],
+)
+def test_a_search_on_one_value_of_a_tag_of_its_level_is_newest_first_and_pages(  # noqa: PLR0913
+    client, entry, path, attribute, stored, query  # noqa: ANN001
+) -> None:
+    keyword = entry["path"]
+    rows = [store(dicom_bytes(**{keyword: stored}))[0] for _ in range(2)]
+    store(dicom_bytes(**{keyword: "20210101" if keyword == "AcquisitionDate" else "1"}))  # another value
+    tags_ready(client, entry)
+    rows += [store(dicom_bytes(**{keyword: stored}))[0] for _ in range(2)]
+    uid = "series_instance_uid" if path == "series" else "study_instance_uid"
+    newest_first = [getattr(row, uid) for row in reversed(rows)]
+
+    with CaptureQueriesContext(connection) as captured:
+        assert column(search(client, path, {keyword: query}), attribute) == newest_first
+    assert len(captured.captured_queries) == 1
+    page = search(client, path, {keyword: query, "limit": "2", "offset": "1"})
+    assert column(page, attribute) == newest_first[1:3]
+    assert column(search(client, path, {keyword: query, "PatientID": rows[0].study.patient_id, "limit": "1"}),
+                  attribute) == newest_first[:1]

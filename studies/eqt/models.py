@@ -11,6 +11,7 @@ value row for the search index `(tag, partition, value)`.
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.functions import Coalesce
 
 from partitions.models import Partition
 from studies.models import Instance, Series, Study
@@ -59,6 +60,14 @@ class ExtendedQueryTag(models.Model):
         return self.path
 
 
+def value_search_order(prefix: str = "") -> Coalesce:
+    """A value row's place in the search results of its tag's level, newest last: the series
+    or study id for a series or study tag (those searches go by id), else the watermark (as
+    instance searches go; an instance's values are read from the version it stores). Only the
+    owner column of the tag's level is set, so one expression serves every level."""
+    return Coalesce(f"{prefix}series", f"{prefix}study", f"{prefix}watermark")
+
+
 class ExtendedQueryTagValue(models.Model):
     """The indexed value of one tag for one study, series or instance (the newest stored wins).
 
@@ -69,10 +78,13 @@ class ExtendedQueryTagValue(models.Model):
 
     tag = models.ForeignKey(ExtendedQueryTag, on_delete=models.CASCADE, related_name="+", db_index=False)
     partition = models.ForeignKey(Partition, on_delete=models.PROTECT, related_name="+", db_index=False)
-    study = models.ForeignKey(Study, on_delete=models.CASCADE, null=True, related_name="+", db_index=False)
-    series = models.ForeignKey(Series, on_delete=models.CASCADE, null=True, related_name="+", db_index=False)
-    # Named for QIDO's instance searches, which join the value they are filtered on
-    # (`studies.search.matching.instance_driver`).
+    # Named for QIDO, whose searches join the value they are filtered on (`studies.search.matching.search_driver`).
+    study = models.ForeignKey(
+        Study, on_delete=models.CASCADE, null=True, related_name="extended_values", db_index=False
+    )
+    series = models.ForeignKey(
+        Series, on_delete=models.CASCADE, null=True, related_name="extended_values", db_index=False
+    )
     instance = models.ForeignKey(
         Instance, on_delete=models.CASCADE, null=True, related_name="extended_values", db_index=False
     )
@@ -88,9 +100,10 @@ class ExtendedQueryTagValue(models.Model):
             models.UniqueConstraint(fields=["instance", "tag"], name="eqt_value_per_instance"),
         ]
         indexes = [
-            # The watermark last: an instance search on one value reads its newest matches first.
-            models.Index(fields=["tag", "partition", "text_value", "watermark"], name="eqt_value_text_newest"),
-            models.Index(fields=["tag", "partition", "number_value", "watermark"], name="eqt_value_number_newest"),
+            # Ending in the order of the tag's level's search (`value_search_order`): a search on
+            # one value reads its newest matches first.
+            models.Index("tag", "partition", "text_value", value_search_order(), name="eqt_value_text_newest"),
+            models.Index("tag", "partition", "number_value", value_search_order(), name="eqt_value_number_newest"),
         ]
 
     def __str__(self) -> str:

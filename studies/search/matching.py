@@ -183,23 +183,23 @@ def _stored_forms(condition: Condition) -> list[Any]:
     return [_key(value).upper() if fold and isinstance(value, str) else _key(value) for value in condition.values]
 
 
-def instance_driver(conditions: tuple[Condition, ...]) -> Condition | None:
-    """The condition an instance search joins its value row for, if any: the first of an
-    instance-level tag matching one value.
+def search_driver(conditions: tuple[Condition, ...], *, level: Level) -> Condition | None:
+    """The condition a search at `level` joins its value row for, if any: the first of a tag
+    of that level matching one value (no wildcard, list or range).
 
-    Ordered by that row's watermark (the instance's own: its values are read from the version
-    it stores), the newest matches come first from the value index and the search stops at
-    its page; an EXISTS would read every match to sort them, thousands for a common value.
+    Ordered by `value_search_order` of that row, which is the results' own order, the newest
+    matches come first from the value index and the search stops at its page; an EXISTS
+    would read every match to sort them, thousands for a common value.
     """
     for condition in conditions:
         attribute = condition.attribute
-        if attribute.tag_key is not None and attribute.level is Level.INSTANCE and condition.match == Match.EQUALS:
+        if attribute.tag_key is not None and attribute.level is level and condition.match == Match.EQUALS:
             return condition
     return None
 
 
 def driver_relation(condition: Condition, *, partition: Partition) -> FilteredRelation:
-    """The value row of `instance_driver`'s condition, as a relation of the instance."""
+    """The value row of `search_driver`'s condition, as a relation of the result row."""
     column = "number_value" if condition.attribute.kind is Kind.NUMBER else "text_value"
     match = {
         "extended_values__tag_id": condition.attribute.tag_key,
@@ -291,6 +291,7 @@ def conditions_filter(conditions: tuple[Condition, ...], *, level: Level, partit
     fuzzy = [c for c in conditions if c.match == Match.WORDS and c.attribute.tag_key is None]
     driver = max(fuzzy, key=lambda condition: _literal_length(_longest_word(condition)), default=None)
     match = Q()
+    joined: set[str] = set()
     for condition in conditions:
         if condition.match == Match.WORDS and condition.attribute.tag_key is None and condition is not driver:
             attribute = _WORD_ATTRIBUTE[condition.attribute.tag]
@@ -300,4 +301,10 @@ def conditions_filter(conditions: tuple[Condition, ...], *, level: Level, partit
             )
         else:
             match &= condition_filter(condition, level=level, partition=partition)
+        if condition.attribute.tag_key is None and condition is not driver and condition.match != Match.MODALITIES:
+            joined.add(_column(condition, level).rpartition("__")[0])
+    # A condition on the study's or series' columns joins that table: its partition too, so the
+    # (partition, column) indexes serve it (the result row's partition alone leaves them unused).
+    for table in sorted(joined - {""}):
+        match &= Q(**{f"{table}__partition": partition})
     return match

@@ -13,13 +13,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import F, OuterRef, Q, QuerySet, Subquery, TextField, Value
+from django.db.models import F, Model, OuterRef, Q, QuerySet, Subquery, TextField, Value
 from django.db.models.functions import Coalesce, NullIf
 
 from partitions.models import Partition
+from studies.eqt.models import value_search_order
 from studies.models import Instance, InstanceStatus, Series, Study
 from studies.search.attributes import COMPUTED, Level
-from studies.search.matching import conditions_filter, driver_relation, instance_driver
+from studies.search.matching import conditions_filter, driver_relation, search_driver
 from studies.search.query import SearchQuery
 from studies.search.results import computed_elements, projection_serves, result_dataset, stored_keys
 
@@ -48,8 +49,25 @@ def _document(query: SearchQuery) -> Any:
     return F("metadata")
 
 
-def _window(matches: QuerySet[Any], query: SearchQuery, order: str) -> QuerySet[Any]:
+def _window(matches: QuerySet[Any], query: SearchQuery, order: Any) -> QuerySet[Any]:
     return matches.order_by(order).values("pk")[query.offset : query.offset + query.limit + 1]
+
+
+def _matches(
+    model: type[Model], *, query: SearchQuery, level: Level, partition: Partition, visible: Q, order: str
+) -> tuple[QuerySet[Any], Any]:
+    """The rows of `model` matching the query, and their order (newest first).
+
+    A condition on one value of a tag of this level is a join of its value row, ordered by
+    that row (`search_driver`); every other condition is in the WHERE clause.
+    """
+    driver = search_driver(query.conditions, level=level)
+    conditions = tuple(condition for condition in query.conditions if condition is not driver)
+    matches = model._default_manager.filter(conditions_filter(conditions, level=level, partition=partition), visible)
+    if driver is None:
+        return matches, order
+    matches = matches.annotate(driver=driver_relation(driver, partition=partition)).filter(driver__isnull=False)
+    return matches, value_search_order("driver__").desc()
 
 
 def _page(query: SearchQuery, rows: Sequence[Mapping[str, Any]], build: Any) -> SearchPage:
@@ -64,18 +82,21 @@ def study_matches_q(*, partition: Partition, query: SearchQuery) -> Q:
     QIDO's study search and the admin's study list both filter with it, so a name found by
     one is found by the other.
     """
-    return Q(
-        conditions_filter(query.conditions, level=Level.STUDY, partition=partition),
-        partition=partition,
-        num_instances__gt=0,
-    )
+    return Q(conditions_filter(query.conditions, level=Level.STUDY, partition=partition), _visible(partition))
+
+
+def _visible(partition: Partition) -> Q:
+    """Studies and series of the partition that hold a visible instance."""
+    return Q(partition=partition, num_instances__gt=0)
 
 
 def study_search(*, partition: Partition, query: SearchQuery) -> SearchPage:
     """Studies matching the query, newest first."""
-    matches = Study.objects.filter(study_matches_q(partition=partition, query=query))
+    matches, order = _matches(
+        Study, query=query, level=Level.STUDY, partition=partition, visible=_visible(partition), order="-pk"
+    )
     rows = list(
-        Study.objects.filter(pk__in=_window(matches, query, "-pk"))
+        Study.objects.filter(pk__in=_window(matches, query, order))
         .order_by("-pk")
         .annotate(newest_metadata=_newest_metadata("study_id", query))
         .values("newest_metadata", "modalities_in_study", "num_series", "num_instances")
@@ -95,10 +116,8 @@ def study_search(*, partition: Partition, query: SearchQuery) -> SearchPage:
 
 def series_search(*, partition: Partition, query: SearchQuery) -> SearchPage:
     """Series matching the query (within the path's study, if any), newest first."""
-    matches = Series.objects.filter(
-        conditions_filter(query.conditions, level=Level.SERIES, partition=partition),
-        partition=partition,
-        num_instances__gt=0,
+    matches, order = _matches(
+        Series, query=query, level=Level.SERIES, partition=partition, visible=_visible(partition), order="-pk"
     )
     if query.study_uid is not None:
         # The study's partition too, so the (partition, study UID) unique index finds it.
@@ -107,7 +126,7 @@ def series_search(*, partition: Partition, query: SearchQuery) -> SearchPage:
     if query.return_tags & COMPUTED[Level.STUDY]:
         columns += ["study__modalities_in_study", "study__num_series", "study__num_instances"]
     rows = list(
-        Series.objects.filter(pk__in=_window(matches, query, "-pk"))
+        Series.objects.filter(pk__in=_window(matches, query, order))
         .order_by("-pk")
         .annotate(newest_metadata=_newest_metadata("series_id", query))
         .values(*columns)
@@ -128,17 +147,10 @@ def series_search(*, partition: Partition, query: SearchQuery) -> SearchPage:
 
 def instance_search(*, partition: Partition, query: SearchQuery) -> SearchPage:
     """Instances matching the query (within the path's study and series, if any), newest first."""
-    driver = instance_driver(query.conditions)
-    conditions = tuple(condition for condition in query.conditions if condition is not driver)
-    matches = Instance.objects.filter(
-        conditions_filter(conditions, level=Level.INSTANCE, partition=partition),
-        partition=partition,
-        status=InstanceStatus.CREATED,
+    visible = Q(partition=partition, status=InstanceStatus.CREATED)
+    matches, order = _matches(
+        Instance, query=query, level=Level.INSTANCE, partition=partition, visible=visible, order="-watermark"
     )
-    order = "-watermark"
-    if driver is not None:
-        matches = matches.annotate(driver=driver_relation(driver, partition=partition)).filter(driver__isnull=False)
-        order = "-driver__watermark"
     if query.study_uid is not None:
         matches = matches.filter(study_instance_uid=query.study_uid)
     if query.series_uid is not None:
