@@ -112,8 +112,8 @@ def _index(tags: tuple[TagDef, ...], rows: list[_Row]) -> int:
 
 def _locked(watermarks: list[int]) -> list[_Row]:
     """The rows of `watermarks` still there, in watermark order: their studies locked, then the rows."""
-    studies = Instance.objects.filter(watermark__in=watermarks).values_list("study_id", flat=True).distinct()
-    list(Study.objects.select_for_update(no_key=True).filter(pk__in=list(studies)).order_by("pk").values_list("pk"))
+    studies = Instance.objects.filter(watermark__in=watermarks).values("study_id")
+    list(Study.objects.select_for_update(no_key=True).filter(pk__in=studies).order_by("pk").values_list("pk"))
     rows = (
         Instance.objects.select_for_update(no_key=True)
         .filter(watermark__in=watermarks)
