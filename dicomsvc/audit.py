@@ -18,7 +18,9 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,36 +85,71 @@ def audit_entry(request: HttpRequest, *, status: int, time: str, correlation: st
     }
 
 
+@dataclass(eq=False)
+class _Opened:
+    """One open descriptor of the audit file, the file it is, and the writes using it now."""
+
+    fd: int
+    identity: tuple[int, int]
+    writers: int = 0
+    replaced: bool = False
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        current = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return current.st_dev, current.st_ino
+
+
 class AuditFile:
-    """An append-only JSON-lines file shared by every thread and process that writes to it."""
+    """An append-only JSON-lines file shared by every thread and process that writes to it.
+
+    The lock guards only which descriptor is current and how many writes use it; no system
+    call runs under it but the rare reopen. A stat and a write each let go of the GIL, and
+    under load a thread waits to get it back: held across them, the lock made every other
+    request thread of the process wait for that thread too. A descriptor replaced after
+    rotation is closed by the last write still using it, never under a write.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._fd: int | None = None
-        self._identity: tuple[int, int] | None = None
+        self._current: _Opened | None = None
 
-    def _descriptor(self) -> int:
-        """The open file, opened anew when the path names another file or none (rotated, removed)."""
-        try:
-            current = os.stat(self.path)
-            identity: tuple[int, int] | None = (current.st_dev, current.st_ino)
-        except FileNotFoundError:
-            identity = None
-        if self._fd is not None and identity == self._identity:
-            return self._fd
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+    def _reopen(self) -> _Opened:
+        """Opens the path anew and makes it current (caller holds the lock)."""
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         opened = os.fstat(fd)
-        self._fd, self._identity = fd, (opened.st_dev, opened.st_ino)
-        return fd
+        previous, self._current = self._current, _Opened(fd, (opened.st_dev, opened.st_ino))
+        if previous is not None:
+            previous.replaced = True
+            if previous.writers == 0:
+                os.close(previous.fd)
+        return self._current
+
+    @contextmanager
+    def writing(self) -> Iterator[int]:
+        """A descriptor of the file the path names now (opened anew once it was rotated or
+        removed), kept open until the block ends."""
+        identity = _identity(self.path)
+        with self._lock:
+            current = self._current
+            if current is None or current.identity != identity:
+                current = self._reopen()
+            current.writers += 1
+        try:
+            yield current.fd
+        finally:
+            with self._lock:
+                current.writers -= 1
+                if current.replaced and current.writers == 0:
+                    os.close(current.fd)
 
     def append(self, line: bytes) -> None:
-        # The lock keeps a thread from writing to a descriptor another thread is replacing.
-        with self._lock:
-            written = os.write(self._descriptor(), line)
+        with self.writing() as fd:
+            written = os.write(fd, line)
         if written != len(line):
             raise OSError(f"audit line cut short ({written} of {len(line)} bytes written)")
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import multiprocessing
+import os
 import threading
 import uuid
 from pathlib import Path
@@ -137,6 +139,45 @@ def test_a_rotated_file_is_opened_anew(tmp_path):
     assert (tmp_path / "audit.jsonl.1").read_text() == '{"n":1}\n'
     assert path.read_text() == '{"n":3}\n'
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_write_in_flight_keeps_its_descriptor_through_a_rotation(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    audit = AuditFile(str(path))
+    with audit.writing() as fd:  # another thread's write, not yet made
+        path.rename(tmp_path / "audit.jsonl.1")
+        audit.append(b'{"n":2}\n')
+        os.write(fd, b'{"n":1}\n')
+    with pytest.raises(OSError) as closed:
+        os.fstat(fd)  # the last write using the replaced descriptor closed it
+    assert closed.value.errno == errno.EBADF
+    assert (tmp_path / "audit.jsonl.1").read_text() == '{"n":1}\n'
+    assert path.read_text() == '{"n":2}\n'
+
+
+def test_a_slow_write_holds_up_no_other_thread(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    audit = AuditFile(str(path))
+    inside, release = threading.Event(), threading.Event()
+
+    def slow_writer() -> None:
+        with audit.writing() as fd:
+            inside.set()
+            release.wait(timeout=30)
+            os.write(fd, b'{"n":1}\n')
+
+    thread = threading.Thread(target=slow_writer)
+    thread.start()
+    assert inside.wait(timeout=30)
+    other = threading.Thread(target=audit.append, args=(b'{"n":2}\n',))
+    other.start()
+    other.join(timeout=10)
+    finished_first = not other.is_alive()
+    release.set()
+    thread.join(timeout=30)
+    other.join(timeout=30)
+    assert finished_first
+    assert path.read_text() == '{"n":2}\n{"n":1}\n'
 
 
 def _write_lines(path: str, writer: str, count: int) -> None:
