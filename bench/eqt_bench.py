@@ -42,6 +42,7 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from pydicom.data import get_testdata_file  # noqa: E402
+from pydicom.datadict import tag_for_keyword  # noqa: E402
 from pydicom.uid import generate_uid  # noqa: E402
 
 from dicomsvc.asgi import server_startup  # noqa: E402
@@ -141,8 +142,17 @@ def _workers(count: int, log_dir: Path) -> list[subprocess.Popen[bytes]]:
 
 
 def _tags_remove() -> None:
+    """Remove the tags, their values, and their attributes from the search projections: the
+    next reindex does all the writing a first one does."""
+    keys = [f"{tag_for_keyword(entry['path']) or 0:08X}" for entry in TAGS]
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE studies_extendedquerytagvalue, studies_extendedquerytagerror")
+        cursor.execute(
+            "UPDATE studies_instance SET search_metadata = (search_metadata::jsonb - %s - %s - %s)::text "
+            "WHERE search_metadata <> '' AND search_metadata::jsonb ?| %s",
+            [*keys, keys],
+        )
+        cursor.execute("VACUUM (ANALYZE) studies_instance")
     ExtendedQueryTag.objects.all().delete()
     Operation.objects.filter(type="reindex").delete()
     tags_cache_clear()

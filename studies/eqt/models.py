@@ -68,6 +68,9 @@ def value_search_order(prefix: str = "") -> Coalesce:
     return Coalesce(f"{prefix}series", f"{prefix}study", f"{prefix}watermark")
 
 
+INCLUDED = ["study", "series", "instance", "watermark"]
+
+
 class ExtendedQueryTagValue(models.Model):
     """The indexed value of one tag for one study, series or instance (the newest stored wins).
 
@@ -102,8 +105,14 @@ class ExtendedQueryTagValue(models.Model):
         indexes = [
             # Ending in the order of the tag's level's search (`value_search_order`): a search on
             # one value reads its newest matches first.
-            models.Index("tag", "partition", "text_value", value_search_order(), name="eqt_value_text_newest"),
-            models.Index("tag", "partition", "number_value", value_search_order(), name="eqt_value_number_newest"),
+            # The owners and the watermark included: a search may read the index alone.
+            models.Index(
+                "tag", "partition", "text_value", value_search_order(), name="eqt_value_text_newest", include=INCLUDED
+            ),
+            models.Index(
+                "tag", "partition", "number_value", value_search_order(), name="eqt_value_number_newest",
+                include=INCLUDED,
+            ),
         ]
 
     def __str__(self) -> str:

@@ -44,11 +44,11 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddIndex(
             model_name='extendedquerytagvalue',
-            index=models.Index(models.F('tag'), models.F('partition'), models.F('text_value'), django.db.models.functions.comparison.Coalesce('series', 'study', 'watermark'), name='eqt_value_text_newest'),
+            index=models.Index(models.F('tag'), models.F('partition'), models.F('text_value'), django.db.models.functions.comparison.Coalesce('series', 'study', 'watermark'), name='eqt_value_text_newest', include=['study', 'series', 'instance', 'watermark']),
         ),
         migrations.AddIndex(
             model_name='extendedquerytagvalue',
-            index=models.Index(models.F('tag'), models.F('partition'), models.F('number_value'), django.db.models.functions.comparison.Coalesce('series', 'study', 'watermark'), name='eqt_value_number_newest'),
+            index=models.Index(models.F('tag'), models.F('partition'), models.F('number_value'), django.db.models.functions.comparison.Coalesce('series', 'study', 'watermark'), name='eqt_value_number_newest', include=['study', 'series', 'instance', 'watermark']),
         ),
         migrations.RemoveIndex(
             model_name='extendedquerytagvalue',

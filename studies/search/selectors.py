@@ -66,7 +66,9 @@ def _matches(
     matches = model._default_manager.filter(conditions_filter(conditions, level=level, partition=partition), visible)
     if driver is None:
         return matches, order
-    matches = matches.annotate(driver=driver_relation(driver, partition=partition)).filter(driver__isnull=False)
+    # An inner join on a column the value index includes: PostgreSQL may read the index alone.
+    matches = matches.annotate(driver=driver_relation(driver, partition=partition))
+    matches = matches.filter(driver__watermark__isnull=False)
     return matches, value_search_order("driver__").desc()
 
 
