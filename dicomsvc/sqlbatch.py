@@ -13,7 +13,8 @@ connection and deallocates the least recently used. Django's own cursors bind on
 and are never prepared. PgBouncer in front: see `DATABASE_POOL_MAX_SIZE` in the README.
 
 `statements_run` runs inside the caller's transaction; `statement_execute` runs one statement,
-in a transaction or on its own (then it commits by itself).
+in a transaction or on its own (then it commits by itself). `statements_joined` makes one
+statement of several on PostgreSQL, where each statement costs the client far more than a row.
 """
 
 from __future__ import annotations
@@ -49,6 +50,32 @@ def _postgres_run(statements: Sequence[Statement]) -> list[Rows]:
     finally:
         for cursor in cursors:
             cursor.close()
+
+
+# Where a statement joined by `statements_joined` waits for the first one: at the end of its WHERE
+# clause. Run on its own, the statement carries it as a comment.
+AFTER_FIRST = " /* after the first */"
+
+
+def statements_joined(statements: Sequence[Statement], *, first_rows: int) -> Statement:
+    """PostgreSQL: `statements` as one statement, which costs the client one instead of several.
+
+    The first one (a SELECT, typically taking row locks) and all but the last become WITH queries,
+    the last the main query, whose rows the statement returns. PostgreSQL runs data-modifying
+    WITH queries in no set order and on one snapshot, so the statements must not read each
+    other's writes; one that must run after the first (e.g. after its locks) has AFTER_FIRST in
+    its WHERE clause. There it becomes a condition on the first's row count, which PostgreSQL
+    computes once, before the statement touches a row, and the statement writes only when the
+    first returned `first_rows` rows.
+    """
+    if connection.vendor != "postgresql":
+        raise RuntimeError("statements_joined makes PostgreSQL's data-modifying WITH queries")
+    if any(sql.lstrip()[:4].upper() == "WITH" for sql, _params in statements):
+        raise ValueError("a joined statement cannot have WITH queries of its own")
+    gate = f" AND (SELECT count(*) FROM q0) = {int(first_rows)}"
+    *queries, (main_sql, main_params) = [(sql.replace(AFTER_FIRST, gate), params) for sql, params in statements]
+    ctes = ", ".join(f"q{n} AS ({sql})" for n, (sql, _params) in enumerate(queries))
+    return f"WITH {ctes} {main_sql}", [param for _sql, params in queries for param in params] + list(main_params)
 
 
 def _run(statements: Sequence[Statement]) -> list[Rows]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from dicomsvc.sqlbatch import statement_execute, statements_run
+from dicomsvc.sqlbatch import AFTER_FIRST, statement_execute, statements_joined, statements_run
 from partitions.models import Partition
 
 TABLE = Partition._meta.db_table
@@ -131,3 +131,43 @@ def test_prepared_statements_per_connection_are_bounded():
     assert len(prepared) <= 4
     assert ("SELECT $1::int",) in prepared  # used in every batch: the most recently used stays
     assert not {(f"SELECT $1::int + {n}",) for n in range(4)} & set(prepared)  # the oldest were deallocated
+
+
+def _joined(first_rows: int) -> list[list[tuple[object, ...]]]:
+    """Lock the partitions named a.*, rename the b.* ones, and return the c.* ones, in one statement."""
+    joined = statements_joined(
+        [
+            (f"SELECT partition_name FROM {TABLE} WHERE partition_name LIKE %s FOR UPDATE", ["joined.a%"]),
+            (f"UPDATE {TABLE} SET partition_name = partition_name || %s WHERE partition_name LIKE %s{AFTER_FIRST}",
+             [".renamed", "joined.b%"]),
+            (f"SELECT partition_name FROM {TABLE} WHERE partition_name LIKE %s ORDER BY 1", ["joined.c%"]),
+        ],
+        first_rows=first_rows,
+    )  # fmt: skip
+    with transaction.atomic():
+        return statements_run([joined])
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_joined_statements_run_as_one_and_return_the_last_one_s_rows():
+    Partition.objects.bulk_create(
+        Partition(partition_name=name) for name in ["joined.a1", "joined.a2", "joined.b1", "joined.c1"]
+    )
+    assert _joined(first_rows=2) == [[("joined.c1",)]]
+    names = set(Partition.objects.filter(partition_name__startswith="joined.").values_list("partition_name", flat=True))
+    assert names == {"joined.a1", "joined.a2", "joined.b1.renamed", "joined.c1"}
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_joined_statement_waiting_for_the_first_writes_nothing_when_its_row_count_differs():
+    Partition.objects.bulk_create(Partition(partition_name=name) for name in ["joined.a1", "joined.b1"])
+    assert _joined(first_rows=2) == [[]]  # one a.* row, not two
+    assert Partition.objects.filter(partition_name="joined.b1").exists()
+
+
+@postgres_only
+def test_statements_with_with_queries_of_their_own_cannot_be_joined():
+    with pytest.raises(ValueError, match="WITH queries of its own"):
+        statements_joined([("SELECT 1", []), ("with x AS (SELECT 1) SELECT * FROM x", [])], first_rows=1)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection
-
-from dicomsvc.sqlbatch import Statement
+from dicomsvc.sqlbatch import AFTER_FIRST, Statement
 from studies.models import PERSON_NAME_WORD_LENGTH, PersonNameAttribute, PersonNameWord
 
 # Study column holding the folded form of each person-name attribute with word rows.
@@ -38,8 +36,8 @@ def person_name_words_statements(*, partition_id: int, study_id: int, columns: d
     commit (`dicomsvc.sqlbatch`). When a name changed, the rows of words it no longer has are
     deleted, and its words are inserted, or given the new name where the old one had them too;
     when it did not change (rows of that name exist), nothing is written. The delete and the
-    upsert touch different rows, so on PostgreSQL they are one statement (the delete as a
-    data-modifying WITH).
+    upsert touch different rows and read nothing the other writes, so they may be joined into
+    one statement (`dicomsvc.sqlbatch.statements_joined`, as the store's commit does).
     """
     table = PersonNameWord._meta.db_table
     names = [(int(attr), columns[col]) for attr, col in SEARCH_COLUMNS.items() if columns.get(col) is not None]
@@ -54,17 +52,18 @@ def person_name_words_statements(*, partition_id: int, study_id: int, columns: d
         kept = f" AND word NOT IN ({', '.join(['%s'] * len(words))})" if words else ""
         conditions.append(f"(attribute = %s AND name <> %s{kept})")
         delete_params += [attribute, name, *words]
-    delete: Statement = (f"DELETE FROM {table} WHERE study_id = %s AND ({' OR '.join(conditions)})", delete_params)
+    delete: Statement = (
+        f"DELETE FROM {table} WHERE study_id = %s AND ({' OR '.join(conditions)}){AFTER_FIRST}", delete_params
+    )
     if not rows:
         return [delete]
     values = ", ".join(["(%s, %s, %s)"] * len(rows))
     upsert = (
         f"INSERT INTO {table} (partition_id, study_id, attribute, word, name) "
         f"SELECT %s, %s, v.column1, v.column2, v.column3 FROM (VALUES {values}) v WHERE NOT EXISTS "
-        f"(SELECT 1 FROM {table} w WHERE w.study_id = %s AND w.attribute = v.column1 AND w.name = v.column3) "
+        f"(SELECT 1 FROM {table} w WHERE w.study_id = %s AND w.attribute = v.column1 AND w.name = v.column3)"
+        f"{AFTER_FIRST} "
         "ON CONFLICT (study_id, attribute, word) DO UPDATE SET name = excluded.name"
     )
     params = [partition_id, study_id, *(value for row in rows for value in row), study_id]
-    if connection.vendor == "postgresql":
-        return [(f"WITH gone AS ({delete[0]}) {upsert}", [*delete[1], *params])]
     return [delete, (upsert, params)]

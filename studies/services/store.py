@@ -238,17 +238,19 @@ def _commit_statements_run(*, items: list[_Item]) -> set[int]:
         by_series[item.series_id].append(item)
         by_study[item.study_id].append(item)
     ids = [cast(int, item.instance_id) for item in items]  # reserved: set
-    statements = [rows.instances_flip(ids=ids, study_ids=by_study, now=now)]
+    then: list[Statement] = []
     for series_id, group in by_series.items():
         columns = parsed_indexed_columns(group[-1].parsed)["series"]  # the newest instance's values
-        statements.append(rows.series_update(series_id=series_id, added=len(group), columns=columns, now=now))
+        then.append(rows.series_update(series_id=series_id, added=len(group), columns=columns, now=now))
+    study_updates: list[Statement] = []
     for study_id, group in by_study.items():
         columns = parsed_indexed_columns(group[-1].parsed)["study"]
-        statements += person_name_words_statements(
-            partition_id=group[0].partition_id, study_id=study_id, columns=columns
-        )
-        statements.append(rows.study_update(study_id=study_id, columns=columns, now=now))
-    statements += extended_index.store_statements(items)  # extended query tags: none when no tag is defined
+        then += person_name_words_statements(partition_id=group[0].partition_id, study_id=study_id, columns=columns)
+        study_updates.append(rows.study_update(study_id=study_id, columns=columns, now=now))
+    then += extended_index.store_statements(items)  # extended query tags: none when no tag is defined
+    # The study counters are recounted from the series rows the first statement updated; the
+    # projections rewrite rows the flip writes, which one statement may not do twice.
+    statements = [*rows.instances_flip(ids=ids, study_ids=by_study, now=now, then=then), *study_updates]
     statements += _projections_renewed(items)
     statements += changefeed_statements(
         entries=[

@@ -19,7 +19,7 @@ from django.db import connection
 from django.db.models import Field, Model
 from django.utils import timezone
 
-from dicomsvc.sqlbatch import Statement, statement_execute
+from dicomsvc.sqlbatch import AFTER_FIRST, Statement, statement_execute, statements_joined
 from studies.models import Instance, InstanceStatus, Series, Study
 from studies.services.counters import study_counters_sql
 
@@ -233,28 +233,30 @@ def instances_insert_into_series(
     return {(st, se, sop): (watermark, pk, study, series) for st, se, sop, watermark, pk, study, series in found}
 
 
-def instances_flip(*, ids: Sequence[int], study_ids: Iterable[int], now: dt.datetime) -> Statement:
-    """CREATING -> CREATED, compare-and-swap, under the lock of the commit's study rows; returns
-    the ids flipped (a stale takeover removes rows).
+def instances_flip(
+    *, ids: Sequence[int], study_ids: Iterable[int], now: dt.datetime, then: Sequence[Statement]
+) -> list[Statement]:
+    """CREATING -> CREATED, compare-and-swap, under the lock of the commit's study rows, with
+    `then`: the commit's other writes, which need no earlier result. The first statement's rows
+    are the ids flipped (a stale takeover removes rows).
 
     The study rows are locked first, in id order, so two committers of overlapping batches never
     wait on each other in a cycle; the series rows need no lock of their own, as every writer of
     a series (this commit, the delete, the bulk update's switch) holds its study's lock first.
-    On PostgreSQL the lock is a WITH query the flip's condition counts, which PostgreSQL runs
-    once, before the flip touches a row: the two take one statement.
+    On PostgreSQL the lock, `then` and the flip are one statement (`statements_joined`): each of
+    `then` has AFTER_FIRST in its WHERE clause, so it and the flip run once every study is locked.
     """
     sql = (
         f"UPDATE {INSTANCE} SET status = %s, updated_at = %s "
-        f"WHERE id IN ({_placeholders(len(ids))}) AND status = %s"
+        f"WHERE id IN ({_placeholders(len(ids))}) AND status = %s{AFTER_FIRST} RETURNING id"
     )
-    params: list[Any] = [int(InstanceStatus.CREATED), _adapt(now), *ids, int(InstanceStatus.CREATING)]
+    flip: Statement = (sql, [int(InstanceStatus.CREATED), _adapt(now), *ids, int(InstanceStatus.CREATING)])
     lock = _lock_clause()
-    if lock:  # SQLite has no row locks: its write transactions are serialised as a whole
-        studies = sorted(set(study_ids))
-        locked = f"SELECT id FROM {STUDY} WHERE id IN ({_placeholders(len(studies))}) ORDER BY id{lock}"
-        sql = f"WITH locked AS ({locked}) {sql} AND (SELECT count(*) FROM locked) = %s"
-        params = [*studies, *params, len(studies)]
-    return f"{sql} RETURNING id", params
+    if not lock:  # SQLite has no row locks: its write transactions are serialised as a whole
+        return [flip, *then]
+    studies = sorted(set(study_ids))
+    locked = f"SELECT id FROM {STUDY} WHERE id IN ({_placeholders(len(studies))}) ORDER BY id{lock}"
+    return [statements_joined([(locked, studies), *then, flip], first_rows=len(studies))]
 
 
 def _assignments(columns: dict[str, Any]) -> tuple[str, list[Any]]:
@@ -269,7 +271,10 @@ def instances_projection_update(*, projections: Sequence[tuple[int, str]]) -> li
 
 def series_update(*, series_id: int, added: int, columns: dict[str, Any], now: dt.datetime) -> Statement:
     assignments, params = _assignments(columns)
-    sql = f"UPDATE {SERIES} SET num_instances = num_instances + %s, updated_at = %s{assignments} WHERE id = %s"
+    sql = (
+        f"UPDATE {SERIES} SET num_instances = num_instances + %s, updated_at = %s{assignments} "
+        f"WHERE id = %s{AFTER_FIRST}"
+    )
     return sql, [added, _adapt(now), *params, series_id]
 
 
