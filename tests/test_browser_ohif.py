@@ -15,9 +15,9 @@ import pytest
 from tests.helpers import MULTIPART_DICOM, dicom_bytes, free_port, live_server, multipart_body, uids_of
 from tests.helpers.browser import (
     CANVAS_PIXELS_JS,
+    NetworkLog,
     browser_missing,
     chromium,
-    network_log,
     ohif_bundle,
     viewer_server,
 )
@@ -62,17 +62,20 @@ def test_ohif_lists_the_studies_and_draws_each(tmp_path):
             assert response.status == 200
 
         with viewer_server(bundle, f"{api}/v2", port=viewer_port) as viewer, chromium() as driver:
+            log = NetworkLog(driver)
             driver.get(viewer)
             listed = wait_for(lambda: all(p in driver.find_element("tag name", "body").text for p in files))
             assert listed, driver.find_element("tag name", "body").text
-            answered, failures = network_log(driver)
-            assert any(url.startswith(f"{api}/v2/studies?") for url in answered)
-            assert failures == []
+            # Every request the page sent has ended before it is judged: none is left unchecked.
+            assert wait_for(lambda: log.read().idle), log.open
+            assert any(url.startswith(f"{api}/v2/studies?") for url in log.answered)
+            assert log.failures == []
 
             for patient, data in files.items():
+                log.read().clear()
                 driver.get(f"{viewer}/viewer/{uids_of(data)[0]}")
                 lit = wait_for(lambda: driver.execute_script(CANVAS_PIXELS_JS) > 1000)
                 assert lit, f"{patient}: the viewport stayed blank"
-                answered, failures = network_log(driver)
-                assert any("/frames/" in url for url in answered), patient
-                assert failures == [], patient
+                assert wait_for(lambda: log.read().idle), (patient, log.open)
+                assert any("/frames/" in url for url in log.answered), patient
+                assert log.failures == [], patient

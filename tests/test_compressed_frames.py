@@ -26,11 +26,27 @@ SAMPLES = [
     ("rtdose_rle.dcm", "image/x-dicom-rle", "1.2.840.10008.1.2.5"),  # 15 frames
 ]
 SAMPLE_IDS = [name for name, _media, _ts in SAMPLES]
+# Syntaxes pydicom ships no test file in, written as `file@syntax`: a stream of the file's own
+# syntax that is also a valid stream of the other one (a JPEG process 14 SV1 stream is a process
+# 14 stream; a JPEG 2000 Part 1 codestream is a Part 2 codestream), labelled with it.
+RELABELLED = [
+    ("SC_rgb_jpeg_gdcm.dcm@1.2.840.10008.1.2.4.57", "image/jpeg", "1.2.840.10008.1.2.4.57"),  # lossless
+    ("MR_small_jp2klossless.dcm@1.2.840.10008.1.2.4.92", "image/jpx", "1.2.840.10008.1.2.4.92"),
+    ("JPEG2000.dcm@1.2.840.10008.1.2.4.93", "image/jpx", "1.2.840.10008.1.2.4.93"),
+]
 
 
 def sample_bytes(name: str) -> bytes:
     # JPEGLSNearLossless_08.dcm has no PatientID, which the store requires.
-    return dicom_bytes(name, PatientID="FRAMES")
+    name, _, syntax = name.partition("@")
+    data = dicom_bytes(name, PatientID="FRAMES")
+    if not syntax:
+        return data
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.file_meta.TransferSyntaxUID = syntax
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
 
 
 def stored_frames(data: bytes) -> list[bytes]:
@@ -38,7 +54,7 @@ def stored_frames(data: bytes) -> list[bytes]:
     return list(generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames", 1) or 1)))
 
 
-@pytest.mark.parametrize(("name", "media", "ts"), SAMPLES, ids=SAMPLE_IDS)
+@pytest.mark.parametrize(("name", "media", "ts"), SAMPLES + RELABELLED, ids=SAMPLE_IDS + [s[0] for s in RELABELLED])
 @pytest.mark.parametrize("with_syntax", [False, True], ids=["type only", "with transfer-syntax"])
 def test_every_frame_in_its_stored_compression(client, name, media, ts, with_syntax):
     data = sample_bytes(name)
@@ -56,7 +72,7 @@ def test_every_frame_in_its_stored_compression(client, name, media, ts, with_syn
     assert [body for _, body in parts] == frames
 
 
-@pytest.mark.parametrize(("name", "media", "ts"), SAMPLES[:1] + SAMPLES[3:4] + SAMPLES[6:8], ids=lambda v: str(v))
+@pytest.mark.parametrize(("name", "media", "ts"), SAMPLES[:1] + SAMPLES[3:4] + SAMPLES[6:8] + RELABELLED[1:2], ids=lambda v: str(v))
 def test_one_frame_single_part(client, name, media, ts):
     data = sample_bytes(name)
     store(data)

@@ -19,7 +19,7 @@ from rest_framework.exceptions import NotAuthenticated
 from rest_framework.views import APIView
 
 from dicomsvc.env import SettingError, env_origins
-from tests.helpers import dicom_bytes, instance_url, store, stow
+from tests.helpers import bearer, dicom_bytes, instance_url, store, stow
 
 pytestmark = pytest.mark.django_db
 
@@ -121,6 +121,22 @@ def test_with_authentication_a_preflight_needs_no_token(client, cors, monkeypatc
     # 401 with an authentication class configured, 403 (DRF's answer) without one.
     assert refused.status_code in (401, 403)
     assert refused["Access-Control-Allow-Origin"] == VIEWER
+
+
+def test_with_authentication_on_a_preflight_needs_no_token(client, cors, auth_on):
+    """The server's own OIDC authentication (not a stand-in): a preflight without a token is
+    answered with the CORS headers; the request itself needs its token, and its 401 is readable."""
+    response = preflight(client, "/v2/studies", method="GET")
+    assert (response.status_code, response.content) == (200, b"")
+    assert response["Access-Control-Allow-Origin"] == VIEWER
+    assert "authorization" in [name.strip() for name in response["Access-Control-Allow-Headers"].split(",")]
+    refused = client.get("/v2/studies", HTTP_ORIGIN=VIEWER, HTTP_ACCEPT="application/dicom+json")
+    assert (refused.status_code, refused["Access-Control-Allow-Origin"]) == (401, VIEWER)
+    allowed = client.get("/v2/studies", HTTP_ORIGIN=VIEWER, HTTP_ACCEPT="application/dicom+json",
+                         **bearer(auth_on.token("globalReader")))  # fmt: skip
+    assert (allowed.status_code, allowed["Access-Control-Allow-Origin"]) == (204, VIEWER)
+    stranger = preflight(client, "/v2/studies", origin=STRANGER, method="GET")
+    assert not [name for name in stranger.headers if name.lower().startswith("access-control-")]
 
 
 def test_an_origin_setting_that_is_no_origin_stops_start_up(monkeypatch):

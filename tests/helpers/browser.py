@@ -104,7 +104,7 @@ def viewer_server(bundle: Path, api: str, *, port: int) -> Iterator[str]:
 
 @contextmanager
 def chromium() -> Iterator[Any]:
-    """A headless Chromium WebDriver that records the network (`network_failures`)."""
+    """A headless Chromium WebDriver that records the network (`NetworkLog`)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -121,20 +121,49 @@ def chromium() -> Iterator[Any]:
         driver.quit()
 
 
-def network_log(driver: Any) -> tuple[list[str], list[str]]:
-    """(URLs answered, failures) since the last call: a status of 400 or more, or a request that failed."""
-    answered, failures = [], []
-    for entry in driver.get_log("performance"):
-        message = json.loads(entry["message"])["message"]
-        params = message["params"]
-        if message["method"] == "Network.responseReceived":
-            response = params["response"]
-            answered.append(response["url"])
-            if response["status"] >= 400:
-                failures.append(f"{response['status']} {response['url']}")
-        elif message["method"] == "Network.loadingFailed" and not params.get("canceled"):
-            failures.append(f"{params.get('errorText')} ({params.get('blockedReason') or params.get('corsErrorStatus')})")
-    return answered, failures
+class NetworkLog:
+    """The browser's network events (Chromium's performance log), read as they come.
+
+    `answered`: URLs answered since the last `clear`; `failures`: a status of 400 or more, or a
+    request that failed (not one cancelled by leaving the page); `open`: requests sent and not yet
+    finished, so a test can wait for the page to go quiet before judging it. `blob:` and `data:`
+    URLs (the viewer's in-memory web workers, which never report an end) are left out.
+    """
+
+    def __init__(self, driver: Any) -> None:
+        self.driver = driver
+        self.answered: list[str] = []
+        self.failures: list[str] = []
+        self.open: dict[str, str] = {}
+
+    def clear(self) -> None:
+        self.answered, self.failures = [], []
+
+    def read(self) -> NetworkLog:
+        for entry in self.driver.get_log("performance"):
+            message = json.loads(entry["message"])["message"]
+            method, params = message["method"], message["params"]
+            if method == "Network.requestWillBeSent":
+                url = params["request"]["url"]
+                if not url.startswith(("blob:", "data:")):
+                    self.open[params["requestId"]] = url
+            elif method == "Network.responseReceived":
+                response = params["response"]
+                self.answered.append(response["url"])
+                if response["status"] >= 400:
+                    self.failures.append(f"{response['status']} {response['url']}")
+            elif method == "Network.loadingFinished":
+                self.open.pop(params["requestId"], None)
+            elif method == "Network.loadingFailed":
+                url = self.open.pop(params["requestId"], "")
+                if not params.get("canceled"):
+                    reason = params.get("blockedReason") or params.get("corsErrorStatus")
+                    self.failures.append(f"{params.get('errorText')} ({reason}) {url}")
+        return self
+
+    @property
+    def idle(self) -> bool:
+        return not self.open
 
 
 # Non-black pixels of the first viewport's canvas (cornerstone draws the image there).
