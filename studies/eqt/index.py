@@ -13,7 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from dicomsvc.sqlbatch import AFTER_FIRST, Statement, statements_run
+from django.db import connection
+
+from dicomsvc.sqlbatch import Statement, statements_joined, statements_run
 from studies.dicom.dicomjson import json_loads_fast
 from studies.eqt.models import TEXT_VALUE_LENGTH, ExtendedQueryTag, ExtendedQueryTagValue, TagLevel, TagStatus
 from studies.eqt.tags import TagDef, tags_cached
@@ -67,7 +69,8 @@ def _owner_id(owner: Owner, level: TagLevel) -> int:
 
 
 def values_upsert_statements(rows: Iterable[tuple[Owner, TagDef, IndexValue]]) -> list[Statement]:
-    """One upsert per level for `rows`; of two rows for the same owner and tag, the newer one."""
+    """One upsert per level for `rows`, joined into one statement on PostgreSQL (they write
+    different rows); of two rows for the same owner and tag, the newer one."""
     newest: dict[tuple[TagLevel, int, int], tuple[Owner, TagDef, IndexValue]] = {}
     for row in rows:
         owner, tag, _value = row
@@ -91,12 +94,14 @@ def values_upsert_statements(rows: Iterable[tuple[Owner, TagDef, IndexValue]]) -
             f"number_value) SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, "
             f"v.column8 FROM (VALUES {', '.join([typed] * len(level_rows))}) v "
             # A tag another process still had in its cache may be being deleted: no value for it.
-            f"JOIN {TAGS} t ON t.id = v.column1 WHERE t.status <> %s{AFTER_FIRST} "
+            f"JOIN {TAGS} t ON t.id = v.column1 WHERE t.status <> %s "
             f"ON CONFLICT ({column}, tag_id) DO UPDATE SET "
             "watermark = excluded.watermark, text_value = excluded.text_value, number_value = excluded.number_value "
             f"WHERE {TABLE}.watermark < excluded.watermark",
             [*params, TagStatus.DELETING.value],
         ))
+    if len(statements) > 1 and connection.vendor == "postgresql":
+        return [statements_joined(statements)]
     return statements
 
 

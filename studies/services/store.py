@@ -247,10 +247,11 @@ def _commit_statements_run(*, items: list[_Item]) -> set[int]:
         columns = parsed_indexed_columns(group[-1].parsed)["study"]
         then += person_name_words_statements(partition_id=group[0].partition_id, study_id=study_id, columns=columns)
         study_updates.append(rows.study_update(study_id=study_id, columns=columns, now=now))
-    then += extended_index.store_statements(items)  # extended query tags: none when no tag is defined
     # The study counters are recounted from the series rows the first statement updated; the
-    # projections rewrite rows the flip writes, which one statement may not do twice.
+    # projections rewrite rows the flip writes, which one statement may not do twice. The tag
+    # values are a statement of their own, which keeps both short enough for psycopg's cache.
     statements = [*rows.instances_flip(ids=ids, study_ids=by_study, now=now, then=then), *study_updates]
+    statements += extended_index.store_statements(items)  # extended query tags: none when no tag is defined
     statements += _projections_renewed(items)
     statements += changefeed_statements(
         entries=[
