@@ -6,11 +6,13 @@ pool child that ignores it too, and a "web" process that exits on SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,36 +51,68 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
 
 
-def _start(tmp_path: Path, web_seconds: float) -> tuple[subprocess.Popen, list[int]]:
+@pytest.fixture
+def started(tmp_path: Path) -> Iterator[list[int]]:
+    """Pids of what a test started; whatever is still alive at the end is SIGKILLed.
+
+    The stand-ins run in process groups of their own (the script's job control) and ignore
+    SIGTERM: a failing test would otherwise leave them running on the machine for good. Each
+    one's command line names the test's tmp_path, so a pid reused meanwhile is left alone."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        with contextlib.suppress(OSError):  # gone already
+            if str(tmp_path).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)
+
+
+def _start(
+    tmp_path: Path, started: list[int], web_seconds: float, *, grace: str | None = "1"
+) -> tuple[subprocess.Popen, list[int]]:
     (tmp_path / "worker.py").write_text(STUBBORN)
     (tmp_path / "web.py").write_text(POLITE)
     worker = f"{sys.executable} {tmp_path / 'worker.py'} {tmp_path / 'worker.pids'}"
     web = f"{sys.executable} {tmp_path / 'web.py'} {tmp_path / 'web.pid'} {web_seconds}"
-    process = subprocess.Popen(
-        [str(SCRIPT), worker, web], env={**os.environ, "RUN_STOP_GRACE_SECONDS": "1"}, start_new_session=True
-    )
+    env = {key: value for key, value in os.environ.items() if key != "RUN_STOP_GRACE_SECONDS"}
+    if grace is not None:
+        env["RUN_STOP_GRACE_SECONDS"] = grace
+    process = subprocess.Popen([str(SCRIPT), worker, web], env=env, start_new_session=True)
+    started.append(process.pid)
     for _ in range(200):
         if (tmp_path / "worker.pids").exists() and (tmp_path / "web.pid").exists():
             break
         time.sleep(0.05)
     pids = [int(pid) for pid in (tmp_path / "worker.pids").read_text().split()]
     pids.append(int((tmp_path / "web.pid").read_text()))
+    started.extend(pids)
     return process, pids
 
 
-@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_stops_both_and_kills_what_ignores_sigterm(tmp_path, how):
-    process, pids = _start(tmp_path, web_seconds=600)
-    assert all(_alive(pid) for pid in pids)
+def _stop(process: subprocess.Popen, how: signal.Signals, timeout: float) -> float:
+    """Send `how` to the script; the seconds until it exited (with status 0)."""
+    sent = time.monotonic()
     process.send_signal(how)
-    try:
-        assert process.wait(timeout=20) == 0
-    finally:
-        os.killpg(process.pid, signal.SIGKILL) if process.poll() is None else None
+    assert process.wait(timeout=timeout) == 0
+    return time.monotonic() - sent
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_both_and_kills_what_ignores_sigterm(tmp_path, started, how):
+    process, pids = _start(tmp_path, started, web_seconds=600)
+    assert all(_alive(pid) for pid in pids)
+    # RUN_STOP_GRACE_SECONDS=1: SIGTERM, then SIGKILL a second later.
+    assert _stop(process, how, timeout=20) < 6
     assert [pid for pid in pids if _alive(pid)] == []
 
 
-def test_the_web_process_exiting_stops_the_worker(tmp_path):
-    process, pids = _start(tmp_path, web_seconds=0.5)
+def test_make_run_stops_within_15_seconds_with_the_default_grace(tmp_path, started):
+    # Issue #18: `make run` stops both processes within 15 s, whatever ignores SIGTERM.
+    process, pids = _start(tmp_path, started, web_seconds=600, grace=None)
+    assert _stop(process, signal.SIGTERM, timeout=30) < 15
+    assert [pid for pid in pids if _alive(pid)] == []
+
+
+def test_the_web_process_exiting_stops_the_worker(tmp_path, started):
+    process, pids = _start(tmp_path, started, web_seconds=0.5)
     assert process.wait(timeout=20) == 0
     assert [pid for pid in pids if _alive(pid)] == []
