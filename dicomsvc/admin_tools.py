@@ -64,9 +64,11 @@ class NoCountPaginator(Paginator):
         return bool(self._rows)
 
     def page(self, number: Any) -> Page:
-        number = self.validate_number(number)
         if number != self.page_number:
             return super().page(number)
+        # The requested page, from the rows read already. Past the end it is empty, and the
+        # change list says so: validating it would raise EmptyPage, which Django's change list
+        # answers with a redirect to `?e=1` and the whole list.
         # Django documents `_get_page` as the hook that builds a Page; django-stubs omits it.
         page: Page = self._get_page(self._rows[: self.per_page], number, self)  # type: ignore[attr-defined]
         return page
@@ -112,6 +114,8 @@ class NoCountChangeList(ChangeList):
         if paginator.page_number > 1 and not paginator.has_rows:
             list_error(request, f"There is no page {paginator.page_number} of this list: it ends before it.")
             self.result_list = []
+            # No page links: the pages before are known to exist, not how many there are.
+            self.multi_page = False
             return
         # Django re-runs the whole query when everything fits on one page; the paginator
         # has read those rows already.

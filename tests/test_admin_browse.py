@@ -182,6 +182,13 @@ def test_invalid_filters_and_pages_are_said_on_the_page(alice):
     feed = reverse("admin:changefeed_changefeedentry_changelist")
     html = admin_page(alice, f"{feed}?p=2")
     assert "There is no page 2 of this list" in html
+    # Further past the end too, not Django's redirect to ?e=1 with the whole list.
+    for url in (f"{feed}?p=3", f"{STUDY_LIST}?p=9", f"{STUDY_LIST}?p=3&patient_id=X"):
+        response = alice.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+        page = url.split("p=")[1].split("&")[0]
+        html = response.content.decode()
+        assert f"There is no page {page} of this list" in html and cells(html, "patient") == []
 
 
 # --- pictures -----------------------------------------------------------------------------
