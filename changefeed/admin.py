@@ -36,9 +36,13 @@ class StateFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[ChangeFeedEntry]) -> QuerySet[ChangeFeedEntry]:
         value = self.value()
-        if value in ChangeState.values:
-            return queryset.filter(changefeed_state_q(state=ChangeState(value)))
-        return queryset
+        if value is None:
+            return queryset
+        if value not in ChangeState.values:
+            states = ", ".join(ChangeState.values)
+            list_error(request, f"Invalid filter: '{value}' is not a state (one of {states}).")
+            return queryset.none()
+        return queryset.filter(changefeed_state_q(state=ChangeState(value)))
 
 
 class TimeRangeFilter(admin.ListFilter):

@@ -18,7 +18,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from pydicom.datadict import keyword_for_tag
 
-from dicomsvc.admin_tools import LargeTableAdmin, ReadOnlyAdmin
+from dicomsvc.admin_tools import LargeTableAdmin, ListErrorsAdmin, ReadOnlyAdmin
 from operations.models import Operation
 from partitions.models import Partition
 from studies.admin import filesize, list_link
@@ -56,7 +56,7 @@ class PartitionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ExtendedQueryTag)
-class ExtendedQueryTagAdmin(admin.ModelAdmin):
+class ExtendedQueryTagAdmin(ListErrorsAdmin):
     """Tags are added and deleted through the API; here they are watched, and searching on one is
     enabled or disabled (the service PATCH calls)."""
 

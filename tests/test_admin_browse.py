@@ -191,6 +191,40 @@ def test_invalid_filters_and_pages_are_said_on_the_page(alice):
         assert f"There is no page {page} of this list" in html and cells(html, "patient") == []
 
 
+def result_rows(html: str) -> int:
+    """Rows of a change list's results table (none when the list shows no table)."""
+    if 'id="result_list"' not in html:
+        return 0
+    return html.split('id="result_list"')[1].split("</table>")[0].split("<tbody>")[1].count("<tr")
+
+
+@pytest.mark.parametrize("model", ["studies.study", "studies.series", "studies.instance", "studies.extendedquerytag",
+                                   "studies.extendedquerytagerror", "partitions.partition", "workitems.workitem",
+                                   "changefeed.changefeedentry", "operations.operation"])
+def test_every_list_says_a_page_past_the_end_or_an_unknown_filter_on_the_page(alice, model):
+    store(*study_files(2))
+    url = reverse(f"admin:{model.replace('.', '_')}_changelist")
+    for query, message in (("p=9", "There is no page 9 of this list"), ("nope=1", "Invalid filter")):
+        response = alice.get(f"{url}?{query}")
+        assert response.status_code == 200, (query, response.get("Location"))
+        html = response.content.decode()
+        assert message in html and result_rows(html) == 0, query
+
+
+def test_a_filter_the_sidebar_does_not_show_is_not_ignored(alice):
+    """With one partition the sidebar shows no partition filter; a value given for it still filters."""
+    store(dicom_bytes(), dicom_bytes())  # two studies
+    for model in ("studies.study", "studies.instance", "changefeed.changefeedentry"):
+        url = reverse(f"admin:{model.replace('.', '_')}_changelist")
+        assert result_rows(admin_page(alice, url)) == 2, model
+        html = admin_page(alice, f"{url}?partition__partition_key__exact=abc")
+        assert "Invalid filter" in html and result_rows(html) == 0, model
+        assert result_rows(admin_page(alice, f"{url}?partition__partition_key__exact=999")) == 0, model
+        assert result_rows(admin_page(alice, f"{url}?partition__partition_key__exact=1")) == 2, model
+    html = admin_page(alice, f"{reverse('admin:changefeed_changefeedentry_changelist')}?state=bogus")
+    assert "Invalid filter: &#x27;bogus&#x27; is not a state" in html and result_rows(html) == 0
+
+
 # --- pictures -----------------------------------------------------------------------------
 
 
