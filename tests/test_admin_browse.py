@@ -393,6 +393,8 @@ def test_feed_update_entry_links_to_its_instance_and_operation(alice):
     assert reverse("admin:studies_instance_change", args=[updated.pk]) in html
     study_search = f'{reverse("admin:studies_study_changelist")}?q={instance.study_instance_uid}'
     assert f'<a href="{study_search}">{instance.study_instance_uid}</a>' in html
+    detail = admin_page(alice, reverse("admin:changefeed_changefeedentry_change", args=[entry.sequence]))
+    assert f'<a href="{study_search}">{instance.study_instance_uid}</a>' in detail
     link = reverse("admin:operations_operation_for_change", args=[entry.sequence])
     assert link in html
     response = alice.get(link)
