@@ -46,7 +46,7 @@ from partitions.models import DEFAULT_PARTITION_NAME, Partition  # noqa: E402
 from studies.dicom.dicomjson import ElementErrors, dataset_json_dict, json_dumps  # noqa: E402
 from studies.dicom.reader import indexed_columns  # noqa: E402
 from studies.models import Instance, PersonNameWord, Series, Study  # noqa: E402
-from studies.search.results import search_projection  # noqa: E402
+from studies.search.results import projection_keys, search_projection  # noqa: E402
 from studies.services.person_names import SEARCH_COLUMNS, person_name_word_rows  # noqa: E402
 
 UID_ROOT = "1.2.826.0.1.3680043.10.1234"
@@ -249,12 +249,14 @@ class Loader:
                         series["count"], self.now, self.now,
                     ])
         print(f"series copied at {time.monotonic() - started:.1f}s", flush=True)
+        # Read before the COPY: a query on the connection while it copies would wait forever.
+        keys = projection_keys()
         with raw.copy(f"COPY {tables[Instance]} ({','.join(instance_cols)}) FROM STDIN") as instance_copy:
             for study_id, study in enumerate(studies, start=1):
                 for series in study["series"]:
                     template = self.series_template(study, series)
                     # The store path's projection of the same document (placeholders kept).
-                    projection = search_projection(json.loads(template))
+                    projection = search_projection(json.loads(template), keys=keys)
                     for number in range(1, series["count"] + 1):
                         instance_id += 1
                         sop = f"{series['uid']}.{number}"

@@ -36,9 +36,13 @@ class StateFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[ChangeFeedEntry]) -> QuerySet[ChangeFeedEntry]:
         value = self.value()
-        if value in ChangeState.values:
-            return queryset.filter(changefeed_state_q(state=ChangeState(value)))
-        return queryset
+        if value is None:
+            return queryset
+        if value not in ChangeState.values:
+            states = ", ".join(ChangeState.values)
+            list_error(request, f"Invalid filter: '{value}' is not a state (one of {states}).")
+            return queryset.none()
+        return queryset.filter(changefeed_state_q(state=ChangeState(value)))
 
 
 class TimeRangeFilter(admin.ListFilter):
@@ -119,11 +123,8 @@ class ChangeFeedEntryAdmin(PartitionedTableAdmin):
     uid_search_fields = ("study_instance_uid", "series_instance_uid", "sop_instance_uid")
     search_help_text = "Exact StudyInstanceUID, SeriesInstanceUID or SOPInstanceUID."
     actions = ["export_json_lines"]
-    fields = (
-        "sequence", "timestamp", "action", "state_badge", "partition", "study_instance_uid",
-        "series_instance_uid", "sop_instance_uid", "version", "instance_link",
-    )
-    readonly_fields = ("state_badge", "version", "instance_link", "instance_state")
+    fields = ("sequence", "timestamp", "action", "state_badge", "partition", "uids", "version", "instance_link")
+    readonly_fields = ("state_badge", "uids", "uid_links", "version", "instance_link", "instance_state")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ChangeFeedEntry]:
         return changefeed_queryset()

@@ -10,15 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.db.models import OuterRef, QuerySet, Subquery
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from pydicom.datadict import keyword_for_tag
 
-from dicomsvc.admin_tools import LargeTableAdmin, ReadOnlyAdmin
+from dicomsvc.admin_tools import LargeTableAdmin, ListErrorsAdmin, ReadOnlyAdmin
 from operations.models import Operation
 from partitions.models import Partition
 from studies.admin import filesize, list_link
@@ -56,7 +58,7 @@ class PartitionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ExtendedQueryTag)
-class ExtendedQueryTagAdmin(admin.ModelAdmin):
+class ExtendedQueryTagAdmin(ListErrorsAdmin):
     """Tags are added and deleted through the API; here they are watched, and searching on one is
     enabled or disabled (the service PATCH calls)."""
 
@@ -87,6 +89,15 @@ class ExtendedQueryTagAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: ExtendedQueryTag, form: Any, change: bool) -> None:
         tag_query_status_set(path=obj.path, query_status=QueryStatus(obj.query_status))
 
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        # Tags are added and indexed through the API, which writes no admin history: the
+        # History button shows only once the admin changed the tag (`change_form.html`).
+        content_type = ContentType.objects.get_for_model(self.model)
+        has_history = LogEntry.objects.filter(content_type=content_type, object_id=object_id).exists()
+        context = {**(extra_context or {}), "has_history": has_history}
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
     @admin.display(description="Keyword")
     def keyword(self, tag: ExtendedQueryTag) -> str:
         return keyword_for_tag(int(tag.path, 16)) or "—"
@@ -112,6 +123,7 @@ class ExtendedQueryTagAdmin(admin.ModelAdmin):
     ) -> None:
         for tag in queryset:
             tag_query_status_set(path=tag.path, query_status=status)
+            self.log_change(request, tag, f"Searching {status}.")
         self.message_user(request, f"Searching {status} on {len(queryset)} tag(s).")
 
     @admin.action(description="Enable searching on the selected tags", permissions=["change"])

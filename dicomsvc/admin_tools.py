@@ -7,6 +7,7 @@
   "show all", no sorting on unindexed columns, and an exact UID search (UIDs are compared
   exactly everywhere) that a subclass can scope so composite indexes serve it
   (`partitions.admin_tools.PartitionedTableAdmin`: the (partition, uid) indexes).
+- `ListErrorsAdmin`: every list of the console says on its page why it shows nothing.
 - `ReadOnlyAdmin`: DICOM data is changed through the API and its services only.
 - `attribute_rows`: DICOM JSON as rows a person can read (tag, keyword, VR, value; sequences
   indented), for the attribute tables of instances and workitems.
@@ -25,7 +26,7 @@ from typing import Any, ClassVar
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import PAGE_VAR, ChangeList
-from django.core.paginator import Page, Paginator
+from django.core.paginator import EmptyPage, Page, Paginator
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
@@ -64,12 +65,44 @@ class NoCountPaginator(Paginator):
         return bool(self._rows)
 
     def page(self, number: Any) -> Page:
-        number = self.validate_number(number)
         if number != self.page_number:
             return super().page(number)
+        # The requested page, from the rows read already. Past the end it is empty, and the
+        # change list says so: validating it would raise EmptyPage, which Django's change list
+        # answers with a redirect to `?e=1` and the whole list.
         # Django documents `_get_page` as the hook that builds a Page; django-stubs omits it.
         page: Page = self._get_page(self._rows[: self.per_page], number, self)  # type: ignore[attr-defined]
         return page
+
+
+class PastEndPaginator(Paginator):
+    """Django's paginator (it counts: for small tables), except that a page past the end is an
+    empty page, which the change list says is past the end, instead of EmptyPage (which Django's
+    change list answers with a redirect to `?e=1` and the whole list)."""
+
+    def validate_number(self, number: Any) -> int:
+        try:
+            return super().validate_number(number)
+        except EmptyPage:
+            if isinstance(number, int) and number > 1:
+                return number
+            raise
+
+
+def _past_end(paginator: Paginator, number: int) -> bool:
+    """Whether the requested page `number` lies past the end of the list."""
+    if isinstance(paginator, NoCountPaginator):
+        return paginator.page_number > 1 and not paginator.has_rows
+    return number > paginator.num_pages
+
+
+class ShownWhenUsedRelatedFilter(admin.RelatedFieldListFilter):
+    """Django hides a relation's filter that has one choice (the partition filter of a server
+    with one partition) and drops the value given for it: `?partition__partition_key__exact=999`
+    would show the whole list. Shown, and applied, while a value is given."""
+
+    def has_output(self) -> bool:
+        return super().has_output() or bool(self.used_parameters)
 
 
 # What a "watermark" is, for the admin pages that show one.
@@ -89,7 +122,9 @@ def list_error(request: HttpRequest, message: str) -> None:
     messages.error(request, message)
 
 
-class NoCountChangeList(ChangeList):
+class ErrorsOnPageChangeList(ChangeList):
+    """An invalid filter, search or page: an error message above an empty list."""
+
     def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet[Any]:
         try:
             return super().get_queryset(request, exclude_parameters)
@@ -109,13 +144,15 @@ class NoCountChangeList(ChangeList):
             self.queryset = self.queryset.none()
         super().get_results(request)
         paginator = self.paginator
-        if paginator.page_number > 1 and not paginator.has_rows:
-            list_error(request, f"There is no page {paginator.page_number} of this list: it ends before it.")
+        if _past_end(paginator, self.page_num):
+            list_error(request, f"There is no page {self.page_num} of this list: it ends before it.")
             self.result_list = []
+            # No page links (a list without COUNT knows the pages before exist, not how many).
+            self.multi_page = False
             return
-        # Django re-runs the whole query when everything fits on one page; the paginator
-        # has read those rows already.
-        if not self.multi_page and paginator.page_number == 1:
+        # Django re-runs the whole query when everything fits on one page; a paginator
+        # without COUNT has read those rows already.
+        if isinstance(paginator, NoCountPaginator) and not self.multi_page and paginator.page_number == 1:
             self.result_list = paginator.page(1).object_list
 
 
@@ -128,7 +165,28 @@ def _page_number(request: HttpRequest) -> int | None:
     return number if number >= 1 else None
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ListErrorsAdmin(admin.ModelAdmin):
+    """A list that says on its page why it shows nothing (an invalid filter, search or page),
+    never Django's redirect to `?e=1` with the whole list, and applies a relation's filter the
+    sidebar does not show."""
+
+    def get_paginator(self, request: HttpRequest, queryset: Any, per_page: int, orphans: int = 0,
+                      allow_empty_first_page: bool = True) -> Paginator:
+        return PastEndPaginator(queryset, per_page, orphans, allow_empty_first_page)
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return ErrorsOnPageChangeList
+
+    def get_list_filter(self, request: HttpRequest) -> list[Any]:
+        def shown_when_used(spec: Any) -> Any:
+            if isinstance(spec, str) and "__" not in spec and self.model._meta.get_field(spec).is_relation:
+                return (spec, ShownWhenUsedRelatedFilter)
+            return spec
+
+        return [shown_when_used(spec) for spec in super().get_list_filter(request)]
+
+
+class ReadOnlyAdmin(ListErrorsAdmin):
     """Viewable by staff with the `view_` permission; nobody adds, changes or deletes here."""
 
     # Nothing is edited, so the History button would always open an empty page.
@@ -164,9 +222,6 @@ class LargeTableAdmin(ReadOnlyAdmin):
     def get_paginator(self, request: HttpRequest, queryset: Any, per_page: int, orphans: int = 0,
                       allow_empty_first_page: bool = True) -> Paginator:
         return NoCountPaginator(queryset, per_page, page_number=_page_number(request) or 1)
-
-    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return NoCountChangeList
 
     def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
         # Non-empty so the change list shows its search box; the matching is ours.

@@ -28,7 +28,17 @@ from changefeed.models import ChangeAction, ChangeFeedEntry
 from operations.models import Operation, OperationStatus, OperationType
 from studies.blobstore import blob_name, blob_open
 from studies.models import Instance, Study
-from tests.helpers import admin_login, admin_page, dicom_bytes, response_bytes, store, study_files, update
+from tests.helpers import (
+    admin_login,
+    admin_page,
+    dicom_bytes,
+    new_workitem,
+    response_bytes,
+    store,
+    study_files,
+    update,
+    ups,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -97,9 +107,10 @@ def test_series_and_instance_lists_name_what_they_show(alice):
 
 
 @pytest.mark.parametrize("model", ["studies.study", "studies.series", "studies.instance", "changefeed.changefeedentry",
-                                   "operations.operation"])
-def test_each_list_runs_the_same_queries_for_two_rows_as_for_eight(alice, model):
+                                   "operations.operation", "workitems.workitem", "partitions.partition"])
+def test_each_list_runs_the_same_queries_for_two_rows_as_for_eight(alice, model, settings):
     url = reverse(f"admin:{model.replace('.', '_')}_changelist")
+    partitions = iter(range(100))
 
     def queries() -> list[str]:
         with CaptureQueriesContext(connection) as captured:
@@ -111,13 +122,19 @@ def test_each_list_runs_the_same_queries_for_two_rows_as_for_eight(alice, model)
         for _ in range(count):
             Operation.objects.create(type=OperationType.EXPORT, status=OperationStatus.FAILED, percent_complete=5,
                                      errors=["The export destination cannot be written."])
+            assert ups(Client(), "POST", "", new_workitem()).status_code == 201
+            if model == "partitions.partition":  # one more partition, holding a study
+                settings.DICOM_ENABLE_DATA_PARTITIONS = True
+                store(partition=f"p{next(partitions)}")
+                settings.DICOM_ENABLE_DATA_PARTITIONS = False
 
     add(2)
     few = queries()
     add(6)
     many = queries()
     assert len(many) == len(few) <= 8, many
-    assert not [sql for sql in many if "COUNT(" in sql.upper()]
+    # Partitions are few: their list counts them, and each one's studies in its page query.
+    assert model == "partitions.partition" or not [sql for sql in many if "COUNT(" in sql.upper()]
 
 
 # --- search -------------------------------------------------------------------------------
@@ -182,6 +199,47 @@ def test_invalid_filters_and_pages_are_said_on_the_page(alice):
     feed = reverse("admin:changefeed_changefeedentry_changelist")
     html = admin_page(alice, f"{feed}?p=2")
     assert "There is no page 2 of this list" in html
+    # Further past the end too, not Django's redirect to ?e=1 with the whole list.
+    for url in (f"{feed}?p=3", f"{STUDY_LIST}?p=9", f"{STUDY_LIST}?p=3&patient_id=X"):
+        response = alice.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+        page = url.split("p=")[1].split("&")[0]
+        html = response.content.decode()
+        assert f"There is no page {page} of this list" in html and cells(html, "patient") == []
+
+
+def result_rows(html: str) -> int:
+    """Rows of a change list's results table (none when the list shows no table)."""
+    if 'id="result_list"' not in html:
+        return 0
+    return html.split('id="result_list"')[1].split("</table>")[0].split("<tbody>")[1].count("<tr")
+
+
+@pytest.mark.parametrize("model", ["studies.study", "studies.series", "studies.instance", "studies.extendedquerytag",
+                                   "studies.extendedquerytagerror", "partitions.partition", "workitems.workitem",
+                                   "changefeed.changefeedentry", "operations.operation"])
+def test_every_list_says_a_page_past_the_end_or_an_unknown_filter_on_the_page(alice, model):
+    store(*study_files(2))
+    url = reverse(f"admin:{model.replace('.', '_')}_changelist")
+    for query, message in (("p=9", "There is no page 9 of this list"), ("nope=1", "Invalid filter")):
+        response = alice.get(f"{url}?{query}")
+        assert response.status_code == 200, (query, response.get("Location"))
+        html = response.content.decode()
+        assert message in html and result_rows(html) == 0, query
+
+
+def test_a_filter_the_sidebar_does_not_show_is_not_ignored(alice):
+    """With one partition the sidebar shows no partition filter; a value given for it still filters."""
+    store(dicom_bytes(), dicom_bytes())  # two studies
+    for model in ("studies.study", "studies.instance", "changefeed.changefeedentry"):
+        url = reverse(f"admin:{model.replace('.', '_')}_changelist")
+        assert result_rows(admin_page(alice, url)) == 2, model
+        html = admin_page(alice, f"{url}?partition__partition_key__exact=abc")
+        assert "Invalid filter" in html and result_rows(html) == 0, model
+        assert result_rows(admin_page(alice, f"{url}?partition__partition_key__exact=999")) == 0, model
+        assert result_rows(admin_page(alice, f"{url}?partition__partition_key__exact=1")) == 2, model
+    html = admin_page(alice, f"{reverse('admin:changefeed_changefeedentry_changelist')}?state=bogus")
+    assert "Invalid filter: &#x27;bogus&#x27; is not a state" in html and result_rows(html) == 0
 
 
 # --- pictures -----------------------------------------------------------------------------
@@ -352,6 +410,8 @@ def test_feed_update_entry_links_to_its_instance_and_operation(alice):
     assert reverse("admin:studies_instance_change", args=[updated.pk]) in html
     study_search = f'{reverse("admin:studies_study_changelist")}?q={instance.study_instance_uid}'
     assert f'<a href="{study_search}">{instance.study_instance_uid}</a>' in html
+    detail = admin_page(alice, reverse("admin:changefeed_changefeedentry_change", args=[entry.sequence]))
+    assert f'<a href="{study_search}">{instance.study_instance_uid}</a>' in detail
     link = reverse("admin:operations_operation_for_change", args=[entry.sequence])
     assert link in html
     response = alice.get(link)

@@ -62,3 +62,15 @@ def test_administrators_view_tags_but_do_not_change_them(client) -> None:  # noq
     admin.post(reverse("admin:studies_extendedquerytag_changelist"),
                {"action": "disable_searching", "_selected_action": [tag.pk]})
     assert ExtendedQueryTag.objects.get().query_status == "enabled"
+
+
+def test_history_button_only_once_the_admin_changed_the_tag(alice, client) -> None:  # noqa: ANN001
+    reindex(add_tags(client, tag_entry("BodyPartExamined", "series")))
+    tag = ExtendedQueryTag.objects.get()
+    page = reverse("admin:studies_extendedquerytag_change", args=[tag.pk])
+    assert "historylink" not in alice.get(page).content.decode()  # added and indexed through the API
+    alice.post(reverse("admin:studies_extendedquerytag_changelist"),
+               {"action": "disable_searching", "_selected_action": [tag.pk]})
+    assert "historylink" in alice.get(page).content.decode()
+    history = alice.get(reverse("admin:studies_extendedquerytag_history", args=[tag.pk])).content.decode()
+    assert "Searching disabled." in history

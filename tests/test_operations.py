@@ -208,6 +208,19 @@ def test_handler_exception_fails_the_operation_with_the_error(monkeypatch: pytes
     assert row.lease is None
 
 
+def test_a_run_that_fails_keeps_its_progress_and_its_json_says_why(monkeypatch: pytest.MonkeyPatch, client):
+    def dies_at_40(run: OperationRun) -> OperationStatus:
+        run.progress(percent_complete=40, checkpoint={"done": 2}, results={"exported": 2})
+        raise OSError("disk full")
+
+    monkeypatch.setitem(HANDLERS, OperationType.EXPORT, dies_at_40)
+    operation = _operation()
+    assert operation_run(operation_id=operation.pk).status == OperationStatus.FAILED
+    body = client.get(f"/v2/operations/{operation.pk.hex}").json()
+    assert (body["status"], body["percentComplete"]) == ("failed", 40)  # not a full bar
+    assert body["results"] == {"exported": 2, "errors": ["disk full"]}
+
+
 def test_unknown_id_runs_nothing(export_handler):
     assert operation_run(operation_id=uuid.uuid4()) == RunResult()
     assert export_handler == []

@@ -75,7 +75,8 @@ def test_database_urls():
 
 
 @pytest.mark.parametrize(("name", "value"), [("PORT", "http"), ("DICOM_ENABLE_DATA_PARTITIONS", "perhaps"),
-                                             ("DICOM_STORAGE_BACKEND", "ftp"), ("DICOM_MAX_STOW_BYTES", "0")])
+                                             ("DICOM_STORAGE_BACKEND", "ftp"), ("DICOM_MAX_STOW_BYTES", "0"),
+                                             ("DICOM_VIEWER_URL", "https://ohif.example/viewer?p={PatientID}")])
 def test_bad_value_stops_startup_naming_the_variable(name, value, tmp_path):
     env = {**os.environ, name: value, "DICOM_DATA_DIR": str(tmp_path)}
     result = subprocess.run(

@@ -10,6 +10,8 @@ import json
 
 from django.contrib import admin
 from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from dicomsvc.admin_tools import attribute_rows
@@ -32,11 +34,11 @@ class WorkitemAdmin(PartitionedTableAdmin):
         (None, {"fields": ("partition", "workitem_uid", "state", "claimed", ("created_at", "updated_at"))}),
         ("Searchable attributes", {"fields": (
             ("patient_name", "patient_id"), "scheduled", ("accession_number", "requested_procedure_id"),
-            ("station_name_code", "station_class_code", "station_location_code"), "study_instance_uid",
+            ("station_name_code", "station_class_code", "station_location_code"), "study",
         )}),
         ("DICOM attributes", {"fields": ("attributes",), "classes": ("wide",)}),
     )
-    readonly_fields = ("scheduled", "claimed", "attributes")
+    readonly_fields = ("scheduled", "claimed", "study", "attributes")
 
     @admin.display(description="Scheduled start")
     def scheduled(self, workitem: Workitem) -> str:
@@ -44,6 +46,14 @@ class WorkitemAdmin(PartitionedTableAdmin):
         if not value:
             return "—"
         return f"{value[:4]}-{value[4:6]}-{value[6:8]} {value[8:10]}:{value[10:12]}:{value[12:14]}"
+
+    @admin.display(description="Study instance UID")
+    def study(self, workitem: Workitem) -> SafeString | str:
+        """The study list searched for the UID (the study may be stored later, or in no partition yet)."""
+        uid = workitem.study_instance_uid
+        if not uid:
+            return "—"
+        return format_html('<a href="{}?q={}">{}</a>', reverse("admin:studies_study_changelist"), uid, uid)
 
     @admin.display(description="Claimed", boolean=True)
     def claimed(self, workitem: Workitem) -> bool:
