@@ -316,3 +316,14 @@ def test_a_header_built_from_cached_groups_shares_nothing_that_can_change(replay
     third = header_read(_stream(data), validate=True)
     assert json_dumps(third.metadata) == expected
     assert all(isinstance(values, tuple) for values in third.values.values())
+
+
+def test_a_few_values_of_a_replayed_header_read_alone_equal_the_whole_document_s(replays):
+    ct = open(get_testdata_file("CT_small.dcm"), "rb").read()
+    instance_parse(_stream(ct), validate_all=True)
+    parsed = instance_parse(_stream(ct), validate_all=True)  # its groups replayed: values are JSON text
+    assert replays
+    keys = {"00180015", "00181030", "00080022", "00090010", "00091001", "00100010", "7FE00010", "not a key"}
+    whole = orjson.loads(json_dumps(parsed.metadata))
+    assert parsed.metadata_values_of(keys) == {key: value for key, value in whole.items() if key in keys}
+    assert len(parsed.metadata_values_of(keys)) >= 5  # the tags CT_small holds, private creator and all

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +112,14 @@ class ParsedInstance:
         """The metadata with every value as plain JSON data: the values a cached header group
         replayed are `orjson.Fragment`s (text only), so readers of values use this instead."""
         return json_loads_fast(self.metadata_text)  # type: ignore[no-any-return]
+
+    def metadata_values_of(self, keys: Iterable[str]) -> dict[str, Any]:
+        """`metadata_values` of the top-level attributes `keys` only: a reader of a few values
+        (the extended query tags' at STOW) decodes those, not the whole document."""
+        if "metadata_values" in self.__dict__:  # decoded already
+            return self.metadata_values
+        metadata = self.metadata
+        return json_loads_fast(json_dumps({key: metadata[key] for key in keys if key in metadata}))  # type: ignore[no-any-return]
 
     @property
     def frame_index_text(self) -> str:

@@ -9,6 +9,7 @@ and writing an instance twice changes nothing (the reindex relies on both).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -17,9 +18,10 @@ from django.db import connection
 
 from dicomsvc.sqlbatch import Statement, statements_joined, statements_run
 from studies.dicom.dicomjson import json_loads_fast
+from studies.dicom.reader import ParsedInstance
 from studies.eqt.models import TEXT_VALUE_LENGTH, ExtendedQueryTag, ExtendedQueryTagValue, TagLevel, TagStatus
 from studies.eqt.tags import TagDef, tags_cached
-from studies.eqt.values import IndexValue, value_read
+from studies.eqt.values import IndexValue, private_creator_key, value_read
 from studies.models import Instance
 
 TABLE = ExtendedQueryTagValue._meta.db_table
@@ -51,6 +53,19 @@ def extended_read(*, metadata: dict[str, Any], tags: tuple[TagDef, ...]) -> Exte
         elif read.value is not None:
             values.append((tag, read.value))
     return ExtendedRead(tags=tags, values=tuple(values), errors=tuple(errors), multiple=multiple)
+
+
+@functools.lru_cache(maxsize=16)
+def _tag_keys(tags: tuple[TagDef, ...]) -> frozenset[str]:
+    """The DICOM JSON keys `value_read` looks at for `tags`: each tag's, and a private one's creator."""
+    return frozenset(f"{tag.tag:08X}" for tag in tags) | {
+        private_creator_key(tag.tag) for tag in tags if tag.private_creator
+    }
+
+
+def parsed_extended_read(*, parsed: ParsedInstance, tags: tuple[TagDef, ...]) -> ExtendedRead:
+    """`extended_read` of an instance being stored, decoding only the attributes the tags read."""
+    return extended_read(metadata=parsed.metadata_values_of(_tag_keys(tags)), tags=tags)
 
 
 @dataclass(frozen=True)
@@ -115,7 +130,7 @@ class StoredItem(Protocol):
     watermark: int
 
     @property
-    def parsed(self) -> Any: ...
+    def parsed(self) -> ParsedInstance: ...
 
 
 def store_statements(items: Sequence[StoredItem]) -> list[Statement]:
@@ -131,7 +146,7 @@ def store_statements(items: Sequence[StoredItem]) -> list[Statement]:
     for item in items:
         read: ExtendedRead | None = item.parsed.extended
         if read is None or read.tags != tags:
-            read = extended_read(metadata=item.parsed.metadata_values, tags=tags)
+            read = parsed_extended_read(parsed=item.parsed, tags=tags)
         owner = Owner(item.partition_id, item.study_id, item.series_id, item.instance_id or 0, item.watermark)
         rows += [(owner, tag, value) for tag, value in read.values]
     return values_upsert_statements(rows)

@@ -17,7 +17,7 @@ from studies.dicom.reader import INDEXED, REQUIRED_UIDS, NotDicom, ParsedInstanc
 from studies.dicom.streams import FileSlice
 from studies.dicom.transfer_syntaxes import IMPLICIT_VR_LITTLE_ENDIAN
 from studies.dicom.uids import UID_INVALID_REASON
-from studies.eqt.index import extended_read
+from studies.eqt.index import parsed_extended_read
 from studies.eqt.tags import TagDef, tags_cached
 from studies.services.store import InstanceAlreadyExists, InstancePending, instances_store
 
@@ -156,7 +156,7 @@ def _validate_extended(
 ) -> None:
     """Read the extended query tag values: an invalid one fails the instance in v1 (as Microsoft's
     server does); in v2 it is left out of the index with a warning."""
-    read = extended_read(metadata=parsed.metadata_values, tags=tags)
+    read = parsed_extended_read(parsed=parsed, tags=tags)
     parsed.extended = read
     if not read.errors:
         return
