@@ -57,31 +57,35 @@ def _postgres_run(statements: Sequence[Statement]) -> list[Rows]:
 AFTER_FIRST = " /* after the first */"
 
 
-def statements_joined(statements: Sequence[Statement], *, first_rows: int | None = None) -> Statement:
-    """PostgreSQL: `statements` as one statement, which costs the client one instead of several.
+def statements_joined(statements: Sequence[Statement], *, first_rows: int | None = None) -> list[Statement]:
+    """`statements` as one statement on PostgreSQL, which costs the client one instead of several.
 
     All but the last become WITH queries, the last the main query, whose rows the statement
-    returns. PostgreSQL runs data-modifying WITH queries in no set order and on one snapshot,
-    so the statements must not read each other's writes. With `first_rows`, the first one is a
-    SELECT (typically taking row locks), and a statement that must run after it has AFTER_FIRST
-    in its WHERE clause: there it becomes a condition on the first's row count, which
-    PostgreSQL computes once, before the statement touches a row, and the statement writes only
-    when the first returned `first_rows` rows.
+    returns. PostgreSQL runs data-modifying WITH queries in no set order and on the one snapshot
+    taken when the statement starts, so the statements must not read each other's writes, nor
+    rows another transaction may commit while the statement waits for a lock (an UPDATE or an
+    upsert follows a concurrently changed row to its newest version; a DELETE or a NOT EXISTS
+    does not see a row inserted since the snapshot). With `first_rows`, the first statement is
+    a SELECT (typically taking row locks) and one that must run after it has AFTER_FIRST in its
+    WHERE clause: there it becomes a condition on the first's row count, which PostgreSQL
+    computes once, before the statement touches a row, and the statement writes only when the
+    first returned `first_rows` rows.
 
     psycopg caches the parsing of a statement of at most 50 parameters and 4096 characters
     (`psycopg._queries.MAX_CACHED_STATEMENT_*`); a longer one is parsed on every run, which can
     cost more than the statements it saves.
+
+    Elsewhere the statements are returned as they are, to run one after another: SQLite
+    serialises write transactions as a whole, so no statement has a lock to wait for.
     """
-    if connection.vendor != "postgresql":
-        raise RuntimeError("statements_joined makes PostgreSQL's data-modifying WITH queries")
+    if connection.vendor != "postgresql" or len(statements) < 2:
+        return list(statements)
     if any(sql.lstrip()[:4].upper() == "WITH" for sql, _params in statements):
         raise ValueError("a joined statement cannot have WITH queries of its own")
     gate = "" if first_rows is None else f" AND (SELECT count(*) FROM q0) = {int(first_rows)}"
     *queries, (main_sql, main_params) = [(sql.replace(AFTER_FIRST, gate), params) for sql, params in statements]
-    if not queries:
-        return main_sql, main_params
     ctes = ", ".join(f"q{n} AS ({sql})" for n, (sql, _params) in enumerate(queries))
-    return f"WITH {ctes} {main_sql}", [param for _sql, params in queries for param in params] + list(main_params)
+    return [(f"WITH {ctes} {main_sql}", [param for _sql, params in queries for param in params] + list(main_params))]
 
 
 def _run(statements: Sequence[Statement]) -> list[Rows]:

@@ -144,8 +144,9 @@ def _joined(first_rows: int) -> list[list[tuple[object, ...]]]:
         ],
         first_rows=first_rows,
     )  # fmt: skip
+    assert len(joined) == 1
     with transaction.atomic():
-        return statements_run([joined])
+        return statements_run(joined)
 
 
 @postgres_only

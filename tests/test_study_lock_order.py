@@ -19,9 +19,12 @@ import pytest
 from django.db import connection, transaction
 from pydicom.uid import generate_uid
 
+from dicomsvc.dicom_values import pn_search_form
+from dicomsvc.sqlbatch import statements_joined, statements_run
 from partitions.services import partition_default
 from studies.eqt.reindex import reindex_batch
-from studies.models import Instance, Study
+from studies.models import Instance, PersonNameWord, Study
+from studies.services.person_names import person_name_words_statements
 from studies.services.study_update import study_update_release, study_update_reserve
 from tests.helpers import dicom_bytes, store
 
@@ -103,3 +106,38 @@ def test_a_reindex_batch_waits_for_the_study_before_its_rows(client) -> None:  #
     batch = _assert_waits_for_study(study_uid, lambda: reindex_batch(tags=(), after=0, limit=100))
     watermarks = sorted(Instance.objects.filter(study_instance_uid=study_uid).values_list("watermark", flat=True))
     assert (batch.read, batch.indexed, batch.last) == (3, 3, watermarks[-1])
+
+
+def test_a_store_that_waited_for_the_study_rewrites_the_name_words_written_meanwhile(client) -> None:  # noqa: ANN001
+    """The commit reads the study's name word rows only once it holds the study: a committer
+    that held it first and wrote another name's words is seen, and its words replaced."""
+    study_uid = generate_uid()
+    (first,) = store(dicom_bytes(StudyInstanceUID=study_uid, PatientName="ALPHA^ONE"))
+    outcome: dict[str, Any] = {}
+
+    def later_store() -> None:
+        try:
+            outcome["result"] = store(dicom_bytes(StudyInstanceUID=study_uid, PatientName="CHARLIE^THREE"))
+        except BaseException as exc:  # reported below
+            outcome["result"] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=later_store)
+    with transaction.atomic():
+        # As a concurrent store's commit does: the study FOR NO KEY UPDATE, then its name's words.
+        Study.objects.select_for_update(no_key=True).get(pk=first.study_id)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not _waiting_for_lock() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _waiting_for_lock(), f"the store did not wait for the study: {outcome.get('result')!r}"
+        columns = {"patient_name_search": pn_search_form("BRAVO^TWO")}
+        statements_run(statements_joined(
+            person_name_words_statements(partition_id=first.partition_id, study_id=first.study_id, columns=columns)
+        ))  # fmt: skip
+        Study.objects.filter(pk=first.study_id).update(**columns)
+    thread.join(timeout=30)
+    assert not isinstance(outcome["result"], BaseException), outcome["result"]
+    words = set(PersonNameWord.objects.filter(study_id=first.study_id).values_list("word", "name"))
+    assert words == {("charlie", "charlie three"), ("three", "charlie three")}

@@ -14,8 +14,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from django.db import connection
-
 from dicomsvc.sqlbatch import Statement, statements_joined, statements_run
 from studies.dicom.dicomjson import json_loads_fast
 from studies.dicom.reader import ParsedInstance
@@ -115,9 +113,7 @@ def values_upsert_statements(rows: Iterable[tuple[Owner, TagDef, IndexValue]]) -
             f"WHERE {TABLE}.watermark < excluded.watermark",
             [*params, TagStatus.DELETING.value],
         ))
-    if len(statements) > 1 and connection.vendor == "postgresql":
-        return [statements_joined(statements)]
-    return statements
+    return statements_joined(statements)
 
 
 class StoredItem(Protocol):

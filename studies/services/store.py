@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from changefeed.models import ChangeAction, ChangeFeedEntry
 from changefeed.services import changefeed_statements
-from dicomsvc.sqlbatch import Statement, statements_run
+from dicomsvc.sqlbatch import Statement, statements_joined, statements_run
 from partitions.models import Partition
 from studies.blobstore import blob_name, blob_write
 from studies.dicom.reader import ParsedInstance, parsed_indexed_columns
@@ -238,21 +238,28 @@ def _commit_statements_run(*, items: list[_Item]) -> set[int]:
         by_series[item.series_id].append(item)
         by_study[item.study_id].append(item)
     ids = [cast(int, item.instance_id) for item in items]  # reserved: set
-    then: list[Statement] = []
+    series_updates: list[Statement] = []
     for series_id, group in by_series.items():
         columns = parsed_indexed_columns(group[-1].parsed)["series"]  # the newest instance's values
-        then.append(rows.series_update(series_id=series_id, added=len(group), columns=columns, now=now))
+        series_updates.append(rows.series_update(series_id=series_id, added=len(group), columns=columns, now=now))
     study_updates: list[Statement] = []
     for study_id, group in by_study.items():
         columns = parsed_indexed_columns(group[-1].parsed)["study"]
-        then += person_name_words_statements(partition_id=group[0].partition_id, study_id=study_id, columns=columns)
+        # The name word rows are read and deleted, so only once the first statement holds the
+        # study locks (a statement's snapshot is taken when it starts, `statements_joined`).
+        study_updates += person_name_words_statements(
+            partition_id=group[0].partition_id, study_id=study_id, columns=columns
+        )
+        # The counters are recounted from the series rows the first statement updated.
         study_updates.append(rows.study_update(study_id=study_id, columns=columns, now=now))
-    # The study counters are recounted from the series rows the first statement updated; the
-    # projections rewrite rows the flip writes, which one statement may not do twice. The tag
-    # values are a statement of their own, which keeps both short enough for psycopg's cache.
-    statements = [*rows.instances_flip(ids=ids, study_ids=by_study, now=now, then=then), *study_updates]
-    statements += extended_index.store_statements(items)  # extended query tags: none when no tag is defined
-    statements += _projections_renewed(items)
+    statements = [
+        *rows.instances_flip(ids=ids, study_ids=by_study, now=now, then=series_updates),
+        *statements_joined(study_updates),
+        # A statement of its own, which keeps each under psycopg's parse cache limit.
+        *extended_index.store_statements(items),  # extended query tags: none when no tag is defined
+        # The projections rewrite rows the flip writes, which one statement may not do twice.
+        *_projections_renewed(items),
+    ]
     statements += changefeed_statements(
         entries=[
             ChangeFeedEntry(

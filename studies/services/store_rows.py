@@ -256,7 +256,7 @@ def instances_flip(
         return [flip, *then]
     studies = sorted(set(study_ids))
     locked = f"SELECT id FROM {STUDY} WHERE id IN ({_placeholders(len(studies))}) ORDER BY id{lock}"
-    return [statements_joined([(locked, studies), *then, flip], first_rows=len(studies))]
+    return statements_joined([(locked, studies), *then, flip], first_rows=len(studies))
 
 
 def _assignments(columns: dict[str, Any]) -> tuple[str, list[Any]]:

@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from changefeed.models import ChangeAction, ChangeFeedEntry
 from changefeed.services import changefeed_append
-from dicomsvc.sqlbatch import statements_run
+from dicomsvc.sqlbatch import statements_joined, statements_run
 from partitions.models import Partition
 from studies.blobstore import blob_name, blob_open, blob_write
 from studies.dicom.changeset import ChangeSet
@@ -188,7 +188,9 @@ def study_update_switch(
     instances_index_updated(instance_ids=[item.pk for item in result.switched])
     if study is not None and result.switched and columns:
         statements_run(  # fuzzy QIDO reads these rows
-            person_name_words_statements(partition_id=study.partition_id, study_id=study.pk, columns=columns)
+            statements_joined(
+                person_name_words_statements(partition_id=study.partition_id, study_id=study.pk, columns=columns)
+            )
         )
         Study.objects.filter(pk=study.pk).update(updated_at=now, **columns)
     orphans_queue(names=result.removals, reason="bulk update: replaced version")
