@@ -53,26 +53,40 @@ def _instance_rows_free(study_uid: str) -> bool:
     return True
 
 
-def _assert_waits_for_study(study_uid: str, writer: Callable[[], Any]) -> Any:
-    """Hold the study as a DELETE does while `writer` runs in its own transaction; its result."""
-    outcome: dict[str, Any] = {}
+def _started(work: Callable[[], Any], outcome: dict[str, Any]) -> threading.Thread:
+    """`work` run in a thread of its own (its own connection); its result or exception in `outcome`,
+    once the thread is waiting for a lock (or ended, or 30 s passed)."""
 
     def run() -> None:
         try:
-            with transaction.atomic():
-                outcome["result"] = writer()
-        except BaseException as exc:  # reported below
+            outcome["result"] = work()
+        except BaseException as exc:  # reported by the caller
             outcome["result"] = exc
         finally:
             connection.close()
 
     thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while thread.is_alive() and not _waiting_for_lock() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return thread
+
+
+def _in_transaction(writer: Callable[[], Any]) -> Callable[[], Any]:
+    def run() -> Any:
+        with transaction.atomic():
+            return writer()
+
+    return run
+
+
+def _assert_waits_for_study(study_uid: str, writer: Callable[[], Any]) -> Any:
+    """Hold the study as a DELETE does while `writer` runs in its own transaction; its result."""
+    outcome: dict[str, Any] = {}
     with transaction.atomic():
         Study.objects.select_for_update().get(study_instance_uid=study_uid)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while thread.is_alive() and not _waiting_for_lock() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        thread = _started(_in_transaction(writer), outcome)
         assert thread.is_alive(), f"the writer did not wait for the study row: {outcome.get('result')!r}"
         assert _waiting_for_lock()
     # The DELETE's transaction ended (here: without deleting); the writer goes on.
@@ -114,23 +128,12 @@ def test_a_store_that_waited_for_the_study_rewrites_the_name_words_written_meanw
     study_uid = generate_uid()
     (first,) = store(dicom_bytes(StudyInstanceUID=study_uid, PatientName="ALPHA^ONE"))
     outcome: dict[str, Any] = {}
-
-    def later_store() -> None:
-        try:
-            outcome["result"] = store(dicom_bytes(StudyInstanceUID=study_uid, PatientName="CHARLIE^THREE"))
-        except BaseException as exc:  # reported below
-            outcome["result"] = exc
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=later_store)
     with transaction.atomic():
         # As a concurrent store's commit does: the study FOR NO KEY UPDATE, then its name's words.
         Study.objects.select_for_update(no_key=True).get(pk=first.study_id)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not _waiting_for_lock() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        thread = _started(
+            lambda: store(dicom_bytes(StudyInstanceUID=study_uid, PatientName="CHARLIE^THREE")), outcome
+        )
         assert _waiting_for_lock(), f"the store did not wait for the study: {outcome.get('result')!r}"
         columns = {"patient_name_search": pn_search_form("BRAVO^TWO")}
         statements_run(statements_joined(
