@@ -82,8 +82,25 @@ def series_find(*, partition_id: int, keys: Iterable[tuple[str, str]]) -> dict[t
     return {key: ids for key, ids in found.items() if key in keys}
 
 
+_PER_ROW = object()
+
+
+@functools.cache
+def _constant_default(field: Field[Any, Any], vendor: str) -> Any:
+    """The database value of `field`'s default when every new row gets the same one (a constant
+    default, or NULL), else _PER_ROW (a callable default, the time of the write, or none)."""
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False) or callable(field.default):
+        return _PER_ROW
+    if field.has_default():
+        return field.get_db_prep_save(field.get_default(), connection)
+    return None if field.null else _PER_ROW
+
+
 def _column_default(model: type[Model], field: Field[Any, Any], now: dt.datetime) -> Any:
     """The database value of a column a new row is not given: the model's default for it."""
+    constant = _constant_default(field, connection.vendor)
+    if constant is not _PER_ROW:
+        return constant
     if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
         value = now
     elif field.has_default():
@@ -95,15 +112,29 @@ def _column_default(model: type[Model], field: Field[Any, Any], now: dt.datetime
     return field.get_db_prep_save(value, connection)
 
 
-def _new_row(model: type[Model], values: dict[str, Any], now: dt.datetime) -> tuple[list[str], list[Any]]:
-    """Columns and parameters of a new row: `values`, every other column from the model's defaults."""
-    columns, params = [], []
+@functools.cache
+def _row_slots(model: type[Model], given: frozenset[str], vendor: str) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """The columns of a new `model` row given values for the fields `given`, and for each column
+    where its value comes from: the field's attname (given), a constant default, or the field."""
+    columns, slots = [], []
     for field in model._meta.concrete_fields:
         if field.primary_key:
             continue
         columns.append(cast(str, field.column))  # concrete: it has a column
-        params.append(_adapt(values[field.attname]) if field.attname in values else _column_default(model, field, now))
-    return columns, params
+        constant = _constant_default(field, vendor)
+        slots.append(field.attname if field.attname in given else field if constant is _PER_ROW else (constant,))
+    return tuple(columns), tuple(slots)
+
+
+def _new_row(model: type[Model], values: dict[str, Any], now: dt.datetime) -> tuple[list[str], list[Any]]:
+    """Columns and parameters of a new row: `values`, every other column from the model's defaults."""
+    columns, slots = _row_slots(model, frozenset(values), connection.vendor)
+    params = [
+        _adapt(values[slot]) if isinstance(slot, str) else slot[0] if isinstance(slot, tuple)
+        else _column_default(model, slot, now)
+        for slot in slots
+    ]  # fmt: skip
+    return list(columns), params
 
 
 def studies_series_create(*, partition_id: int, keys: Iterable[tuple[str, str]], now: dt.datetime) -> list[Statement]:
