@@ -20,6 +20,7 @@ from changefeed.selectors import changefeed_queryset, changefeed_state_q
 from changefeed.wire import entry_json_text
 from dicomsvc.admin_tools import WATERMARK_HELP, explained, list_error
 from partitions.admin_tools import PartitionedTableAdmin
+from studies.admin import list_link
 
 if TYPE_CHECKING:
     from changefeed.selectors import AnnotatedEntry
@@ -158,7 +159,7 @@ class ChangeFeedEntryAdmin(PartitionedTableAdmin):
     def uid_links(self, entry: ChangeFeedEntry) -> SafeString:
         """Each UID links to its list searched for it (the exact-UID search, index-backed)."""
         links = [
-            format_html('<a href="{}?q={}">{}</a>', reverse(f"admin:studies_{model}_changelist"), uid, uid)
+            list_link(model, f"q={uid}", uid)
             for model, uid in (("study", entry.study_instance_uid), ("series", entry.series_instance_uid),
                                ("instance", entry.sop_instance_uid))
         ]
