@@ -15,6 +15,9 @@ and are never prepared. PgBouncer in front: see `DATABASE_POOL_MAX_SIZE` in the 
 `statements_run` runs inside the caller's transaction; `statement_execute` runs one statement,
 in a transaction or on its own (then it commits by itself). `statements_joined` makes one
 statement of several on PostgreSQL, where each statement costs the client far more than a row.
+`statements_commit` runs a transaction of its own in one round trip on PostgreSQL: BEGIN, the
+statements and COMMIT in one pipeline, instead of Django's `atomic`, whose BEGIN and COMMIT
+cost the client a round trip and a transaction state change each.
 """
 
 from __future__ import annotations
@@ -26,6 +29,30 @@ from django.db import connection, transaction
 
 Statement = tuple[str, Sequence[Any]]
 Rows = list[tuple[Any, ...]]
+
+# What `guard` makes PostgreSQL raise: division_by_zero, which no statement sent here raises otherwise.
+_GUARD_SQLSTATE = "22012"
+
+
+class GuardFailed(Exception):
+    """A statement's `guard` did not hold, so `statements_commit` rolled its transaction back."""
+
+
+def guard(condition: str) -> str:
+    """A WHERE condition that fails its statement, and so its transaction, unless `condition` holds.
+
+    For `statements_commit`, which cannot look at a result before its COMMIT: the statement
+    checks what the caller would have checked. Without row references, PostgreSQL evaluates it
+    once, before the statement returns a row. PostgreSQL only: SQLite's 1 / 0 is NULL."""
+    return f"1 / CAST(({condition}) AS integer) = 1"
+
+
+def _rows(cursor: Any) -> Rows:
+    # The result's status, not `description`, which builds a column object per column.
+    from psycopg import pq
+
+    result = cursor.pgresult
+    return cursor.fetchall() if result is not None and result.status == pq.ExecStatus.TUPLES_OK else []
 
 
 def _postgres_run(statements: Sequence[Statement]) -> list[Rows]:
@@ -46,9 +73,51 @@ def _postgres_run(statements: Sequence[Statement]) -> list[Rows]:
                 with raw.pipeline():
                     for cursor, (sql, params) in zip(cursors, statements, strict=True):
                         cursor.execute(sql, params, prepare=prepare)
-            return [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
+            return [_rows(cursor) for cursor in cursors]
     finally:
         for cursor in cursors:
+            cursor.close()
+
+
+def commit_in_one_round_trip() -> bool:
+    """Whether `statements_commit` can run here: PostgreSQL, outside any transaction."""
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
+def statements_commit(statements: Sequence[Statement]) -> list[Rows]:
+    """Run `statements` as a transaction of their own, committed; the rows each returned.
+
+    BEGIN, the statements and COMMIT go to PostgreSQL as one pipeline: one round trip and one
+    wait for the result of them all. A failing statement makes PostgreSQL skip the rest of the
+    pipeline, the COMMIT included; the transaction is then rolled back here and the error
+    raised (GuardFailed when it was a `guard`). The connection is left outside any transaction,
+    where Django's autocommit mode expects it. Only where `commit_in_one_round_trip()`.
+    """
+    import psycopg
+
+    if not commit_in_one_round_trip():
+        raise RuntimeError("statements_commit runs on PostgreSQL outside a transaction only")
+    connection.ensure_connection()
+    raw = connection.connection
+    prepare = "pool" in connection.settings_dict.get("OPTIONS", {})
+    control, *cursors = [psycopg.Cursor(raw) for _ in range(len(statements) + 1)]
+    try:
+        with connection.wrap_database_errors:
+            try:
+                with raw.pipeline():
+                    control.execute("BEGIN", prepare=False)
+                    for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                        cursor.execute(sql, params, prepare=prepare)
+                    control.execute("COMMIT", prepare=False)
+            except BaseException as exc:
+                if not raw.closed and raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    raw.execute("ROLLBACK")
+                if isinstance(exc, psycopg.Error) and exc.sqlstate == _GUARD_SQLSTATE:
+                    raise GuardFailed(str(exc)) from exc
+                raise
+            return [_rows(cursor) for cursor in cursors]
+    finally:
+        for cursor in (control, *cursors):
             cursor.close()
 
 

@@ -5,8 +5,18 @@ from __future__ import annotations
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from dicomsvc.sqlbatch import AFTER_FIRST, statement_execute, statements_joined, statements_run
+from dicomsvc.sqlbatch import (
+    AFTER_FIRST,
+    GuardFailed,
+    commit_in_one_round_trip,
+    guard,
+    statement_execute,
+    statements_commit,
+    statements_joined,
+    statements_run,
+)
 from partitions.models import Partition
+from tests.helpers.live import test_database_url as database_url
 
 TABLE = Partition._meta.db_table
 
@@ -172,3 +182,65 @@ def test_a_joined_statement_waiting_for_the_first_writes_nothing_when_its_row_co
 def test_statements_with_with_queries_of_their_own_cannot_be_joined():
     with pytest.raises(ValueError, match="WITH queries of its own"):
         statements_joined([("SELECT 1", []), ("with x AS (SELECT 1) SELECT * FROM x", [])], first_rows=1)
+
+
+# --- statements_commit: BEGIN, the statements and COMMIT in one pipeline ------------------
+
+INSERT = f"INSERT INTO {TABLE} (partition_name, created_date) VALUES (%s, %s) RETURNING partition_name"
+NOW = "2026-01-01T00:00:00Z"
+
+
+def _names(prefix: str) -> set[str]:
+    return set(Partition.objects.filter(partition_name__startswith=prefix).values_list("partition_name", flat=True))
+
+
+def _transaction_status() -> str:
+    return connection.connection.info.transaction_status.name
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_commit_in_one_round_trip_commits_and_returns_each_statement_s_rows():
+    assert commit_in_one_round_trip()
+    results = statements_commit([
+        (INSERT, ["commit.a", NOW]),
+        (f"UPDATE {TABLE} SET partition_name = %s WHERE partition_name = %s", ["commit.b", "commit.a"]),
+        (f"SELECT partition_name FROM {TABLE} WHERE partition_name LIKE %s", ["commit.%"]),
+    ])  # fmt: skip
+    assert results == [[("commit.a",)], [], [("commit.b",)]]
+    assert _transaction_status() == "IDLE"  # committed: nothing left open on Django's autocommit connection
+    import psycopg
+
+    with psycopg.connect(database_url()) as other:  # committed: another connection sees it
+        assert other.execute(f"SELECT partition_name FROM {TABLE} WHERE partition_name = 'commit.b'").fetchall()
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_guard_rolls_back_every_statement_and_says_so():
+    taken = f"SELECT 1 WHERE {guard(f'(SELECT count(*) FROM {TABLE} WHERE partition_name LIKE %s) = %s')}"
+    with pytest.raises(GuardFailed, match="division by zero"):
+        statements_commit([(INSERT, ["guard.a", NOW]), (taken, ["guard.%", 2]), (INSERT, ["guard.b", NOW])])
+    assert _names("guard.") == set()
+    assert _transaction_status() == "IDLE"
+    statements_commit([(INSERT, ["guard.a", NOW]), (taken, ["guard.%", 1])])  # the guard holds: committed
+    assert _names("guard.") == {"guard.a"}
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_statement_in_one_round_trip_is_django_s_error_and_rolls_back():
+    with pytest.raises(IntegrityError):
+        statements_commit([(INSERT, ["commit.c", NOW]), (INSERT, ["commit.c", NOW])])
+    assert _names("commit.c") == set()
+    assert _transaction_status() == "IDLE"
+    assert statement_execute("SELECT 1", []) == [(1,)]  # the connection stays usable
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_commit_in_one_round_trip_needs_postgresql_and_no_open_transaction():
+    with transaction.atomic():
+        assert not commit_in_one_round_trip()  # inside a transaction its COMMIT would end the caller's
+        with pytest.raises(RuntimeError, match="outside a transaction"):
+            statements_commit([("SELECT 1", [])])
+    assert commit_in_one_round_trip() == (connection.vendor == "postgresql")

@@ -171,6 +171,19 @@ def test_blob_write_failing_midway_leaves_no_file():
 
 @pytest.mark.django_db
 def test_a_row_taken_over_before_the_commit_fails_alone_and_counts_stay_exact(client, monkeypatch):
+    _a_row_taken_over_before_the_commit(client, monkeypatch)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_taken_over_before_a_commit_in_one_round_trip_fails_alone(client, monkeypatch, caplog):
+    # Outside a test's transaction PostgreSQL commits in one round trip (`statements_commit`): the
+    # transaction's own guard fails it, and the commit runs again the careful way.
+    _a_row_taken_over_before_the_commit(client, monkeypatch)
+    guarded = [r for r in caplog.records if "taken over before its commit" in r.getMessage()]
+    assert len(guarded) == (1 if connection.vendor == "postgresql" else 0)
+
+
+def _a_row_taken_over_before_the_commit(client, monkeypatch) -> None:  # noqa: ANN001
     first = dicom_bytes()
     st, se, _ = uids_of(first)
     second = dicom_bytes(StudyInstanceUID=st, SeriesInstanceUID=se)

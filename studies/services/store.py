@@ -30,7 +30,14 @@ from django.utils import timezone
 
 from changefeed.models import ChangeAction, ChangeFeedEntry
 from changefeed.services import changefeed_statements
-from dicomsvc.sqlbatch import Statement, statements_joined, statements_run
+from dicomsvc.sqlbatch import (
+    GuardFailed,
+    Statement,
+    commit_in_one_round_trip,
+    statements_commit,
+    statements_joined,
+    statements_run,
+)
 from partitions.models import Partition
 from studies.blobstore import blob_name, blob_write
 from studies.dicom.reader import ParsedInstance, parsed_indexed_columns
@@ -227,10 +234,32 @@ def _commit_statements_run(*, items: list[_Item]) -> set[int]:
     """One transaction whose statements go to the database at once (`dicomsvc.sqlbatch`).
 
     None of them depends on another's result: counters and ModalitiesInStudy are recounted in
-    SQL, name word rows are rewritten in SQL when the name changed. Only the flip's result is
-    checked, after all ran: the counts assume every row flipped, so if any was taken over as
-    stale meanwhile the transaction is rolled back and the caller commits the rest again.
+    SQL, name word rows are rewritten in SQL when the name changed. The counts assume every row
+    flips: if one was taken over as stale meanwhile, the transaction is rolled back and the
+    caller commits the rest again (`_TakenOver`).
+
+    On PostgreSQL outside a transaction, BEGIN, the statements and COMMIT are one round trip
+    (`statements_commit`), so the flip is checked by a statement of the transaction itself,
+    which fails it (`instances_flipped_guard`). Should that happen, the commit runs again the
+    way it runs elsewhere, in Django's transaction, where the flip's result is read before the
+    COMMIT and says which rows are left to commit.
     """
+    if commit_in_one_round_trip():
+        try:
+            results = statements_commit(_commit_statements(items=items, guarded=True))
+            return {row[0] for row in results[0]}
+        except GuardFailed:
+            logger.info("a reserved row was taken over before its commit; committing the rest")
+    with transaction.atomic():
+        results = statements_run(_commit_statements(items=items, guarded=False))
+        flipped = {row[0] for row in results[0]}
+        if len(flipped) != len(items):
+            raise _TakenOver(flipped)
+    return flipped
+
+
+def _commit_statements(*, items: list[_Item], guarded: bool) -> list[Statement]:
+    """The commit's statements; `guarded`: with the check that every row flipped (PostgreSQL)."""
     now = timezone.now()
     by_series: dict[int, list[_Item]] = defaultdict(list)
     by_study: dict[int, list[_Item]] = defaultdict(list)
@@ -252,6 +281,9 @@ def _commit_statements_run(*, items: list[_Item]) -> set[int]:
         )
         # The counters are recounted from the series rows the first statement updated.
         study_updates.append(rows.study_update(study_id=study_id, columns=columns, now=now))
+    if guarded:
+        # It reads the flip's rows, so not in the flip's own statement.
+        study_updates.append(rows.instances_flipped_guard(ids=ids))
     statements = [
         *rows.instances_flip(ids=ids, study_ids=by_study, now=now, then=series_updates),
         *statements_joined(study_updates),
@@ -260,7 +292,7 @@ def _commit_statements_run(*, items: list[_Item]) -> set[int]:
         # The projections rewrite rows the flip writes, which one statement may not do twice.
         *_projections_renewed(items),
     ]
-    statements += changefeed_statements(
+    return statements + changefeed_statements(
         entries=[
             ChangeFeedEntry(
                 action=ChangeAction.CREATE,
@@ -274,12 +306,6 @@ def _commit_statements_run(*, items: list[_Item]) -> set[int]:
         ],
         now=now,
     )
-    with transaction.atomic():
-        results = statements_run(statements)
-        flipped = {row[0] for row in results[0]}
-        if len(flipped) != len(items):
-            raise _TakenOver(flipped)
-    return flipped
 
 
 def _projections_renewed(items: list[_Item]) -> list[Statement]:
