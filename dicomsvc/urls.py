@@ -31,14 +31,16 @@ global_routes: list[URLPattern | URLResolver] = [
     path("", include("operations.reindex.urls")),
 ]
 
+# Django tries the routes in order on every request: the DICOMweb ones first, the most
+# requested (studies, series, instances) first among them. No two lists share a first segment.
 urlpatterns = [
+    path("v<ver:version>/partitions/<seg:partition_name>/", include(partitioned)),
+    path("v<ver:version>/", include([*partitioned, *global_routes])),
     path("admin/", admin.site.urls),
     # The admin's own CSS/JS (a few small files), so `make run` needs no web server beside
     # it; a reverse proxy may serve STATIC_ROOT (`manage.py collectstatic`) at /static/ instead.
     re_path(r"^static/(?P<path>.*)$", static_serve, {"insecure": True}),
     path("health/check", health_check),
-    path("v<ver:version>/partitions/<seg:partition_name>/", include(partitioned)),
-    path("v<ver:version>/", include([*global_routes, *partitioned])),
 ]
 
 handler404 = "dicomsvc.api.errors.not_found_view"

@@ -331,3 +331,22 @@ def test_every_served_route_has_a_row() -> None:
     assert served - table == set(), "routes without a contract row"
     assert table - served == set(), "rows for routes Django does not serve"
     assert len(table) == len(ROUTES), "a route has two rows"
+
+
+def test_partitioned_and_global_routes_share_no_first_segment() -> None:
+    # dicomsvc.urls tries the partitioned routes first; a global route whose first segment a
+    # partitioned one also has could be shadowed by it.
+    from dicomsvc import urls
+
+    def first_segments(patterns: list[Any]) -> set[str]:
+        segments = set()
+        for pattern in patterns:
+            if hasattr(pattern, "url_patterns"):
+                segments |= {f"{pattern.pattern}{s}".split("/")[0] for s in first_segments(pattern.url_patterns)}
+            else:
+                segments.add(str(pattern.pattern).split("/")[0])
+        return segments
+
+    partitioned, global_ = first_segments(urls.partitioned), first_segments(urls.global_routes)
+    assert "studies" in partitioned and "changefeed" in global_
+    assert partitioned & global_ == set()
