@@ -38,9 +38,10 @@ def changefeed_append(*, entries: list[ChangeFeedEntry]) -> None:
     one, so (timestamp, sequence) order equals sequence order even if clocks of two app
     servers disagree or the clock steps back: v2 readers get the same guarantee.
 
-    The lock is taken last, so the serialised stretch is only this insert and the
-    commit. SQLite (IMMEDIATE transactions) serialises writers for the whole transaction
-    already.
+    The lock is taken after every other lock of the transaction (one order for all writers),
+    so the serialised stretch is short: here only this insert and the commit; the store's
+    commit takes it in its second statement (`changefeed_lock_statement`). SQLite (IMMEDIATE
+    transactions) serialises writers for the whole transaction already.
     """
     if not entries:
         return
@@ -49,9 +50,17 @@ def changefeed_append(*, entries: list[ChangeFeedEntry]) -> None:
     statements_run(changefeed_statements(entries=entries, now=timezone.now()))
 
 
-def changefeed_statements(*, entries: list[ChangeFeedEntry], now: dt.datetime) -> list[Statement]:
+def changefeed_lock_statement() -> Statement | None:
+    """The statement that takes the feed's lock (PostgreSQL; None elsewhere), for a caller that
+    takes it before `changefeed_statements(locked=True)`, in an earlier statement of the same
+    transaction, once it holds every other lock it will take (one order for all writers)."""
+    return ("SELECT pg_advisory_xact_lock(%s)", [_FEED_LOCK_ID]) if connection.vendor == "postgresql" else None
+
+
+def changefeed_statements(*, entries: list[ChangeFeedEntry], now: dt.datetime, locked: bool = False) -> list[Statement]:
     """The statements of `changefeed_append`, for callers that send them along with their own
-    (`dicomsvc.sqlbatch`); they must be the last of the transaction, see above.
+    (`dicomsvc.sqlbatch`); they must be the last of the transaction, see above. `locked`: the
+    caller took the lock already (`changefeed_lock_statement`).
 
     The timestamp is `now`, or the newest stored one if that is later: read by a statement
     that runs after the lock, so under READ COMMITTED it sees the previous writer's row.
@@ -62,7 +71,8 @@ def changefeed_statements(*, entries: list[ChangeFeedEntry], now: dt.datetime) -
     stamp = connection.ops.adapt_datetimefield_value(now)
     newest = f"(SELECT MAX(timestamp) FROM {table})"
     if connection.vendor == "postgresql":
-        statements: list[Statement] = [("SELECT pg_advisory_xact_lock(%s)", [_FEED_LOCK_ID])]
+        lock = changefeed_lock_statement()
+        statements: list[Statement] = [] if locked or lock is None else [lock]
         timestamp, stamp_params = f"GREATEST(%s, {newest})", [stamp]  # GREATEST skips NULL
     else:  # Django keeps datetimes as ISO text on SQLite, which compares in time order
         statements = []

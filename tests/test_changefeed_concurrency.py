@@ -149,3 +149,32 @@ def test_a_poller_following_the_feed_sees_every_committed_entry_once():
     assert seen_v2 == committed
     timestamps = list(ChangeFeedEntry.objects.order_by("sequence").values_list("timestamp", flat=True))
     assert timestamps == sorted(timestamps)
+
+
+def test_a_store_commits_only_once_it_holds_the_feed_lock():
+    # The store's commit takes the feed's lock in its second statement (the one round trip of
+    # `sqlbatch.statements_commit`), not by `changefeed_append`: a writer holding the lock makes
+    # it wait, with its instance still invisible, and its entry comes after the writer's.
+    from changefeed.services import changefeed_lock_statement
+    from studies.models import Instance, InstanceStatus
+
+    errors: list[BaseException] = []
+    stored: list[Instance] = []
+    lock = changefeed_lock_statement()
+    assert lock is not None
+    with transaction.atomic():
+        changefeed_append(entries=[entry("held")])  # takes the lock until this block ends
+        thread = in_thread(lambda: stored.extend(store()), errors)
+        deadline = time.monotonic() + 30
+        while not Instance.objects.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)  # the reservation commits by itself, before the commit step
+        time.sleep(0.5)
+        assert thread.is_alive(), errors
+        assert list(Instance.objects.values_list("status", flat=True)) == [InstanceStatus.CREATING]
+    thread.join(30)
+    assert not errors, errors
+    assert Instance.objects.get().status == InstanceStatus.CREATED
+    held, created = ChangeFeedEntry.objects.order_by("sequence")
+    assert held.sop_instance_uid.endswith(".held")
+    assert created.sop_instance_uid == stored[0].sop_instance_uid
+    assert held.timestamp <= created.timestamp

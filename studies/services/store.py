@@ -29,11 +29,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from changefeed.models import ChangeAction, ChangeFeedEntry
-from changefeed.services import changefeed_statements
+from changefeed.services import changefeed_lock_statement, changefeed_statements
 from dicomsvc.sqlbatch import (
     GuardFailed,
     Statement,
     commit_in_one_round_trip,
+    guard,
     statements_commit,
     statements_joined,
     statements_run,
@@ -240,9 +241,9 @@ def _commit_statements_run(*, items: list[_Item]) -> set[int]:
 
     On PostgreSQL outside a transaction, BEGIN, the statements and COMMIT are one round trip
     (`statements_commit`), so the flip is checked by a statement of the transaction itself,
-    which fails it (`instances_flipped_guard`). Should that happen, the commit runs again the
-    way it runs elsewhere, in Django's transaction, where the flip's result is read before the
-    COMMIT and says which rows are left to commit.
+    which fails it (`sqlbatch.guard` of `store_rows.instances_flipped_condition`). Should that
+    happen, the commit runs again the way it runs elsewhere, in Django's transaction, where the
+    flip's result is read before the COMMIT and says which rows are left to commit.
     """
     if commit_in_one_round_trip():
         try:
@@ -259,7 +260,8 @@ def _commit_statements_run(*, items: list[_Item]) -> set[int]:
 
 
 def _commit_statements(*, items: list[_Item], guarded: bool) -> list[Statement]:
-    """The commit's statements; `guarded`: with the check that every row flipped (PostgreSQL)."""
+    """The commit's statements; `guarded`: with the check that every row flipped (PostgreSQL),
+    in the statement that takes the change feed's lock."""
     now = timezone.now()
     by_series: dict[int, list[_Item]] = defaultdict(list)
     by_study: dict[int, list[_Item]] = defaultdict(list)
@@ -281,9 +283,12 @@ def _commit_statements(*, items: list[_Item], guarded: bool) -> list[Statement]:
         )
         # The counters are recounted from the series rows the first statement updated.
         study_updates.append(rows.study_update(study_id=study_id, columns=columns, now=now))
-    if guarded:
-        # It reads the flip's rows, so not in the flip's own statement.
-        study_updates.append(rows.instances_flipped_guard(ids=ids))
+    lock = changefeed_lock_statement() if guarded else None
+    if lock is not None:
+        # The flip's check reads the flip's rows, so not in the flip's own statement; with it,
+        # this statement takes the change feed's lock, after the first took every study lock.
+        condition, params = rows.instances_flipped_condition(ids=ids)
+        study_updates.append((f"{lock[0]} WHERE {guard(condition)}", [*lock[1], *params]))
     statements = [
         *rows.instances_flip(ids=ids, study_ids=by_study, now=now, then=series_updates),
         *statements_joined(study_updates),
@@ -305,6 +310,7 @@ def _commit_statements(*, items: list[_Item], guarded: bool) -> list[Statement]:
             for item in items
         ],
         now=now,
+        locked=lock is not None,
     )
 
 

@@ -19,7 +19,7 @@ from django.db import connection
 from django.db.models import Field, Model
 from django.utils import timezone
 
-from dicomsvc.sqlbatch import AFTER_FIRST, Statement, guard, statement_execute, statements_joined
+from dicomsvc.sqlbatch import AFTER_FIRST, Statement, statement_execute, statements_joined
 from studies.models import Instance, InstanceStatus, Series, Study
 from studies.services.counters import study_counters_sql
 
@@ -290,12 +290,11 @@ def instances_flip(
     return statements_joined([(locked, studies), *then, flip], first_rows=len(studies))
 
 
-def instances_flipped_guard(*, ids: Sequence[int]) -> Statement:
-    """A statement that fails (`dicomsvc.sqlbatch.guard`) unless every one of `ids` is CREATED:
-    run after `instances_flip` in its transaction, it fails the transaction when a row was taken
-    over before the flip."""
+def instances_flipped_condition(*, ids: Sequence[int]) -> Statement:
+    """An SQL condition, true when every one of `ids` is CREATED: what a commit checks after
+    `instances_flip`, in its transaction, as a row taken over before the flip is not flipped."""
     flipped = f"SELECT count(*) FROM {INSTANCE} WHERE id IN ({_placeholders(len(ids))}) AND status = %s"
-    return f"SELECT 1 WHERE {guard(f'({flipped}) = %s')}", [*ids, int(InstanceStatus.CREATED), len(ids)]
+    return f"({flipped}) = %s", [*ids, int(InstanceStatus.CREATED), len(ids)]
 
 
 def _assignments(columns: dict[str, Any]) -> tuple[str, list[Any]]:
