@@ -81,11 +81,8 @@ def _stored_syntax_require(versions: list[StoredVersion], target: str) -> None:
             )
 
 
-def _part(version: StoredVersion, target: str) -> PartSource | StoredPart:
-    stored_type = _stored_type(version)
-    opener = partial(blob_open, name=version.blob_name)
-    if _served_as_stored(version, target):
-        return StoredPart(stored_type, opener, version.file_size)
+def _transcoding_part(version: StoredVersion, stored_type: str) -> PartSource:
+    """A part transcoded to Explicit VR Little Endian when its turn comes."""
 
     async def resolve() -> tuple[str, AsyncIterator[bytes]]:
         try:
@@ -93,7 +90,7 @@ def _part(version: StoredVersion, target: str) -> PartSource | StoredPart:
         except TranscodingNotSupported:
             # The status line has gone out already; serve this part as stored, and say so in
             # its Content-Type, rather than break the whole response.
-            return stored_type, file_chunks(opener)
+            return stored_type, file_chunks(partial(blob_open, name=version.blob_name))
         return f"{DICOM}; transfer-syntax={ELE}", bytes_chunks(data)
 
     return resolve
@@ -146,15 +143,24 @@ def instances_retrieve(
         if not negotiated.multipart:
             return Retrieved(data, content_type)
         parts: list[PartSource | StoredPart] = [partial(_ready, content_type, data)]
+        sizes: list[tuple[str, int]] = []
     elif not negotiated.multipart:
         return _stored(versions[0])
     else:
-        parts = [_part(version, target) for version in versions]
+        # One pass over what may be thousands of instances.
+        parts, sizes = [], []
+        for version in versions:
+            stored_type = _stored_type(version)
+            if _served_as_stored(version, target):
+                parts.append(StoredPart(stored_type, partial(blob_open, name=version.blob_name), version.file_size))
+                sizes.append((stored_type, version.file_size))
+            else:
+                parts.append(_transcoding_part(version, stored_type))
     boundary = new_boundary()
     length = None
-    if all(_served_as_stored(version, target) for version in versions):
+    if len(sizes) == len(versions):
         # Every part's size is known up front: say so, rather than chunk the body.
-        length = multipart_length([(_stored_type(v), v.file_size) for v in versions], boundary)
+        length = multipart_length(sizes, boundary)
     return Retrieved(multipart_stream(parts, boundary), multipart_content_type(DICOM, boundary), length=length)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from dicomsvc.errors import InstanceNotFound, SeriesNotFound, StudyNotFound
 from dicomsvc.sqlbatch import statement_execute
@@ -12,9 +13,8 @@ from studies.models import Instance
 from studies.versions import instance_scope, instance_scope_sql, version_select
 
 
-@dataclass(frozen=True)
-class StoredVersion:
-    """One instance version to serve."""
+class StoredVersion(NamedTuple):
+    """One instance version to serve (a tuple, as `studies.versions.Version`)."""
 
     study_instance_uid: str
     series_instance_uid: str

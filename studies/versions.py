@@ -7,7 +7,7 @@ bulk update and the admin all read through these two functions, so they cannot d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.db.models import Q
 
@@ -43,9 +43,9 @@ def instance_scope_sql(
     return " AND ".join(f"{column} = %s" for column, _ in conditions), [value for _, value in conditions]
 
 
-@dataclass(frozen=True, slots=True)
-class Version:
-    """The stored version a read serves: its blob's watermark and size."""
+class Version(NamedTuple):
+    """The stored version a read serves: its blob's watermark and size (a tuple: built per
+    instance of every retrieve, and a frozen dataclass costs a call per field to build)."""
 
     watermark: int
     file_size: int
