@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 
 Statement = tuple[str, Sequence[Any]]
 Rows = list[tuple[Any, ...]]
@@ -58,15 +58,16 @@ def _rows(cursor: Any) -> Rows:
 def _postgres_run(statements: Sequence[Statement]) -> list[Rows]:
     import psycopg  # only installed where PostgreSQL is used
 
-    connection.ensure_connection()
-    raw = connection.connection
+    db = connections[DEFAULT_DB_ALIAS]  # one look-up: each `connection.x` goes through a proxy
+    db.ensure_connection()
+    raw = db.connection
     # Prepared statements outlive the request only on pooled connections; without the pool
     # (e.g. behind PgBouncer in transaction mode) nothing is prepared.
-    prepare = "pool" in connection.settings_dict.get("OPTIONS", {})
+    prepare = "pool" in db.settings_dict.get("OPTIONS", {})
     # psycopg's own cursor class: Django's cursor factory binds on the client and cannot prepare.
     cursors = [psycopg.Cursor(raw) for _ in statements]
     try:
-        with connection.wrap_database_errors:
+        with db.wrap_database_errors:
             if len(statements) == 1:
                 cursors[0].execute(*statements[0], prepare=prepare)
             else:
@@ -81,44 +82,42 @@ def _postgres_run(statements: Sequence[Statement]) -> list[Rows]:
 
 def commit_in_one_round_trip() -> bool:
     """Whether `statements_commit` can run here: PostgreSQL, outside any transaction."""
-    return connection.vendor == "postgresql" and not connection.in_atomic_block
+    db = connections[DEFAULT_DB_ALIAS]
+    return db.vendor == "postgresql" and not db.in_atomic_block
 
 
-def statements_commit(statements: Sequence[Statement]) -> list[Rows]:
-    """Run `statements` as a transaction of their own, committed; the rows each returned.
+def statements_commit(statements: Sequence[Statement]) -> None:
+    """Run `statements` as a transaction of their own, committed.
 
     BEGIN, the statements and COMMIT go to PostgreSQL as one pipeline: one round trip and one
-    wait for the result of them all. A failing statement makes PostgreSQL skip the rest of the
-    pipeline, the COMMIT included; the transaction is then rolled back here and the error
-    raised (GuardFailed when it was a `guard`). The connection is left outside any transaction,
-    where Django's autocommit mode expects it. Only where `commit_in_one_round_trip()`.
+    wait for them all. No statement's rows come back: what the caller would have checked in
+    them, a statement checks itself (`guard`). A failing statement makes PostgreSQL skip the
+    rest of the pipeline, the COMMIT included; the transaction is then rolled back here and the
+    error raised (GuardFailed when it was a `guard`). The connection is left outside any
+    transaction, where Django's autocommit mode expects it. Only where `commit_in_one_round_trip()`.
     """
     import psycopg
 
     if not commit_in_one_round_trip():
         raise RuntimeError("statements_commit runs on PostgreSQL outside a transaction only")
-    connection.ensure_connection()
-    raw = connection.connection
-    prepare = "pool" in connection.settings_dict.get("OPTIONS", {})
-    control, *cursors = [psycopg.Cursor(raw) for _ in range(len(statements) + 1)]
-    try:
-        with connection.wrap_database_errors:
-            try:
-                with raw.pipeline():
-                    control.execute("BEGIN", prepare=False)
-                    for cursor, (sql, params) in zip(cursors, statements, strict=True):
-                        cursor.execute(sql, params, prepare=prepare)
-                    control.execute("COMMIT", prepare=False)
-            except BaseException as exc:
-                if not raw.closed and raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                    raw.execute("ROLLBACK")
-                if isinstance(exc, psycopg.Error) and exc.sqlstate == _GUARD_SQLSTATE:
-                    raise GuardFailed(str(exc)) from exc
-                raise
-            return [_rows(cursor) for cursor in cursors]
-    finally:
-        for cursor in (control, *cursors):
-            cursor.close()
+    db = connections[DEFAULT_DB_ALIAS]
+    db.ensure_connection()
+    raw = db.connection
+    prepare = "pool" in db.settings_dict.get("OPTIONS", {})
+    # One cursor for them all: in a pipeline each result replaces the one before, unread.
+    with psycopg.Cursor(raw) as cursor, db.wrap_database_errors:
+        try:
+            with raw.pipeline():
+                cursor.execute("BEGIN", prepare=False)
+                for sql, params in statements:
+                    cursor.execute(sql, params, prepare=prepare)
+                cursor.execute("COMMIT", prepare=False)
+        except BaseException as exc:
+            if not raw.closed and raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                raw.execute("ROLLBACK")
+            if isinstance(exc, psycopg.Error) and exc.sqlstate == _GUARD_SQLSTATE:
+                raise GuardFailed(str(exc)) from exc
+            raise
 
 
 # Where a statement joined by `statements_joined` waits for the first one: at the end of its WHERE

@@ -247,8 +247,8 @@ def _commit_statements_run(*, items: list[_Item]) -> set[int]:
     """
     if commit_in_one_round_trip():
         try:
-            results = statements_commit(_commit_statements(items=items, guarded=True))
-            return {row[0] for row in results[0]}
+            statements_commit(_commit_statements(items=items, guarded=True))
+            return {cast(int, item.instance_id) for item in items}  # committed: the guard held
         except GuardFailed:
             logger.info("a reserved row was taken over before its commit; committing the rest")
     with transaction.atomic():
