@@ -31,6 +31,9 @@ def uid_is_valid(value: str) -> bool:
 
 def pn_search_form(value: str) -> str:
     """Case- and accent-folded words of a person name (^ and = separate words), for matching."""
-    decomposed = unicodedata.normalize("NFKD", value)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    if value.isascii():  # most names: NFKD leaves ASCII as it is, and it has no combining marks
+        stripped = value
+    else:
+        decomposed = unicodedata.normalize("NFKD", value)
+        stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return " ".join(stripped.replace("^", " ").replace("=", " ").casefold().split())
