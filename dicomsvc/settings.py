@@ -92,12 +92,8 @@ INSTALLED_APPS = [
 
 # Everything but SecurityMiddleware serves the admin console alone: Django's middleware, passed
 # by on the DICOMweb API, which needs no cookies, sessions or CSRF (dicomsvc/middleware.py).
-# CorsMiddleware (django-cors-headers) is sync- and async-capable and not a MiddlewareMixin, so
-# it runs in the request's one thread hop (dicomsvc/asgi_handler.py), or on the event loop
-# under Django's own ASGI handler; it answers a preflight itself, before any view or DRF
-# authentication runs.
+# With CORS on, django-cors-headers' CorsMiddleware comes first (the CORS section below).
 MIDDLEWARE = [
-    "corsheaders.middleware.CorsMiddleware",
     "dicomsvc.middleware.security_middleware",
     "dicomsvc.middleware.audit_middleware",
     "dicomsvc.middleware.SessionMiddleware",
@@ -216,6 +212,12 @@ CORS_ALLOWED_ORIGINS = [origin for origin in DICOM_CORS_ALLOWED_ORIGINS if origi
 CORS_API_PATHS = r"^/v\d+/"
 # Off, the middleware passes every request by untouched (no Vary: Origin, no preflight answer).
 CORS_URLS_REGEX = CORS_API_PATHS if DICOM_CORS_ALLOWED_ORIGINS else r"(?!)"
+# CorsMiddleware is sync- and async-capable and not a MiddlewareMixin, so it runs in the
+# request's one thread hop (dicomsvc/asgi_handler.py), or on the event loop under Django's own
+# ASGI handler; it answers a preflight itself, before any view or DRF authentication runs. With
+# no allowed origin it would pass every request by, so it is not in the chain at all.
+if DICOM_CORS_ALLOWED_ORIGINS:
+    MIDDLEWARE = ["corsheaders.middleware.CorsMiddleware", *MIDDLEWARE]
 CORS_ALLOW_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 # Named for clarity; `*` adds any other header (Microsoft's X-MS-AZUREDICOM-AUDIT-* audit
 # headers have free names). A `*` never covers Authorization, hence its own entry; it holds for

@@ -27,12 +27,21 @@ VIEWER = "http://127.0.0.1:3000"
 STRANGER = "https://evil.example"
 
 
+CORS_MIDDLEWARE = "corsheaders.middleware.CorsMiddleware"
+
+
+def cors_on(settings, *, allowed: list[str]) -> None:  # noqa: ANN001
+    """What DICOM_CORS_ALLOWED_ORIGINS sets when it is not empty (`*`: any origin)."""
+    settings.CORS_ALLOWED_ORIGINS = [origin for origin in allowed if origin != "*"]
+    settings.CORS_ALLOW_ALL_ORIGINS = "*" in allowed
+    settings.CORS_URLS_REGEX = settings.CORS_API_PATHS
+    settings.MIDDLEWARE = [CORS_MIDDLEWARE, *settings.MIDDLEWARE]
+
+
 @pytest.fixture
 def cors(settings) -> None:  # noqa: ANN001
     """What DICOM_CORS_ALLOWED_ORIGINS=http://127.0.0.1:3000 sets."""
-    settings.CORS_ALLOWED_ORIGINS = [VIEWER]
-    settings.CORS_ALLOW_ALL_ORIGINS = False
-    settings.CORS_URLS_REGEX = settings.CORS_API_PATHS
+    cors_on(settings, allowed=[VIEWER])
 
 
 def preflight(client, url: str, origin: str = VIEWER, method: str = "POST"):  # noqa: ANN001, ANN201
@@ -82,8 +91,7 @@ def test_preflight_lists_methods_headers_and_max_age(client, cors):
 
 
 def test_any_origin_with_a_star(client, settings):
-    settings.CORS_ALLOW_ALL_ORIGINS = True
-    settings.CORS_URLS_REGEX = settings.CORS_API_PATHS
+    cors_on(settings, allowed=["*"])
     response = client.get("/v2/studies", HTTP_ORIGIN=STRANGER)
     assert response["Access-Control-Allow-Origin"] == "*"
     assert "Access-Control-Allow-Credentials" not in response
@@ -92,6 +100,7 @@ def test_any_origin_with_a_star(client, settings):
 def test_off_by_default(client, settings):
     assert settings.DICOM_CORS_ALLOWED_ORIGINS == [] and settings.CORS_ALLOWED_ORIGINS == []
     assert not settings.CORS_ALLOW_ALL_ORIGINS
+    assert CORS_MIDDLEWARE not in settings.MIDDLEWARE  # nothing to do, so not in the chain
     response = client.get("/v2/studies", HTTP_ORIGIN=VIEWER)
     assert not [name for name in response.headers if name.lower().startswith("access-control-")]
     assert "Vary" not in response  # the middleware passed the request by
@@ -100,8 +109,7 @@ def test_off_by_default(client, settings):
 
 
 def test_the_admin_gets_no_cors_headers(client, settings):
-    settings.CORS_ALLOW_ALL_ORIGINS = True
-    settings.CORS_URLS_REGEX = settings.CORS_API_PATHS
+    cors_on(settings, allowed=["*"])
     for response in (client.get("/admin/login/", HTTP_ORIGIN=VIEWER), preflight(client, "/admin/login/"),
                      client.get("/health/check", HTTP_ORIGIN=VIEWER)):  # fmt: skip
         assert not [name for name in response.headers if name.lower().startswith("access-control-")]
@@ -176,7 +184,8 @@ def test_cors_middleware_is_async_capable_and_takes_no_thread_hop(cors, monkeypa
 
 def test_through_the_asgi_application(cors):
     """The served application (dicomsvc.asgi, its one-hop handler) answers a preflight and adds the headers."""
-    application = importlib.import_module("dicomsvc.asgi").application
+    # Built as the server builds it at start, now that the setting is on (the chain is fixed then).
+    application = importlib.import_module("dicomsvc.asgi").application_build()
 
     async def call(method: str, headers: list[tuple[bytes, bytes]]) -> tuple[int, dict[bytes, bytes]]:
         scope = {
@@ -209,13 +218,15 @@ def test_through_the_asgi_application(cors):
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("", "[] False (?!)"), ("http://a.example:3000,https://b.example", "['http://a.example:3000', 'https://b.example'] False ^/v\\d+/"),
-     ("*", "[] True ^/v\\d+/")],  # fmt: skip
+    [("", "[] False (?!) False"),
+     ("http://a.example:3000,https://b.example", "['http://a.example:3000', 'https://b.example'] False ^/v\\d+/ True"),
+     ("*", "[] True ^/v\\d+/ True")],  # fmt: skip
 )
 def test_the_setting_turns_the_middleware_on(value, expected):
     code = (
         "from django.conf import settings as s; "
-        "print(s.CORS_ALLOWED_ORIGINS, s.CORS_ALLOW_ALL_ORIGINS, s.CORS_URLS_REGEX)"
+        "print(s.CORS_ALLOWED_ORIGINS, s.CORS_ALLOW_ALL_ORIGINS, s.CORS_URLS_REGEX, "
+        "s.MIDDLEWARE[0] == 'corsheaders.middleware.CorsMiddleware')"
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dicomsvc.settings", "DICOM_CORS_ALLOWED_ORIGINS": value}
     result = subprocess.run([sys.executable, "-c", f"import django; django.setup(); {code}"], env=env,
