@@ -77,15 +77,10 @@ class ApiASGIHandler(ASGIHandler):
                 await self.send_response(response, send)
             except asyncio.CancelledError:
                 pass  # the client went away while the response was being sent
-            finally:
-                if response.streaming:
-                    await sync_to_async(response.close, thread_sensitive=True)()
             return response
 
-        tasks = [
-            asyncio.create_task(self.listen_for_disconnect(receive)),
-            asyncio.create_task(process_request()),
-        ]
+        responding = asyncio.create_task(process_request())
+        tasks = [asyncio.create_task(self.listen_for_disconnect(receive)), responding]
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in tasks:
             if task.done():
@@ -102,9 +97,15 @@ class ApiASGIHandler(ASGIHandler):
                     await task
                 except asyncio.CancelledError:
                     pass
-        if tasks[1].cancelled():
+        # As Django does, once both tasks ended: closed inside process_request, a streamed
+        # response's close raced the disconnect uvicorn sends once the body is complete, and
+        # lost often, costing a hop for request_finished on top of the close's.
+        if responding.cancelled():
             # No response to close: release the request's resources as Django does.
             await signals.request_finished.asend(sender=self.__class__)
+        elif responding.exception() is None and (response := responding.result()).streaming:
+            # A streamed response once sent (a complete one was closed in `_respond`).
+            await sync_to_async(response.close, thread_sensitive=True)()
         body_file.close()
 
     def _respond(self, scope: dict[str, Any], body_file: BinaryIO) -> HttpResponseBase:

@@ -115,3 +115,43 @@ def test_a_request_takes_one_thread_hop(settings, monkeypatch):
     assert status == 400, body  # the view ran: partitions are off
     assert len(hops) == 1, hops
     assert finished == [1]  # the response was closed inside that one hop
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_streamed_response_is_closed_once_after_it_was_sent(settings, monkeypatch):
+    """A streamed response: the request's hop, the blob read and the close, and request_finished
+    once, even though the client's disconnect (uvicorn sends it once the body is complete) may
+    arrive before the close: it must not cancel the close and send request_finished again."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.core import signals
+
+    from tests.helpers import asgi_get, dicom_bytes, instance_url, store
+
+    data = dicom_bytes()
+    stored = store(data)[0]
+    hops: list[str] = []
+    finished: list[int] = []
+    submit = ThreadPoolExecutor.submit
+
+    def counted(self, fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        hops.append(repr(fn))
+        return submit(self, fn, *args, **kwargs)
+
+    def on_finished(**kwargs):  # noqa: ANN003, ANN202
+        finished.append(len(hops))
+
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", counted)
+    signals.request_finished.connect(on_finished)
+    try:
+        for _ in range(5):  # the race, if any, shows within a few requests
+            hops.clear()
+            finished.clear()
+            status, body = asyncio.run(asgi_get(
+                instance_url(data), accept='multipart/related; type="application/dicom"; transfer-syntax=*'
+            ))  # fmt: skip
+            assert status == 200 and len(body) > stored.file_size
+            assert len(hops) == 3, hops  # the request, the blob read, the close
+            assert finished == [3]  # once, by the close
+    finally:
+        signals.request_finished.disconnect(on_finished)

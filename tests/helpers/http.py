@@ -100,18 +100,21 @@ def store(*files: bytes, partition: str | None = None, status: int = 200) -> lis
     return [stored_in.get(sop_instance_uid=uids_of(data)[2]) for data in files]
 
 
-async def asgi_get(path: str) -> tuple[int, bytes]:
-    """GET `path` through the ASGI application itself (no test client in between)."""
+async def asgi_get(path: str, *, accept: str = "application/json") -> tuple[int, bytes]:
+    """GET `path` through the ASGI application itself (no test client in between). Like uvicorn,
+    `receive` answers `http.disconnect` once the response is complete."""
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
         "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-        "headers": [(b"accept", b"application/json")], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+        "headers": [(b"accept", accept.encode())], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
     }  # fmt: skip
     sent = asyncio.Event()
+    complete = asyncio.Event()
 
     async def receive() -> dict:
         if sent.is_set():
-            await asyncio.sleep(3600)
+            await complete.wait()
+            return {"type": "http.disconnect"}
         sent.set()
         return {"type": "http.request", "body": b"", "more_body": False}
 
@@ -123,6 +126,8 @@ async def asgi_get(path: str) -> tuple[int, bytes]:
             status = message["status"]
         else:
             body += message.get("body", b"")
+            if not message.get("more_body", False):
+                complete.set()
 
     await importlib.import_module("dicomsvc.asgi").application(scope, receive, send)
     return status, body
