@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import inspect
 import io
+from typing import Any
 
 import pytest
 from django.core.exceptions import RequestAborted
@@ -84,74 +85,57 @@ def test_the_request_carries_the_collected_body():
     assert error is None and request.dicom_body is body
 
 
-@pytest.mark.django_db
-def test_a_request_takes_one_thread_hop(settings, monkeypatch):
-    """request_started, the middleware and view, and request_finished of a complete response are
-    one task on a worker thread (Django's own handler submits four)."""
+@pytest.fixture
+def hops(monkeypatch):  # noqa: ANN001, ANN201
+    """Every task submitted to a thread pool (`hops`), and how many there were whenever
+    request_finished was sent (`finished`)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from django.core import signals
 
-    from tests.helpers import asgi_get
-
-    settings.DICOM_ENABLE_DATA_PARTITIONS = False
-    hops: list[str] = []
-    finished: list[int] = []
+    recorded: dict[str, list[Any]] = {"hops": [], "finished": []}
     submit = ThreadPoolExecutor.submit
 
     def counted(self, fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        hops.append(repr(fn))
+        recorded["hops"].append(repr(fn))
         return submit(self, fn, *args, **kwargs)
 
     def on_finished(**kwargs):  # noqa: ANN003, ANN202
-        finished.append(len(hops))
+        recorded["finished"].append(len(recorded["hops"]))
 
     monkeypatch.setattr(ThreadPoolExecutor, "submit", counted)
     signals.request_finished.connect(on_finished)
-    try:
-        status, body = asyncio.run(asgi_get("/v2/partitions"))
-    finally:
-        signals.request_finished.disconnect(on_finished)
+    yield recorded
+    signals.request_finished.disconnect(on_finished)
+
+
+@pytest.mark.django_db
+def test_a_request_takes_one_thread_hop(settings, hops):  # noqa: ANN001
+    """request_started, the middleware and view, and request_finished of a complete response are
+    one task on a worker thread (Django's own handler submits four)."""
+    from tests.helpers import asgi_get
+
+    settings.DICOM_ENABLE_DATA_PARTITIONS = False
+    status, body = asyncio.run(asgi_get("/v2/partitions"))
     assert status == 400, body  # the view ran: partitions are off
-    assert len(hops) == 1, hops
-    assert finished == [1]  # the response was closed inside that one hop
+    assert len(hops["hops"]) == 1, hops
+    assert hops["finished"] == [1]  # the response was closed inside that one hop
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_streamed_response_is_closed_once_after_it_was_sent(settings, monkeypatch):
+def test_a_streamed_response_is_closed_once_after_it_was_sent(hops):  # noqa: ANN001
     """A streamed response: the request's hop, the blob read and the close, and request_finished
     once, even though the client's disconnect (uvicorn sends it once the body is complete) may
     arrive before the close: it must not cancel the close and send request_finished again."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from django.core import signals
-
     from tests.helpers import asgi_get, dicom_bytes, instance_url, store
 
     data = dicom_bytes()
     stored = store(data)[0]
-    hops: list[str] = []
-    finished: list[int] = []
-    submit = ThreadPoolExecutor.submit
-
-    def counted(self, fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        hops.append(repr(fn))
-        return submit(self, fn, *args, **kwargs)
-
-    def on_finished(**kwargs):  # noqa: ANN003, ANN202
-        finished.append(len(hops))
-
-    monkeypatch.setattr(ThreadPoolExecutor, "submit", counted)
-    signals.request_finished.connect(on_finished)
-    try:
-        for _ in range(5):  # the race, if any, shows within a few requests
-            hops.clear()
-            finished.clear()
-            status, body = asyncio.run(asgi_get(
-                instance_url(data), accept='multipart/related; type="application/dicom"; transfer-syntax=*'
-            ))  # fmt: skip
-            assert status == 200 and len(body) > stored.file_size
-            assert len(hops) == 3, hops  # the request, the blob read, the close
-            assert finished == [3]  # once, by the close
-    finally:
-        signals.request_finished.disconnect(on_finished)
+    multipart = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+    for _ in range(5):  # the race, if any, shows within a few requests
+        hops["hops"].clear()
+        hops["finished"].clear()
+        status, body = asyncio.run(asgi_get(instance_url(data), accept=multipart))
+        assert status == 200 and len(body) > stored.file_size
+        assert len(hops["hops"]) == 3, hops  # the request, the blob read, the close
+        assert hops["finished"] == [3]  # once, by the close
