@@ -122,7 +122,9 @@ def test_a_request_takes_one_thread_hop(settings, hops):  # noqa: ANN001
     assert hops["finished"] == [1]  # the response was closed inside that one hop
 
 
-@pytest.mark.django_db(transaction=True)
+# serialized_rollback, as every transactional test that runs before the serialized ones
+# (tests/test_auth_live.py says why).
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_streamed_response_is_closed_once_after_it_was_sent(hops):  # noqa: ANN001
     """A streamed response: the request's hop, the blob read and the close, and request_finished
     once, even though the client's disconnect (uvicorn sends it once the body is complete) may
