@@ -97,9 +97,9 @@ class ApiASGIHandler(ASGIHandler):
                     await task
                 except asyncio.CancelledError:
                     pass
-        # As Django does, once both tasks ended: closed inside process_request, a streamed
-        # response's close raced the disconnect uvicorn sends once the body is complete, and
-        # lost often, costing a hop for request_finished on top of the close's.
+        # As Django does, once both tasks ended: uvicorn sends its disconnect as soon as the body
+        # is complete, which would cancel a close still running in process_request, and
+        # request_finished would then go out in a thread hop of its own.
         if responding.cancelled():
             # No response to close: release the request's resources as Django does.
             await signals.request_finished.asend(sender=self.__class__)

@@ -55,15 +55,19 @@ def _rows(cursor: Any) -> Rows:
     return cursor.fetchall() if result is not None and result.status == pq.ExecStatus.TUPLES_OK else []
 
 
+def _postgres_connection() -> tuple[Any, Any, bool]:
+    """Django's connection, its psycopg connection, and whether statements are prepared."""
+    db = connections[DEFAULT_DB_ALIAS]  # one look-up: each `connection.x` goes through a proxy
+    db.ensure_connection()
+    # Prepared statements outlive the request only on pooled connections; without the pool
+    # (e.g. behind PgBouncer in transaction mode) nothing is prepared.
+    return db, db.connection, "pool" in db.settings_dict.get("OPTIONS", {})
+
+
 def _postgres_run(statements: Sequence[Statement]) -> list[Rows]:
     import psycopg  # only installed where PostgreSQL is used
 
-    db = connections[DEFAULT_DB_ALIAS]  # one look-up: each `connection.x` goes through a proxy
-    db.ensure_connection()
-    raw = db.connection
-    # Prepared statements outlive the request only on pooled connections; without the pool
-    # (e.g. behind PgBouncer in transaction mode) nothing is prepared.
-    prepare = "pool" in db.settings_dict.get("OPTIONS", {})
+    db, raw, prepare = _postgres_connection()
     # psycopg's own cursor class: Django's cursor factory binds on the client and cannot prepare.
     cursors = [psycopg.Cursor(raw) for _ in statements]
     try:
@@ -100,10 +104,7 @@ def statements_commit(statements: Sequence[Statement]) -> None:
 
     if not commit_in_one_round_trip():
         raise RuntimeError("statements_commit runs on PostgreSQL outside a transaction only")
-    db = connections[DEFAULT_DB_ALIAS]
-    db.ensure_connection()
-    raw = db.connection
-    prepare = "pool" in db.settings_dict.get("OPTIONS", {})
+    db, raw, prepare = _postgres_connection()
     # One cursor for them all: in a pipeline each result replaces the one before, unread.
     with psycopg.Cursor(raw) as cursor, db.wrap_database_errors:
         try:

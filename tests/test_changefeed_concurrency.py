@@ -155,13 +155,10 @@ def test_a_store_commits_only_once_it_holds_the_feed_lock():
     # The store's commit takes the feed's lock in its second statement (the one round trip of
     # `sqlbatch.statements_commit`), not by `changefeed_append`: a writer holding the lock makes
     # it wait, with its instance still invisible, and its entry comes after the writer's.
-    from changefeed.services import changefeed_lock_statement
     from studies.models import Instance, InstanceStatus
 
     errors: list[BaseException] = []
     stored: list[Instance] = []
-    lock = changefeed_lock_statement()
-    assert lock is not None
     with transaction.atomic():
         changefeed_append(entries=[entry("held")])  # takes the lock until this block ends
         thread = in_thread(lambda: stored.extend(store()), errors)

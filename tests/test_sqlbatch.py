@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from django.db import IntegrityError, connection, transaction
 
@@ -209,8 +210,6 @@ def test_a_commit_in_one_round_trip_runs_its_statements_in_order_and_commits():
     ])  # fmt: skip
     assert _names("commit.") == {"commit.b", "commit.c"}
     assert _transaction_status() == "IDLE"  # committed: nothing left open on Django's autocommit connection
-    import psycopg
-
     with psycopg.connect(database_url()) as other:  # committed: another connection sees it
         names = other.execute(f"SELECT partition_name FROM {TABLE} WHERE partition_name LIKE 'commit.%'").fetchall()
         assert sorted(names) == [("commit.b",), ("commit.c",)]
