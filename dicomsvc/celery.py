@@ -16,13 +16,19 @@ app.autodiscover_tasks()
 
 
 def broker_dirs_create() -> None:
+    """The filesystem broker's folders, without the partial messages of publishers that died."""
     from django.conf import settings
+
+    from dicomsvc.broker import partials_remove
 
     options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
     for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         folder = options.get(key)
         if isinstance(folder, str):
             os.makedirs(folder, exist_ok=True)
+    outbox = options.get("data_folder_out")
+    if isinstance(outbox, str):
+        partials_remove(outbox)
 
 
 def database_pool_disable() -> None:

@@ -276,6 +276,8 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery ------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+# filesystem:// is kombu's filesystem transport with whole-or-nothing message files (dicomsvc.broker).
+CELERY_BROKER_TRANSPORT = "dicomsvc.broker:Transport" if CELERY_BROKER_URL.startswith("filesystem") else None
 _broker_dir = DICOM_DATA_DIR / "broker"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
     {

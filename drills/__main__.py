@@ -79,7 +79,11 @@ def run_backend(backend: str, *, short: bool, seed: int, data_root: Path) -> Dri
             try:
                 step(drill)
             except Exception as exc:  # a drill that cannot even finish is a failure, not a crash of the run
-                drill.fail(getattr(step, "__name__", "drill"), f"{type(exc).__name__}: {exc}")
+                exited = server.worker_exit()
+                drill.fail(
+                    getattr(step, "__name__", "drill"),
+                    f"{type(exc).__name__}: {exc}" + (f" ({exited})" if exited else ""),
+                )
     finally:
         server.stop()
     drill.report("total", seconds=round(time.monotonic() - started), failures=len(drill.failures))

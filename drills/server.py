@@ -147,6 +147,17 @@ class Server:
         os.killpg(self.worker.pid, signal.SIGKILL)
         self.worker.wait()
 
+    def worker_exit(self) -> str | None:
+        """Why the worker is gone (its exit code and last log error), or None while it runs."""
+        if self.worker is None or self.worker.poll() is None:
+            return None
+        log = self.logs / "worker.log"
+        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+        errors = [line for line in lines if "ERROR/" in line or "CRITICAL/" in line]
+        return f"the worker exited with {self.worker.returncode}" + (
+            f"; its last error: {errors[-1]}" if errors else ""
+        )
+
     def stop(self) -> None:
         for process in (self.web, self.worker):
             if process is not None and process.poll() is None:

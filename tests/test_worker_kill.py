@@ -129,3 +129,29 @@ def test_killed_worker_restarted_finishes_the_update_exactly_once(client, broker
     assert operation.status == OperationStatus.SUCCEEDED
     assert operation.results == {"studyProcessed": 3, "studyUpdated": 3, "studyFailed": 0, "instanceUpdated": 12}
     _assert_updated_once_each(studies, created)
+
+
+@pytest.mark.skipif(not settings.CELERY_BROKER_URL.startswith("filesystem"), reason="the filesystem broker's worker")
+def test_a_worker_goes_on_past_a_torn_message_file_and_runs_the_next_operation(client, broker, tmp_path: Path):
+    # An empty message file first in the queue, as a publisher killed mid-write leaves it
+    # (tests/test_broker.py): kombu's stock transport stopped the worker on it for good.
+    studies = _studies(1)
+    queue_folder = tmp_path / "broker" / "queue"
+    queue_folder.mkdir(parents=True)
+    (queue_folder / "0_torn.celery.msg").write_bytes(b"")
+    log = tmp_path / "worker.log"
+    operation_id = _update(client, studies, "Torn^Past")
+    worker = worker_start(tmp_path, log)
+    try:
+        wait_for(
+            lambda: _finished(operation_id), timeout=60, what="the worker that met the torn file to run the update"
+        )
+        assert worker.poll() is None
+    finally:
+        worker_kill(worker)
+    operation = Operation.objects.get(pk=operation_id)
+    assert operation.status == OperationStatus.SUCCEEDED
+    assert operation.results["instanceUpdated"] == 4
+    text = log.read_text()
+    assert "broker: skipped an unreadable message file of queue 'celery'" in text
+    assert "Unrecoverable error" not in text
