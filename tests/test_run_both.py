@@ -66,6 +66,13 @@ def started(tmp_path: Path) -> Iterator[list[int]]:
                 os.kill(pid, signal.SIGKILL)
 
 
+def _sigint_default() -> None:
+    """SIGINT as a terminal's Ctrl-C finds `make run`: at its default. A test run started as a
+    background job (`cmd &` in a script, as CI may) inherits SIGINT ignored, and a shell cannot
+    trap a signal that was ignored when it started (POSIX), so the script would ignore it too."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(
     tmp_path: Path, started: list[int], web_seconds: float, *, grace: str | None = "1"
 ) -> tuple[subprocess.Popen, list[int]]:
@@ -76,7 +83,9 @@ def _start(
     env = {key: value for key, value in os.environ.items() if key != "RUN_STOP_GRACE_SECONDS"}
     if grace is not None:
         env["RUN_STOP_GRACE_SECONDS"] = grace
-    process = subprocess.Popen([str(SCRIPT), worker, web], env=env, start_new_session=True)
+    process = subprocess.Popen(
+        [str(SCRIPT), worker, web], env=env, start_new_session=True, preexec_fn=_sigint_default
+    )  # fmt: skip
     started.append(process.pid)
     for _ in range(200):
         if (tmp_path / "worker.pids").exists() and (tmp_path / "web.pid").exists():
