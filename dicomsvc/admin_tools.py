@@ -127,6 +127,9 @@ class ErrorsOnPageChangeList(ChangeList):
 
     def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet[Any]:
         try:
+            if any("\x00" in value for _name, values in request.GET.lists() for value in values):
+                # Nothing stored holds one, and PostgreSQL's text refuses it in a query.
+                raise IncorrectLookupParameters("a value holds a NUL character (%00).")
             return super().get_queryset(request, exclude_parameters)
         except IncorrectLookupParameters as exc:
             list_error(request, f"Invalid filter: {exc}" if str(exc) else "Invalid filter.")

@@ -11,7 +11,12 @@ from collections import Counter
 from drills.client import BOUNDARY, DICOM_JSON, STOW_TYPE, Client, instance, multipart, stored_sops
 from drills.common import Drill, consistent
 
-PARAMETERS = ["limit", "offset", "includefield", "StudyDate", "PatientName", "fuzzymatching", "quality", "00100020"]
+PARAMETERS = [
+    "limit", "offset", "includefield", "StudyDate", "PatientName", "fuzzymatching", "quality", "00100020",
+    "PatientID", "AccessionNumber", "StudyDescription", "Modality", "startTime", "ProcedureStepLabel",
+]  # fmt: skip
+# Searches whose path is valid, so the query itself is what gets judged.
+SEARCHES = ["studies", "series", "instances", "workitems", "changefeed", "changefeed/latest", "extendedquerytags"]
 NAMES = ["CT_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm", "JPEG2000.dcm", "SC_rgb_rle_2frame.dcm"]
 
 
@@ -132,6 +137,8 @@ def paths_and_queries(drill: Drill) -> None:
                 for _ in range(rng.randint(1, 3))
             )
         path = "/" + "/".join(parts) + tail + query
+        if query and rng.random() < 0.5:
+            path = f"/v2/{rng.choice(SEARCHES)}{query}"
         response = client.get(path, accept=rng.choice(["*/*", "application/dicom+json", "image/jpeg"]))
         statuses[response.status] += 1
         if response.status >= 500:

@@ -95,6 +95,17 @@ def test_empty_value(client, resource) -> None:  # noqa: ANN001
         )
 
 
+@pytest.mark.parametrize("resource", RESOURCES)
+def test_a_nul_character_in_a_value(client, resource) -> None:  # noqa: ANN001
+    # No DICOM value holds one; PostgreSQL answered 500 to a search for one.
+    name = ACCEPTED[resource]
+    for value in ("a\x00b", "\x00", "P\x00*"):
+        _bad(
+            search(client, RESOURCES[resource], {name: value}),
+            f"Invalid query: the value of '{name}' holds a NUL character (U+0000), which no DICOM value may contain.",
+        )
+
+
 @pytest.mark.parametrize("resource", NON_LIST)
 def test_duplicate_attribute(client, resource) -> None:  # noqa: ANN001
     keyword, tag = NON_LIST[resource]

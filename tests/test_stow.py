@@ -160,6 +160,26 @@ def test_stow_not_dicom_part_is_272_and_others_stored(client):
     assert Instance.objects.filter(status=InstanceStatus.CREATED).count() == 1
 
 
+def test_stow_transfer_syntax_uid_that_is_no_uid_is_272_and_the_part_not_stored(client):
+    # A corrupt file meta, as the drills' fuzzing made one: a NUL inside the Transfer Syntax
+    # UID. PostgreSQL refused the row (an answer of 500); SQLite stored it.
+    data = dicom_bytes()
+    start = data.index(b"1.2.840.10008.1.2.1\x00")
+    garbled = data[:start] + b"1.2.840.10008.1.2\x001\x00" + data[start + 20 :]
+    good = dicom_bytes()
+
+    response = stow(client, [garbled, good])
+
+    assert response.status_code == 202
+    (failed,) = _sq(response.json(), "00081198")
+    assert failed["00081197"]["Value"] == [272]
+    assert failed["00741048"]["Value"][0]["00000902"]["Value"] == [
+        "The DICOM instance is invalid: its Transfer Syntax UID (0002,0010) is not a valid UID."
+    ]
+    assert list(Instance.objects.values_list("sop_instance_uid", flat=True)) == [uids_of(good)[2]]
+    assert list(ChangeFeedEntry.objects.values_list("sop_instance_uid", flat=True)) == [uids_of(good)[2]]
+
+
 @pytest.mark.parametrize("missing", ["SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID"])
 def test_stow_missing_required_uid_is_43264(client, missing):
     data = _without(missing)

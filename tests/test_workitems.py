@@ -353,6 +353,8 @@ def test_search_finds_workitems_by_every_searchable_attribute(client) -> None:  
         ("offset=-1", "The query parameter 'offset' is invalid. The field Offset must be between 0 and 9223372036854775807."),
         ("fuzzymatching=maybe", "The query parameter 'fuzzymatching' is invalid. The value 'maybe' is not valid for FuzzyMatching."),
         ("PatientID=", "Invalid query: AttributeId 'PatientID' has empty string value that is not supported."),
+        ("PatientID=a%00", "Invalid query: the value of 'PatientID' holds a NUL character (U+0000), which no DICOM "
+         "value may contain."),
         ("PatientID=a&PatientID=b", "Invalid QIDO-RS query. Duplicate AttributeId 'PatientID'. Each attribute is only allowed to be specified once."),
         ("includefield=ReferencedRequestSequence.AccessionNumber", "Sequential dicom tags are currently not supported."),
         ("includefield=all,PatientID", "Invalid query: cannot specify included fields in addition to 'all'."),

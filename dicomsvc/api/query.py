@@ -30,6 +30,8 @@ RANGE_ORDER = (
     "Invalid query: specified range '{0}' is invalid for attribute '{1}'. "
     "The first part {2} should be lesser than or equal to the second part {3}."
 )
+# No DICOM value holds a NUL (it only pads a UID inside a file), and PostgreSQL's text refuses it.
+NUL_IN_VALUE = "Invalid query: the value of '{0}' holds a NUL character (U+0000), which no DICOM value may contain."
 INVALID_UID = (
     "Invalid query: specified UID value '{0}' is invalid for attribute '{1}'. "
     "A UID is 1 to 64 characters of digits and '.'."
@@ -91,5 +93,7 @@ def search_parameters_parse(params: Iterable[tuple[str, list[str]]]) -> SearchPa
         elif name == "includefield":
             found.includefield.extend(values)
         else:
+            if any("\x00" in value for value in values):
+                raise InvalidQuery(NUL_IN_VALUE.format(key))
             found.filters.append((key, values))
     return found

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pydicom
 from pydicom.tag import Tag
 
-from dicomsvc.dicom_values import pn_search_form, uid_normalize
+from dicomsvc.dicom_values import pn_search_form, uid_is_valid, uid_normalize
 from studies.dicom.dicomjson import (
     BULK_THRESHOLD_DEFAULT,
     ElementErrors,
@@ -223,6 +223,8 @@ def instance_parse(
     except SequenceTooDeep as exc:
         raise NotDicom(f"The DICOM instance is invalid: {exc}.") from exc
     ts = header.transfer_syntax_uid
+    if not uid_is_valid(ts):  # a corrupt file meta: control characters would reach the row (and PostgreSQL)
+        raise NotDicom("The DICOM instance is invalid: its Transfer Syntax UID (0002,0010) is not a valid UID.")
 
     uids: dict[str, str] = {}
     raw_uids: dict[str, str] = {}
