@@ -254,7 +254,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "dicomsvc.api.errors.exception_handler",
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "dicomsvc.api.negotiation.PassThroughNegotiation",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["dicomsvc.api.json_body.JSONParser"],
     # Both step aside while DICOM_AUTH_ENABLED is false.
     "DEFAULT_AUTHENTICATION_CLASSES": ["dicomsvc.api.auth.BearerAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["dicomsvc.api.auth.DataActionPermission"],

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
+from dicomsvc.api.json_body import json_nul_refuse
 from dicomsvc.errors import InvalidRequestBody
 
 Dataset = dict[str, Any]
@@ -64,6 +65,7 @@ def body_dataset(*, body: bytes) -> Dataset:
         parsed = json.loads(body or b"[]")
     except ValueError:
         raise InvalidRequestBody() from None
+    json_nul_refuse(parsed)
     if isinstance(parsed, list):
         if not parsed:
             raise InvalidRequestBody()
