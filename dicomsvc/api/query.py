@@ -42,6 +42,16 @@ INVALID_UID = (
 _INTEGER = re.compile(r"([+-]?)0*([0-9]{1,19})")
 
 
+# ASCII digits only: str.isdigit() also takes '²', which int() refuses, and int() refuses a
+# number of more than 4,300 digits; either was an answer of 500 where it reached int().
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,10}")
+
+
+def whole_number(text: str) -> int | None:
+    """A number a client wrote as 1 to 10 ASCII digits (frames, sizes, quality); None for anything else."""
+    return int(text) if _WHOLE_NUMBER.fullmatch(text) else None
+
+
 @dataclass
 class SearchParameters:
     limit: int = DEFAULT_LIMIT
@@ -62,7 +72,8 @@ def _single(name: str, values: list[str]) -> str:
     return values[0]
 
 
-def _integer(name: str, field: str, value: str, low: int, high: int) -> int:
+def integer_parameter(name: str, field: str, value: str, low: int, high: int) -> int:
+    """A whole-number query parameter between `low` and `high`, with Microsoft's model-binding messages."""
     match = _INTEGER.fullmatch(value.strip())
     if not match:
         raise parameter_error(name, f"The value '{value}' is not valid for {field}.")
@@ -85,9 +96,9 @@ def search_parameters_parse(params: Iterable[tuple[str, list[str]]]) -> SearchPa
     for key, values in params:
         name = key.lower()
         if name == "limit":
-            found.limit = _integer("limit", "Limit", _single("limit", values), 1, MAX_LIMIT)
+            found.limit = integer_parameter("limit", "Limit", _single("limit", values), 1, MAX_LIMIT)
         elif name == "offset":
-            found.offset = _integer("offset", "Offset", _single("offset", values), 0, MAX_OFFSET)
+            found.offset = integer_parameter("offset", "Offset", _single("offset", values), 0, MAX_OFFSET)
         elif name == "fuzzymatching":
             found.fuzzy = _boolean("fuzzymatching", "FuzzyMatching", _single("fuzzymatching", values))
         elif name == "includefield":

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, ClassVar
 
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from dicomsvc.api.openapi import JSON, PAGING, dicom_schema
+from dicomsvc.api.query import MAX_OFFSET, integer_parameter
 from dicomsvc.api.views import DicomView
-from dicomsvc.errors import BadRequest
 from operations.reindex.services import extended_query_tag_delete, reindex_create
 from operations.reindex.wire import tag_error_json, tag_json
 from operations.wire import operation_reference, operation_url
@@ -19,27 +18,16 @@ from studies.eqt.services import query_status_parse, tag_query_status_set
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 100
-_INTEGER = re.compile(r"[+-]?\d+")
 
 
 def _page(request: Request) -> tuple[int, int]:
     """`limit` (1..200, default 100) and `offset` (>= 0) with Microsoft's model-binding messages."""
-    bounds = {"limit": (1, MAX_LIMIT, DEFAULT_LIMIT), "offset": (0, 2**63 - 1, 0)}
-    found: dict[str, int] = {}
+    bounds = {"limit": (1, MAX_LIMIT, DEFAULT_LIMIT), "offset": (0, MAX_OFFSET, 0)}
     given = {key.lower(): values[0] for key, values in request.query_params.lists()}
-    for name, (low, high, default) in bounds.items():
-        raw = given.get(name)
-        if raw is None:
-            found[name] = default
-            continue
-        field = name.capitalize()
-        if not _INTEGER.fullmatch(raw.strip()):
-            raise BadRequest(f"The query parameter '{name}' is invalid. The value '{raw}' is not valid for {field}.")
-        found[name] = int(raw.strip())
-        if not low <= found[name] <= high:
-            raise BadRequest(
-                f"The query parameter '{name}' is invalid. The field {field} must be between {low} and {high}."
-            )
+    found = {
+        name: default if name not in given else integer_parameter(name, name.capitalize(), given[name], low, high)
+        for name, (low, high, default) in bounds.items()
+    }
     return found["limit"], found["offset"]
 
 

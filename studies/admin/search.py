@@ -19,6 +19,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
 from dicomsvc.admin_tools import list_error
+from dicomsvc.api.query import whole_number
 from dicomsvc.errors import InvalidQuery
 from partitions.models import Partition
 from studies.models import Study
@@ -105,8 +106,9 @@ class StudySearchFilter(admin.ListFilter):
         if self.query is None:
             return queryset
         partitions = Partition.objects.all()
-        if self.partition_key.isdigit():
-            partitions = partitions.filter(pk=int(self.partition_key))
+        key = whole_number(self.partition_key)
+        if key is not None:
+            partitions = partitions.filter(pk=key)
         return queryset.filter(study_search_filter(query=self.query, partitions=list(partitions)))
 
     # django-stubs wants an Iterator; Django only iterates what `choices` returns.

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from dicomsvc.api.query import whole_number
 from dicomsvc.errors import BadRequest
 
 MAX_SIDE = 4096  # bounds the memory a request can ask the server to fill
@@ -28,10 +29,10 @@ class Viewport:
 
 
 def viewport_parse(text: str) -> Viewport:
-    pieces = [piece.strip() for piece in text.split(",")]
-    if len(pieces) not in (2, 6) or not all(piece.isdigit() for piece in pieces):
+    found = [whole_number(piece.strip()) for piece in text.split(",")]
+    numbers = [number for number in found if number is not None]
+    if len(found) not in (2, 6) or len(numbers) != len(found):
         raise BadRequest(VIEWPORT_ERROR.format(text))
-    numbers = [int(piece) for piece in pieces]
     width, height = numbers[:2]
     if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
         raise BadRequest(VIEWPORT_ERROR.format(text))

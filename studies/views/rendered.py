@@ -9,6 +9,7 @@ from rest_framework.request import Request
 
 from dicomsvc.api.mediatypes import accept_headers, accept_parse
 from dicomsvc.api.openapi import ACCEPT, JPEG, PNG, QUALITY, dicom_schema
+from dicomsvc.api.query import whole_number
 from dicomsvc.errors import BadRequest, NotAcceptable
 from partitions.api import PartitionedView
 from studies.retrieve import instance_render
@@ -33,10 +34,10 @@ def rendered_media_type(request: Request) -> str:
 
 
 def _quality(request: Request) -> int:
-    text = request.query_params.get("quality", "100")
-    if not text.isdigit() or not 1 <= int(text) <= 100:
+    quality = whole_number(request.query_params.get("quality", "100"))
+    if quality is None or not 1 <= quality <= 100:
         raise BadRequest(QUALITY_ERROR)
-    return int(text)
+    return quality
 
 
 class RenderedView(PartitionedView):

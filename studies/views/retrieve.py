@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, ClassVar
 
 from django.http import HttpResponse, StreamingHttpResponse
@@ -18,6 +17,7 @@ from dicomsvc.api.openapi import (
     REQUEST_ORIGINAL,
     dicom_schema,
 )
+from dicomsvc.api.query import whole_number
 from dicomsvc.errors import InvalidFrames, NotAcceptable
 from partitions.api import PartitionedView
 from studies.dicom.accept import DICOM, negotiate, negotiate_frames
@@ -40,19 +40,12 @@ def route_instance_uids(kwargs: dict[str, Any]) -> tuple[str, str, str]:
     return study, series, instance
 
 
-# A frame number is at most 10 ASCII digits: NumberOfFrames is an IS (at most 12 characters,
-# a 32-bit integer), and a bound keeps a hostile number from reaching int()'s digit limit.
-_FRAME_NUMBER = re.compile(r"[0-9]{1,10}")
-
-
 def parse_frames(text: str) -> list[int]:
+    """Frame numbers: 1 to 10 ASCII digits each (NumberOfFrames is a 32-bit IS), comma-separated."""
     numbers = []
     for piece in text.split(","):
-        piece = piece.strip()
-        if not _FRAME_NUMBER.fullmatch(piece):
-            raise InvalidFrames()
-        number = int(piece)
-        if number <= 0:
+        number = whole_number(piece.strip())
+        if number is None or number <= 0:
             raise InvalidFrames()
         numbers.append(number)
     if not numbers:

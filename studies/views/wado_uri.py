@@ -19,6 +19,7 @@ from rest_framework.request import Request
 from dicomsvc.api.mediatypes import accept_headers, accept_parse
 from dicomsvc.api.openapi import ACCEPT, JPEG, PNG, dicom_schema
 from dicomsvc.api.openapi import DICOM as DICOM_MEDIA
+from dicomsvc.api.query import whole_number
 from dicomsvc.errors import BadRequest, NotAcceptable
 from partitions.api import PartitionedView
 from studies.dicom.accept import DICOM, SUPPORTED_TARGETS
@@ -45,9 +46,10 @@ def _positive(query: QueryDict, name: str) -> int | None:
     text = _one(query, name)
     if text is None:
         return None
-    if not text.isdigit() or int(text) < 1:
+    number = whole_number(text)
+    if number is None or number < 1:
         raise BadRequest(f"The WADO-URI parameter '{name}' must be a positive integer, not '{text}'.")
-    return int(text)
+    return number
 
 
 def _number(query: QueryDict, name: str) -> float | None:
